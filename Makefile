@@ -1,0 +1,33 @@
+# polarmap-search: `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Rebuilt only when the dependency declarations change, so a second `make setup` does nothing.
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint format demo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/python -m pytest
+
+demo: setup
+	$(BIN)/polarmap demo --out demo-run
+
+clean:
+	rm -rf $(VENV) demo-run .pytest_cache .ruff_cache *.egg-info

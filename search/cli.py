@@ -1,0 +1,48 @@
+"""The `polarmap` command (and its twin, `python -m search`): one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+
+from search.commands import data, demo
+from search.commands.options import UsageError
+from search.data import DataError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="polarmap",
+        description="Hyperparameter and backbone search for transfer-learning classifiers "
+        "of myocardial perfusion SPECT polar maps.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    data.register(commands)
+    demo.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the exit status (0 ok, 1 data problems, 2 usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        getattr(args, "parser", parser).error(str(exc))
+    except DataError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _version() -> str:
+    try:
+        return metadata.version("polarmap-search")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,1 @@
+"""Subcommands of `polarmap`; each module registers its own parsers."""

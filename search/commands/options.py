@@ -1,0 +1,111 @@
+"""Command-line options shared by every command that reads a data set."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from search.data import (
+    DEFAULT_MIN_SIZE,
+    CheckReport,
+    SplitSpec,
+    check_dataset,
+    parse_class_set,
+    parse_mode,
+)
+
+__all__ = ["UsageError", "add_data_options", "check_from_args", "split_from_args"]
+
+
+class UsageError(Exception):
+    """Options that are each valid but do not fit together; `polarmap` exits with status 2."""
+
+
+def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Turn a parser's ValueError into argparse's usage error (exit status 2)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _split_text(text: str) -> str:
+    SplitSpec.parse_fractions(text)  # validate the form now, build with folds and seed later
+    return text
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The data set argument and the options that say how it will be used."""
+    parser.add_argument(
+        "data",
+        metavar="DATA",
+        help="manifest CSV (patient_id, <view>_path..., label, metadata...) or the root "
+        "of a folder-per-class layout (ROOT/<class>/<patient>.png)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=_argtype(parse_class_set),
+        default=None,
+        help="class set: triad (Infarction, Ischemia, Normal), binary (non-CAD, CAD), or "
+        "names in index order such as 'Normal,Abnormal'. Default: triad for a manifest, "
+        "the folder names for class folders",
+    )
+    parser.add_argument(
+        "--mode",
+        type=_argtype(parse_mode),
+        default=None,
+        help="input mode the data will feed: stress, rest, dual, or views joined by '+' "
+        "(rest_nac+stress_nac). Default: every view of the manifest; 'stress' for "
+        "class folders (the view name they are given)",
+    )
+    parser.add_argument(
+        "--split",
+        type=_argtype(_split_text),
+        default="70/15/15",
+        help="train/validation/test percentages, stratified per class (default 70/15/15)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=_argtype(_folds),
+        default=None,
+        help="stratified k-fold over train + validation instead of one validation split; "
+        "the test share of --split is still held out",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    parser.add_argument(
+        "--min-size",
+        type=int,
+        default=DEFAULT_MIN_SIZE,
+        help=f"smallest accepted image side in pixels (default {DEFAULT_MIN_SIZE})",
+    )
+
+
+def _folds(text: str) -> int:
+    folds = int(text)
+    if folds < 2:
+        raise ValueError(f"--folds must be at least 2, got {folds}")
+    return folds
+
+
+def split_from_args(args: argparse.Namespace) -> SplitSpec:
+    try:
+        return SplitSpec.parse(args.split, folds=args.folds, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--split {args.split}: {exc}") from exc
+
+
+def check_from_args(args: argparse.Namespace) -> CheckReport:
+    """Run the data check with the options given on the command line."""
+    return check_dataset(
+        args.data,
+        class_set=args.classes,
+        mode=args.mode,
+        split=split_from_args(args),
+        min_size=args.min_size,
+    )

@@ -1,0 +1,262 @@
+"""The data check that every command runs before spending any compute.
+
+It reads a manifest or a class-folder layout, decodes every image the input mode needs,
+and collects every problem at once, each with its row (or file) and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+
+from search.data.classes import TRIAD, ClassSet
+from search.data.dataset import Dataset, Patient, Record
+from search.data.fingerprint import data_fingerprint
+from search.data.folders import infer_class_set, read_class_folders
+from search.data.images import ImageInfo, ImageProblem, inspect_image
+from search.data.manifest import PATH_SUFFIX, read_manifest
+from search.data.modes import InputMode
+from search.data.problems import DataError, Problem
+from search.data.splits import SplitSpec, feasibility_problems
+
+__all__ = ["DEFAULT_MIN_SIZE", "CheckReport", "check_dataset", "load_dataset"]
+
+DEFAULT_MIN_SIZE = 64  # pixels on the short side; smaller cannot show 17 segments usefully
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What the check found. `dataset` is None when there is any error."""
+
+    source: Path
+    class_set: ClassSet
+    views: tuple[str, ...]
+    records: int
+    problems: list[Problem] = field(default_factory=list)
+    dataset: Dataset | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def load_dataset(path: str | os.PathLike[str], **options) -> Dataset:
+    """Check a data set and return it, or raise `DataError` listing every problem.
+
+    Takes the keyword options of `check_dataset`.
+    """
+    report = check_dataset(path, **options)
+    if report.dataset is None:
+        raise DataError(report.problems, summary=f"{report.source} failed its check")
+    return report.dataset
+
+
+def check_dataset(
+    path: str | os.PathLike[str],
+    *,
+    class_set: ClassSet | None = None,
+    mode: InputMode | None = None,
+    split: SplitSpec | None = None,
+    min_size: int = DEFAULT_MIN_SIZE,
+) -> CheckReport:
+    """Check a manifest CSV, or a folder-per-class root, for everything later steps need.
+
+    Args:
+        path: the manifest file or the root of the class folders.
+        class_set: the classes; default triad for a manifest, the folder names for folders.
+        mode: the input mode to be used; its views must be present for every patient.
+            Default: every view the manifest has.
+        split: the split to be made; every class must be large enough for it. Default 70/15/15.
+        min_size: smallest accepted image side, in pixels.
+    """
+    path = Path(path)
+    split = split or SplitSpec()
+    if path.is_dir():
+        class_set = class_set or infer_class_set(path)
+        view = mode.views[0] if mode else "stress"
+        records, problems = read_class_folders(path, class_set, view)
+        views: tuple[str, ...] = (view,)
+        metadata_columns: tuple[str, ...] = ()
+        if mode and len(mode.views) > 1:
+            problems.append(
+                Problem(
+                    str(path),
+                    f"a class-folder layout holds one view; input mode "
+                    f"'{mode.name}' needs {len(mode.views)}: use a manifest CSV",
+                )
+            )
+    else:
+        class_set = class_set or TRIAD
+        records, views, metadata_columns, problems = read_manifest(path, class_set)
+    needed = mode.views if mode else views
+    problems += _missing_view_columns(path, needed, views, mode, manifest=not path.is_dir())
+    problems += _duplicate_ids(records)
+    problems += _missing_cells(records, needed, mode)
+    infos, image_problems = _inspect_images(records, needed, min_size)
+    problems += image_problems
+    problems += _shared_images(records, infos)
+
+    unique_labelled = {r.patient_id: r.label for r in records if r.label is not None}
+    counts = {
+        name: sum(1 for label in unique_labelled.values() if label == i)
+        for i, name in enumerate(class_set.names)
+    }
+    if records:
+        problems += feasibility_problems(counts, split, source=str(path))
+
+    report = CheckReport(path, class_set, tuple(needed), len(records), problems)
+    if not report.ok:
+        return report
+    patients = tuple(
+        Patient(
+            patient_id=r.patient_id,
+            label=r.label,  # type: ignore[arg-type]  # no errors: every label is known
+            images={v: r.images[v] for v in needed},  # type: ignore[misc]
+            metadata=r.metadata,
+            row=r.row,
+        )
+        for r in records
+    )
+    fingerprint = data_fingerprint(
+        class_set.names,
+        ((p.patient_id, p.label, {v: infos[p.images[v]].sha256 for v in needed}) for p in patients),
+    )
+    dataset = Dataset(path, class_set, tuple(needed), patients, metadata_columns, fingerprint)
+    return CheckReport(path, class_set, tuple(needed), len(records), problems, dataset)
+
+
+def _missing_view_columns(
+    path: Path,
+    needed: tuple[str, ...],
+    views: tuple[str, ...],
+    mode: InputMode | None,
+    manifest: bool,
+) -> list[Problem]:
+    if not manifest or mode is None:
+        return []
+    return [
+        Problem(
+            str(path),
+            f"missing column '{v}{PATH_SUFFIX}': input mode '{mode.name}' "
+            f"needs view '{v}' (the manifest has views: {', '.join(views) or 'none'})",
+            row=1,
+        )
+        for v in needed
+        if v not in views
+    ]
+
+
+def _duplicate_ids(records: list[Record]) -> list[Problem]:
+    first: dict[str, Record] = {}
+    problems = []
+    for record in records:
+        if not record.patient_id:
+            continue
+        if record.patient_id in first:
+            earlier = first[record.patient_id]
+            where = f"row {earlier.row}" if earlier.row is not None else earlier.source
+            problems.append(
+                Problem(
+                    record.source,
+                    f"duplicate patient_id '{record.patient_id}', already "
+                    f"used in {where}; each patient must appear once",
+                    row=record.row,
+                    field="patient_id" if record.row is not None else None,
+                )
+            )
+        else:
+            first[record.patient_id] = record
+    return problems
+
+
+def _missing_cells(
+    records: list[Record], needed: tuple[str, ...], mode: InputMode | None
+) -> list[Problem]:
+    why = f"input mode '{mode.name}'" if mode else "every view of the manifest (narrow with --mode)"
+    return [
+        Problem(
+            r.source,
+            f"no image for view '{view}'; {why} needs one for every patient",
+            row=r.row,
+            field=view + PATH_SUFFIX,
+        )
+        for r in records
+        for view in needed
+        if view in r.images and r.images[view] is None
+    ]
+
+
+def _inspect_images(
+    records: list[Record], needed: tuple[str, ...], min_size: int
+) -> tuple[dict[Path, ImageInfo], list[Problem]]:
+    """Decode each needed image once (in threads: PIL releases the GIL while decoding)."""
+    paths = sorted({r.images[v] for r in records for v in needed if r.images.get(v)})
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        outcomes = dict(zip(paths, pool.map(_try_inspect, paths, repeat(min_size)), strict=True))
+    infos = {p: o for p, o in outcomes.items() if isinstance(o, ImageInfo)}
+    problems = []
+    for record in records:
+        for view in needed:
+            image = record.images.get(view)
+            outcome = outcomes.get(image) if image else None
+            if isinstance(outcome, ImageProblem):
+                problems.append(
+                    Problem(
+                        record.source,
+                        f"{outcome}: {_display(image)}",
+                        row=record.row,
+                        field=view + PATH_SUFFIX if record.row is not None else None,
+                    )
+                )
+    return infos, problems
+
+
+def _try_inspect(path: Path, min_size: int) -> ImageInfo | ImageProblem:
+    try:
+        return inspect_image(path, min_size)
+    except ImageProblem as problem:
+        return problem
+
+
+def _shared_images(records: list[Record], infos: dict[Path, ImageInfo]) -> list[Problem]:
+    """Byte-identical images of different patients: a copy that can leak across splits."""
+    owner: dict[str, Record] = {}
+    problems = []
+    for record in records:
+        for view, image in record.images.items():
+            info = infos.get(image) if image else None
+            if info is None:
+                continue
+            other = owner.setdefault(info.sha256, record)
+            if other is not record and other.patient_id != record.patient_id:
+                where = f"row {other.row}" if other.row is not None else other.source
+                problems.append(
+                    Problem(
+                        record.source,
+                        f"the '{view}' image is byte-identical to an image "
+                        f"of patient '{other.patient_id}' ({where}); a copied image can "
+                        "leak between splits",
+                        row=record.row,
+                        severity="warning",
+                    )
+                )
+    return problems
+
+
+def _display(path: Path) -> str:
+    """The path relative to the working folder when it lies below it, else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,104 @@
+"""The in-memory form of a checked data set: patients, their images and labels.
+
+Both on-disk layouts (manifest CSV, folder per class) are read into `Record`s first,
+which may still be wrong; the check turns the good ones into `Patient`s of a `Dataset`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from search.data.classes import ClassSet
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Dataset", "Patient", "Record"]
+
+
+@dataclass
+class Record:
+    """One patient as read from disk, before the check.
+
+    Args:
+        source: the file the record came from (manifest, or the image in a class folder).
+        row: the manifest row (header = row 1); None for the folder layout.
+        patient_id: as written; may be empty or duplicated until checked.
+        label: class index, or None when the label could not be read.
+        images: view -> absolute image path, or None where the cell was empty.
+        metadata: every other manifest column, as text.
+    """
+
+    source: str
+    row: int | None
+    patient_id: str
+    label: int | None
+    images: dict[str, Path | None]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Patient:
+    """A checked patient: unique id, valid label, and a readable image per view."""
+
+    patient_id: str
+    label: int
+    images: dict[str, Path]
+    metadata: dict[str, str]
+    row: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A data set that passed its check.
+
+    Args:
+        source: the manifest file or the class-folder root.
+        class_set: the classes, in index order.
+        views: the views every patient has images for (the checked input mode's views).
+        patients: in file order.
+        metadata_columns: extra manifest columns kept for subgroup analysis.
+        fingerprint: SHA-256 over patient ids, labels and image bytes; it changes when
+            any of them changes and not when rows are reordered or metadata edited.
+    """
+
+    source: Path
+    class_set: ClassSet
+    views: tuple[str, ...]
+    patients: tuple[Patient, ...]
+    metadata_columns: tuple[str, ...]
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.patients)
+
+    @property
+    def labels(self) -> dict[str, int]:
+        """patient id -> class index."""
+        return {p.patient_id: p.label for p in self.patients}
+
+    def class_counts(self) -> dict[str, int]:
+        """Patients per class name, in class order, zeros included."""
+        counts = Counter(p.label for p in self.patients)
+        return {name: counts.get(i, 0) for i, name in enumerate(self.class_set.names)}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per patient: id, label index and name, `<view>_path`, metadata columns."""
+        import pandas as pd
+
+        rows = []
+        for p in self.patients:
+            row: dict[str, object] = {
+                "patient_id": p.patient_id,
+                "label": p.label,
+                "label_name": self.class_set.names[p.label],
+            }
+            row.update({f"{v}_path": str(p.images[v]) for v in self.views})
+            row.update({c: p.metadata.get(c, "") for c in self.metadata_columns})
+            rows.append(row)
+        columns = ["patient_id", "label", "label_name"]
+        columns += [f"{v}_path" for v in self.views] + list(self.metadata_columns)
+        return pd.DataFrame(rows, columns=columns)

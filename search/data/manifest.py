@@ -1,0 +1,143 @@
+"""Reading a manifest CSV in the first seed's format.
+
+Columns: `patient_id`, one `<view>_path` per view (paths relative to the manifest's
+folder), `label` (class name or index); every other column is patient metadata.
+Row numbers count the header as row 1, as a spreadsheet shows them.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from search.data.classes import ClassSet
+from search.data.dataset import Record
+from search.data.problems import Problem
+
+__all__ = ["PATH_SUFFIX", "read_manifest"]
+
+PATH_SUFFIX = "_path"
+REQUIRED_COLUMNS = ("patient_id", "label")
+
+
+def read_manifest(
+    path: Path, class_set: ClassSet
+) -> tuple[list[Record], tuple[str, ...], tuple[str, ...], list[Problem]]:
+    """Parse the manifest's structure: columns, ids and labels (images are checked later).
+
+    Returns:
+        records, the views its columns offer, the metadata columns, and the problems found.
+    """
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return [], (), (), [Problem(source, "manifest file not found")]
+    except UnicodeDecodeError as exc:
+        return [], (), (), [Problem(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+    except OSError as exc:
+        return [], (), (), [Problem(source, f"cannot read the manifest: {exc.strerror or exc}")]
+
+    reader = csv.reader(text.splitlines(keepends=True))
+    header = next(reader, None)
+    if header is None:
+        return [], (), (), [Problem(source, "the manifest is empty; expected a header row", row=1)]
+    columns = [c.strip() for c in header]
+    problems = _header_problems(source, columns, header_line=text.splitlines()[0])
+    views = tuple(c[: -len(PATH_SUFFIX)] for c in columns if c.endswith(PATH_SUFFIX))
+    metadata_columns = tuple(
+        c for c in columns if c and c not in REQUIRED_COLUMNS and not c.endswith(PATH_SUFFIX)
+    )
+
+    records: list[Record] = []
+    row_start = reader.line_num + 1
+    for cells in reader:
+        row, row_start = row_start, reader.line_num + 1
+        if not any(c.strip() for c in cells):
+            continue  # blank line
+        if len(cells) != len(columns):
+            problems.append(
+                Problem(source, f"has {len(cells)} fields, the header has {len(columns)}", row=row)
+            )
+            continue
+        values = {c: v.strip() for c, v in zip(columns, cells, strict=True)}
+        records.append(_record(source, path.parent, row, values, views, metadata_columns))
+        problems.extend(_row_problems(source, records[-1], values, class_set))
+    if not records:
+        problems.append(Problem(source, "the manifest has a header but no patient rows"))
+    return records, views, metadata_columns, problems
+
+
+def _header_problems(source: str, columns: list[str], header_line: str) -> list[Problem]:
+    problems = []
+    for required in REQUIRED_COLUMNS:
+        if required not in columns:
+            problems.append(Problem(source, f"missing column '{required}'", row=1))
+    if not any(c.endswith(PATH_SUFFIX) for c in columns):
+        problems.append(
+            Problem(
+                source,
+                "no image column: expected one '<view>_path' column per view, "
+                "such as 'rest_path' and 'stress_path'",
+                row=1,
+            )
+        )
+    seen = set()
+    for column in columns:
+        if column in seen:
+            problems.append(Problem(source, f"column '{column}' appears twice", row=1))
+        seen.add(column)
+    if "" in columns:
+        problems.append(Problem(source, "a column has no name", row=1))
+    if problems and "," not in header_line:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in header_line:
+                problems.append(
+                    Problem(source, f"the header is separated by {name}; expected commas", row=1)
+                )
+    return problems
+
+
+def _record(
+    source: str,
+    folder: Path,
+    row: int,
+    values: dict[str, str],
+    views: tuple[str, ...],
+    metadata_columns: tuple[str, ...],
+) -> Record:
+    images: dict[str, Path | None] = {}
+    for view in views:
+        cell = values[view + PATH_SUFFIX]
+        images[view] = (folder / cell).resolve() if cell else None
+    return Record(
+        source=source,
+        row=row,
+        patient_id=values.get("patient_id", ""),
+        label=None,
+        images=images,
+        metadata={c: values[c] for c in metadata_columns},
+    )
+
+
+def _row_problems(
+    source: str, record: Record, values: dict[str, str], class_set: ClassSet
+) -> list[Problem]:
+    problems = []
+    if "patient_id" in values and not record.patient_id:
+        problems.append(Problem(source, "empty patient_id", row=record.row, field="patient_id"))
+    if "label" in values:
+        text = values["label"]
+        record.label = class_set.index_of(text) if text else None
+        if record.label is None:
+            found = f"unknown label {text!r}" if text else "empty label"
+            problems.append(
+                Problem(
+                    source,
+                    f"{found}; expected a class name or index of class set "
+                    f"'{class_set.name}': {class_set.describe()} (choose another with --classes)",
+                    row=record.row,
+                    field="label",
+                )
+            )
+    return problems
