@@ -71,7 +71,8 @@ def run_split(args: argparse.Namespace) -> int:
 def print_report(report: CheckReport) -> None:
     """The check's summary, then every problem, errors first."""
     kind = "class folders" if report.source.is_dir() else "manifest"
-    print(f"{report.source} ({kind}): {report.records} patients, views {', '.join(report.views) or 'none'}")
+    views = ", ".join(report.views) or "none"
+    print(f"{report.source} ({kind}): {report.records} patients, views {views}")
     if report.dataset is not None:
         counts = ", ".join(f"{n} {c}" for n, c in report.dataset.class_counts().items())
         print(f"classes ({report.class_set.name}): {counts}")
