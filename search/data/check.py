@@ -83,7 +83,8 @@ def check_dataset(
     path = Path(path)
     split = split or SplitSpec()
     if path.is_dir():
-        class_set = class_set or infer_class_set(path)
+        # Fewer than two class folders: any class set will do, reading reports the problem.
+        class_set = class_set or infer_class_set(path) or TRIAD
         view = mode.views[0] if mode else "stress"
         records, problems = read_class_folders(path, class_set, view)
         views: tuple[str, ...] = (view,)

@@ -45,7 +45,7 @@ class ClassSet:
     def index_of(self, label: str) -> int | None:
         """The class index for a label written as a name (any case) or an index, else None."""
         text = label.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             index = int(text)
             return index if index < len(self.names) else None
         key = _normalize(text)

@@ -21,7 +21,7 @@ from search.files import write_atomic
 
 __all__ = ["write_example_dataset"]
 
-DEFAULT_COUNTS = {"Infarction": 7, "Ischemia": 9, "Normal": 24}
+DEFAULT_COUNTS = {"Infarction": 8, "Ischemia": 10, "Normal": 22}
 
 
 def write_example_dataset(

@@ -16,11 +16,14 @@ from search.data.problems import Problem
 __all__ = ["infer_class_set", "read_class_folders"]
 
 
-def infer_class_set(root: Path) -> ClassSet:
-    """The preset whose names the class folders match, else the folder names, sorted."""
+def infer_class_set(root: Path) -> ClassSet | None:
+    """The preset whose names the class folders match, else the folder names, sorted;
+    None with fewer than two class folders."""
     folders = [p.name for p in _class_folders(root)]
+    if len(folders) < 2:
+        return None
     for preset in PRESET_CLASS_SETS.values():
-        if folders and all(preset.index_of(f) is not None for f in folders):
+        if all(preset.index_of(f) is not None for f in folders):
             return preset
     return ClassSet("custom", tuple(sorted(folders)))
 
@@ -32,9 +35,14 @@ def read_class_folders(
     problems: list[Problem] = []
     records: list[Record] = []
     folders = _class_folders(root)
-    if not folders:
+    if len(folders) < 2:
+        names = f" ({', '.join(f.name for f in folders)})" if folders else ""
         return [], [
-            Problem(str(root), "no class folders; expected ROOT/<class name>/<image files>")
+            Problem(
+                str(root),
+                f"found {len(folders)} class folder(s){names}; expected at least two: "
+                "ROOT/<class name>/<image files>",
+            )
         ]
     for stray in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
         problems.append(

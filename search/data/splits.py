@@ -41,7 +41,10 @@ class SplitSpec:
 
     def __post_init__(self) -> None:
         fractions = (self.train, self.val, self.test)
-        if any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        if (
+            not all(math.isfinite(f) and f >= 0 for f in fractions)
+            or abs(sum(fractions) - 1) > 1e-6
+        ):
             raise ValueError(
                 f"split fractions {self.percentages()} must be non-negative and sum to 100 %"
             )
@@ -71,7 +74,7 @@ class SplitSpec:
             )
         if sum(values) > 1 + 1e-6:
             values = [v / 100 for v in values]
-        if any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+        if not all(math.isfinite(v) and v >= 0 for v in values) or abs(sum(values) - 1) > 1e-6:
             raise ValueError(f"split {text!r}: the shares must be non-negative and sum to 100")
         return values[0], values[1], values[2]
 
@@ -181,6 +184,10 @@ def split_patients(
     names = list(class_names) if class_names else [str(i) for i in range(n_classes)]
     by_class: dict[int, list[str]] = {i: [] for i in range(len(names))}
     for pid, label in labels.items():
+        if label not in by_class:
+            raise ValueError(
+                f"patient {pid!r} has label {label}, not a class index 0-{len(names) - 1}"
+            )
         by_class[label].append(pid)
     counts = {names[i]: len(ids) for i, ids in by_class.items()}
     problems = feasibility_problems(counts, spec)

@@ -1,0 +1,106 @@
+"""The `polarmap` command: help everywhere, exit codes, the split record, the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from search.cli import build_parser, main
+
+POLARMAP = Path(sys.executable).parent / "polarmap"
+
+
+def all_command_paths(parser: argparse.ArgumentParser, prefix=()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths += all_command_paths(sub, (*prefix, name))
+    return paths
+
+
+@pytest.mark.parametrize("command", all_command_paths(build_parser()), ids=" ".join)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert "usage: polarmap" in capsys.readouterr().out
+
+
+def test_console_script_and_module_are_twins():
+    help_texts = [
+        subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        for cmd in (
+            [str(POLARMAP), "data", "--help"],
+            [sys.executable, "-m", "search", "data", "--help"],
+        )
+    ]
+    assert help_texts[0] == help_texts[1]
+    assert "check" in help_texts[0] and "split" in help_texts[0]
+
+
+def test_check_exits_zero_on_a_good_manifest(manifest, capsys):
+    assert main(["data", "check", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "40 patients" in out and "OK: no errors" in out
+
+
+def test_check_exits_one_and_prints_the_row(edit_manifest, capsys):
+    path = edit_manifest(lambda rows: rows[4].__setitem__(3, "Infraction"))
+    assert main(["data", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "row 5, label: unknown label 'Infraction'" in out
+    assert "FAILED: 1 error(s)" in out
+
+
+def test_many_rows_with_one_problem_print_as_one_line(manifest, capsys):
+    assert main(["data", "check", str(manifest), "--classes", "A,B"]) == 1
+    out = capsys.readouterr().out
+    assert "(22 rows), label: unknown label 'Normal'" in out
+
+
+def test_bad_option_values_are_usage_errors(manifest, capsys):
+    for options in (["--split", "70/20"], ["--folds", "1"], ["--classes", "Solo"]):
+        with pytest.raises(SystemExit) as exited:
+            main(["data", "check", str(manifest), *options])
+        assert exited.value.code == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["data", "split", str(manifest), "--split", "80/0/20"])  # no validation, no folds
+    assert exited.value.code == 2
+    assert "use --folds" in capsys.readouterr().err
+
+
+def test_split_record_is_written_and_stable(manifest, tmp_path, capsys):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["data", "split", str(manifest), "--out", str(first)]) == 0
+    assert main(["data", "split", str(manifest), "--out", str(second), "--split", "60/25/15"]) == 0
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    assert a["patients"]["test"] == b["patients"]["test"]
+    assert a["test_fingerprint"] == b["test_fingerprint"]
+    assert a["patients"]["val"] != b["patients"]["val"]
+    ids = [pid for part in a["patients"].values() for pid in part]
+    assert len(ids) == len(set(ids)) == 40
+    assert a["data_fingerprint"] and a["provenance"]["libraries"]["torch"]
+    table = capsys.readouterr().out
+    assert "Infarction" in table and "test fingerprint" in table
+
+
+def test_split_refuses_bad_data_before_splitting(edit_manifest, tmp_path, capsys):
+    path = edit_manifest(lambda rows: rows[4].__setitem__(3, ""))
+    out = tmp_path / "split.json"
+    assert main(["data", "split", str(path), "--out", str(out)]) == 1
+    assert not out.exists()
+    assert "row 5, label: empty label" in capsys.readouterr().out
+
+
+def test_demo_runs_the_main_job(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert len(record["patients"]["test"]) == 6
+    out = capsys.readouterr().out
+    assert "OK: no errors" in out and "Not built yet" in out
