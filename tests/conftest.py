@@ -3,17 +3,60 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from search.data.example import write_example_dataset
+from search.data.manifest import manifest_text
+from search.data.segments import TERRITORIES, segment_map
+from search.files import write_atomic
+
+EXAMPLE_COUNTS = {"Infarction": 8, "Ischemia": 10, "Normal": 22}
+
+
+def write_example_dataset(out: Path, size: int = 96, seed: int = 0) -> Path:
+    """Plain grey bullseyes, one uptake per segment: a fast, valid triad data set.
+
+    Ischemia lowers part of a territory at stress, infarction at rest and stress.
+    """
+    rng = np.random.default_rng(seed)
+    segments = segment_map(size)
+    rows, number = [], 0
+    for label, count in EXAMPLE_COUNTS.items():
+        for _ in range(count):
+            number += 1
+            pid = f"P{number:03d}"
+            rest = np.clip(rng.normal(0.85, 0.05, 18), 0.65, 1.0)
+            stress = rest.copy()
+            if label != "Normal":
+                territory = TERRITORIES[str(rng.choice(list(TERRITORIES)))]
+                hit = rng.choice(territory, size=2, replace=False)
+                stress[hit] -= 0.35
+                if label == "Infarction":
+                    rest[hit] -= 0.3
+            row = {"patient_id": pid}
+            for view, uptake in (("rest", rest), ("stress", stress)):
+                pixels = uptake[segments] + rng.normal(0, 0.02, segments.shape)
+                pixels[segments == 0] = 0
+                buffer = io.BytesIO()
+                Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)).save(
+                    buffer, format="PNG"
+                )
+                write_atomic(out / f"images/{pid}_{view}.png", buffer.getvalue())
+                row[f"{view}_path"] = f"images/{pid}_{view}.png"
+            row["label"] = label
+            row["sex"] = str(rng.choice(["F", "M"]))
+            rows.append(row)
+    return write_atomic(out / "manifest.csv", manifest_text(rows))
 
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
     """A valid dual-view triad manifest: 8 Infarction, 10 Ischemia, 22 Normal, 96 px maps."""
-    return write_example_dataset(tmp_path / "data", size=96)
+    return write_example_dataset(tmp_path / "data")
 
 
 def read_rows(path: Path) -> list[list[str]]:

@@ -1,18 +1,21 @@
-"""`polarmap demo`: the main job, end to end, on data it makes itself.
+"""`polarmap demo`: the main job, end to end, on the embedded synthetic data set.
 
-So far the main job is: make a data set, check it, split it by patient and record the
-split. The search, the result tables and the finalists join this command as they land.
+So far the main job is: generate the synthetic exports, check them, split them by
+patient and record the split. Preprocessing, the search, the result tables and the
+finalists join this command as they land.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
-from search.commands.data import format_split_table, print_report, split_record
-from search.data import SplitSpec, check_dataset, split_patients
-from search.data.example import write_example_dataset
+from search.commands.data import split_record
+from search.commands.report import format_split_table, print_report
+from search.data import TRIAD, SplitSpec, check_dataset, split_patients
 from search.files import write_json_atomic
+from search.synth import write_synthetic_dataset
 
 __all__ = ["register"]
 
@@ -20,21 +23,25 @@ __all__ = ["register"]
 def register(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
         "demo",
-        help="run the main job end to end on a small generated data set",
-        description="Generate a small example data set (rest and stress bullseye maps, "
-        "three classes), check it, split it 70/15/15 by patient and record the split.",
+        help="run the main job end to end on the embedded synthetic data set",
+        description="Generate synthetic clinical exports (rest and stress, three classes "
+        "in the first seed's 65/18/4 proportions), check them, split them 70/15/15 by "
+        "patient and record the split.",
     )
     demo.add_argument(
         "--out", type=Path, default=Path("demo-run"), help="output folder (default demo-run)"
     )
+    demo.add_argument("--patients", type=int, default=160, help="patients (default 160)")
     demo.add_argument("--seed", type=int, default=0, help="seed for data and split (default 0)")
     demo.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     out: Path = args.out
-    print(f"1. Writing an example data set to {out / 'data'}")
-    manifest = write_example_dataset(out / "data", seed=args.seed)
+    started = time.perf_counter()
+    print(f"1. Generating {args.patients} synthetic patients in {out / 'data'}")
+    manifest = write_synthetic_dataset(out / "data", TRIAD, args.patients, seed=args.seed)
+    print(f"   done in {time.perf_counter() - started:.0f} s")
 
     print(f"\n2. Checking {manifest}")
     spec = SplitSpec(seed=args.seed)
@@ -51,7 +58,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"test fingerprint {split.test_fingerprint[:16]}..., recorded in {record}")
 
     print(
-        "\nDone: data set made, checked and split. Not built yet, so not run: "
-        "preprocessing of clinical exports, the search, result tables, finalists."
+        f"\nDone in {time.perf_counter() - started:.0f} s: synthetic exports made, checked and "
+        "split. Not built yet, so not run: preprocessing (crop, text removal, cache), the "
+        "search, result tables, finalists."
     )
     return 0

@@ -15,14 +15,14 @@ from search.data import (
     parse_mode,
 )
 
-__all__ = ["UsageError", "add_data_options", "check_from_args", "split_from_args"]
+__all__ = ["UsageError", "add_data_options", "argtype", "check_from_args", "split_from_args"]
 
 
 class UsageError(Exception):
     """Options that are each valid but do not fit together; `polarmap` exits with status 2."""
 
 
-def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+def argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """Turn a parser's ValueError into argparse's usage error (exit status 2)."""
 
     def convert(text: str) -> Any:
@@ -50,7 +50,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--classes",
-        type=_argtype(parse_class_set),
+        type=argtype(parse_class_set),
         default=None,
         help="class set: triad (Infarction, Ischemia, Normal), binary (non-CAD, CAD), or "
         "names in index order such as 'Normal,Abnormal'. Default: triad for a manifest, "
@@ -58,7 +58,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mode",
-        type=_argtype(parse_mode),
+        type=argtype(parse_mode),
         default=None,
         help="input mode the data will feed: stress, rest, dual, or views joined by '+' "
         "(rest_nac+stress_nac). Default: every view of the manifest; 'stress' for "
@@ -66,13 +66,13 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--split",
-        type=_argtype(_split_text),
+        type=argtype(_split_text),
         default="70/15/15",
         help="train/validation/test percentages, stratified per class (default 70/15/15)",
     )
     parser.add_argument(
         "--folds",
-        type=_argtype(_folds),
+        type=argtype(_folds),
         default=None,
         help="stratified k-fold over train + validation instead of one validation split; "
         "the test share of --split is still held out",

@@ -8,13 +8,14 @@ Row numbers count the header as row 1, as a spreadsheet shows them.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from search.data.classes import ClassSet
 from search.data.dataset import Record
 from search.data.problems import Problem
 
-__all__ = ["PATH_SUFFIX", "read_manifest"]
+__all__ = ["PATH_SUFFIX", "manifest_text", "read_manifest"]
 
 PATH_SUFFIX = "_path"
 REQUIRED_COLUMNS = ("patient_id", "label")
@@ -141,3 +142,12 @@ def _row_problems(
                 )
             )
     return problems
+
+
+def manifest_text(rows: list[dict[str, str]]) -> str:
+    """Manifest rows as CSV text, the header taken from the first row's keys."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -98,9 +98,27 @@ def test_split_refuses_bad_data_before_splitting(edit_manifest, tmp_path, capsys
     assert "row 5, label: empty label" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_demo_runs_the_main_job(tmp_path, capsys):
+    """`make demo` as a user runs it: synthetic exports, check, split."""
     assert main(["demo", "--out", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "split.json").read_text())
-    assert len(record["patients"]["test"]) == 6
+    assert len(record["patients"]["test"]) == 1 + 5 + 18  # 15 % of 7, 33 and 120
+    assert (tmp_path / "run" / "data" / "truth" / "SYN0001.json").exists()
     out = capsys.readouterr().out
-    assert "OK: no errors" in out and "Not built yet" in out
+    assert "Infarction 7, Ischemia 33, Normal 120" in out and "Not built yet" in out
+
+
+def test_synth_command_writes_a_checked_data_set(tmp_path, capsys):
+    out = tmp_path / "synth"
+    args = ["data", "synth", str(out), "--patients", "21", "--canvas", "410x267"]
+    assert main([*args, "--balance", "Infarction=1,Ischemia=1,Normal=1"]) == 0
+    assert "Infarction 7, Ischemia 7, Normal 7" in capsys.readouterr().out
+    assert main(["data", "check", str(out / "manifest.csv")]) == 0
+
+
+def test_synth_refuses_bad_options_before_writing(tmp_path):
+    with pytest.raises(SystemExit) as exited:
+        main(["data", "synth", str(tmp_path / "x"), "--balance", "CAD=1"])
+    assert exited.value.code == 2
+    assert not (tmp_path / "x").exists()

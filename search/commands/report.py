@@ -1,0 +1,65 @@
+"""Printing what the data commands found: the check's report and split tables."""
+
+from __future__ import annotations
+
+from search.data import CheckReport, Dataset, Problem, Split
+
+__all__ = ["format_problems", "format_split_table", "print_report"]
+
+
+def print_report(report: CheckReport) -> None:
+    """The check's summary, then every problem, errors first."""
+    kind = "class folders" if report.source.is_dir() else "manifest"
+    views = ", ".join(report.views) or "none"
+    print(f"{report.source} ({kind}): {report.records} patients, views {views}")
+    if report.dataset is not None:
+        counts = ", ".join(f"{n} {c}" for n, c in report.dataset.class_counts().items())
+        print(f"classes ({report.class_set.name}): {counts}")
+        print(f"data fingerprint: {report.dataset.fingerprint}")
+    for line in format_problems(report.problems):
+        print(f"  {line}")
+    errors, warnings = len(report.errors), len(report.warnings)
+    if errors:
+        print(f"FAILED: {errors} error(s), {warnings} warning(s); fix them and run the check again")
+    else:
+        print(f"OK: no errors, {warnings} warning(s)")
+
+
+def format_problems(problems: list[Problem]) -> list[str]:
+    """One line per problem, top of the file first, errors before warnings; the same
+    message on many rows (a wrong class set, say) becomes one line listing the rows."""
+    groups: dict[tuple, list[Problem]] = {}
+    for p in problems:
+        key = (not p.is_error, p.source, p.field, p.message)
+        groups.setdefault(key, []).append(p)
+    ordered = sorted(groups.values(), key=lambda g: (not g[0].is_error, g[0].row or 0))
+    lines = []
+    for group in ordered:
+        first = group[0]
+        if len(group) == 1:
+            lines.append(str(first))
+            continue
+        rows = [p.row for p in group if p.row is not None]
+        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        where = f"{first.source}, rows {shown} ({len(rows)} rows)"
+        if first.field:
+            where += f", {first.field}"
+        prefix = "" if first.is_error else "warning: "
+        lines.append(f"{where}: {prefix}{first.message}")
+    return lines
+
+
+def format_split_table(dataset: Dataset, split: Split) -> str:
+    """Patients per class and split, as a small text table."""
+    labels = dataset.labels
+    parts = {"train": split.train, "val": split.val, "test": split.test}
+    if split.folds:
+        parts = {"train+val": split.train, "test": split.test}
+        parts.update({f"fold {i + 1}": f for i, f in enumerate(split.folds)})
+    width = max(len(n) for n in [*dataset.class_set.names, "class", "total"])
+    lines = [f"{'class':<{width}}  " + "  ".join(f"{p:>9}" for p in parts)]
+    for index, name in enumerate(dataset.class_set.names):
+        cells = [sum(labels[pid] == index for pid in ids) for ids in parts.values()]
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{c:>9}" for c in cells))
+    lines.append(f"{'total':<{width}}  " + "  ".join(f"{len(ids):>9}" for ids in parts.values()))
+    return "\n".join(lines)

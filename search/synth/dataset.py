@@ -1,0 +1,162 @@
+"""Writing a synthetic data set: clinical-style exports, a manifest and ground truth.
+
+Every patient is drawn from its own random stream (seed, patient number), so a data set
+is reproducible and a patient does not change when others are added.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from search.data.classes import ClassSet
+from search.data.manifest import manifest_text
+from search.files import write_atomic
+from search.synth.render import FIRST_NAMES, LAST_NAMES, SCANNERS, render_export
+from search.synth.uptake import PatientTruth, draw_patient, uptake_maps
+
+__all__ = [
+    "DEFAULT_BALANCE",
+    "DEFAULT_DIFFICULTY",
+    "check_synth_options",
+    "class_counts",
+    "write_synthetic_dataset",
+]
+
+DEFAULT_DIFFICULTY = 0.5
+# The first seed's 65 normal / 18 ischemia / 4 infarction; 50/50 for CAD vs non-CAD.
+DEFAULT_BALANCE = {
+    "triad": {"Infarction": 4, "Ischemia": 18, "Normal": 65},
+    "binary": {"non-CAD": 50, "CAD": 50},
+}
+TEXT_OVER_MAP_ODDS = 0.3  # share of exports with a text line burned across the map
+MAP_RESOLUTION = 256  # uptake is computed at this size, then scaled onto the canvas
+
+
+def class_counts(patients: int, balance: Mapping[str, float]) -> dict[str, int]:
+    """Split `patients` by the weights in `balance` (largest remainder, sums exactly)."""
+    total = sum(balance.values())
+    exact = {name: patients * weight / total for name, weight in balance.items()}
+    counts = {name: math.floor(value) for name, value in exact.items()}
+    by_remainder = sorted(exact, key=lambda n: exact[n] - counts[n], reverse=True)
+    for name in by_remainder[: patients - sum(counts.values())]:
+        counts[name] += 1
+    return counts
+
+
+def check_synth_options(
+    class_set: ClassSet, patients: int, balance: Mapping[str, float] | None, difficulty: float
+) -> None:
+    """Raise ValueError, before anything is drawn, for options that cannot be honoured."""
+    if class_set.name not in DEFAULT_BALANCE:
+        raise ValueError(f"synthetic data needs class set triad or binary, not {class_set.name}")
+    if balance is not None:
+        unknown = sorted(set(balance) - set(class_set.names))
+        if unknown:
+            raise ValueError(
+                f"balance names {unknown} are not classes of {class_set.name}: "
+                f"expected {', '.join(class_set.names)}"
+            )
+        if any(not math.isfinite(w) or w < 0 for w in balance.values()) or not any(
+            balance.values()
+        ):
+            raise ValueError("balance weights must be non-negative numbers, not all zero")
+    if not 0 <= difficulty <= 1:
+        raise ValueError(f"difficulty must be between 0 and 1, got {difficulty}")
+    if patients < 1:
+        raise ValueError(f"patients must be at least 1, got {patients}")
+
+
+def write_synthetic_dataset(
+    out: Path,
+    class_set: ClassSet,
+    patients: int,
+    seed: int = 0,
+    balance: Mapping[str, float] | None = None,
+    difficulty: float = DEFAULT_DIFFICULTY,
+    canvas: tuple[int, int] = (1640, 1068),
+    image_format: str = "png",
+) -> Path:
+    """Write rest and stress exports, `manifest.csv` and `truth/<patient>.json`; return the
+    manifest path. Class sets other than triad and binary are not drawn (no disease model)."""
+    check_synth_options(class_set, patients, balance, difficulty)
+    balance = balance or DEFAULT_BALANCE[class_set.name]
+    suffix = {"png": ".png", "jpeg": ".jpg"}[image_format]
+
+    rows = []
+    number = 0
+    for label, count in class_counts(patients, balance).items():
+        for _ in range(count):
+            number += 1
+            rng = np.random.default_rng([seed, number])
+            pid = f"SYN{number:04d}"
+            truth = draw_patient(_diagnosis(label, rng), rng, difficulty)
+            maps = uptake_maps(truth, MAP_RESOLUTION, rng, difficulty)
+            name = f"{rng.choice(LAST_NAMES)}, {rng.choice(FIRST_NAMES)}"
+            study = (date(2023, 1, 1) + timedelta(days=int(rng.integers(0, 1000)))).isoformat()
+            scanner = str(rng.choice(SCANNERS))
+            row = {"patient_id": pid}
+            views = {}
+            for view in ("rest", "stress"):
+                export = render_export(
+                    maps[view],
+                    f"{view.upper()} AC",
+                    name,
+                    study,
+                    scanner,
+                    rng,
+                    canvas,
+                    text_over_map=bool(rng.random() < TEXT_OVER_MAP_ODDS),
+                )
+                image_path = f"images/{pid}_{view}{suffix}"
+                mask_path = f"truth/{pid}_{view}_text.png"
+                write_atomic(out / image_path, _encode(export.image, image_format))
+                write_atomic(out / mask_path, _encode(export.text_mask, "png"))
+                row[f"{view}_path"] = image_path
+                cx, cy, radius = export.disc
+                views[view] = {
+                    "image": image_path,
+                    "disc": {"cx": cx, "cy": cy, "radius": radius},
+                    "text_mask": mask_path,
+                    "text_over_map": export.text_over_map,
+                }
+            row.update({"label": label, "sex": truth.sex, "scanner": scanner})
+            rows.append(row)
+            write_atomic(out / "truth" / f"{pid}.json", _truth_json(pid, label, truth, views))
+    return write_atomic(out / "manifest.csv", manifest_text(rows))
+
+
+def _diagnosis(label: str, rng: np.random.Generator) -> str:
+    """The disease drawn for a label: CAD is ischemia or infarction, 18 to 4 as in the
+    first seed; non-CAD is normal."""
+    if label == "CAD":
+        return "Ischemia" if rng.random() < 18 / 22 else "Infarction"
+    return "Normal" if label == "non-CAD" else label
+
+
+def _truth_json(pid: str, label: str, truth: PatientTruth, views: dict) -> str:
+    record = {
+        "patient_id": pid,
+        "label": label,
+        **asdict(truth),
+        "views": views,
+        "segments_note": "AHA 17-segment model; defect segments are 1-based segment numbers",
+    }
+    return json.dumps(record, indent=2) + "\n"
+
+
+def _encode(pixels: np.ndarray, image_format: str) -> bytes:
+    buffer = io.BytesIO()
+    if image_format == "jpeg":
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=92)
+    else:
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
