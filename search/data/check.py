@@ -82,7 +82,8 @@ def check_dataset(
     """
     path = Path(path)
     split = split or SplitSpec()
-    if path.is_dir():
+    folders = path.is_dir()
+    if folders:
         # Fewer than two class folders: any class set will do, reading reports the problem.
         class_set = class_set or infer_class_set(path) or TRIAD
         view = mode.views[0] if mode else "stress"
@@ -101,7 +102,7 @@ def check_dataset(
         class_set = class_set or TRIAD
         records, views, metadata_columns, problems = read_manifest(path, class_set)
     needed = mode.views if mode else views
-    problems += _missing_view_columns(path, needed, views, mode, manifest=not path.is_dir())
+    problems += _missing_view_columns(path, needed, views, mode, manifest=not folders)
     problems += _duplicate_ids(records)
     problems += _missing_cells(records, needed, mode)
     infos, image_problems = _inspect_images(records, needed, min_size)

@@ -9,6 +9,7 @@ so preprocessing can be measured against them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -129,6 +130,12 @@ class _TextWriter:
         self.image, self.mask, self.size = ImageDraw.Draw(image), ImageDraw.Draw(mask), size
 
     def write(self, xy: tuple[int, int], text: str, colour, scale: float = 1.0) -> None:
-        font = ImageFont.load_default(size=round(self.size * scale))
+        font = _font(round(self.size * scale))
         self.image.text(xy, text, fill=colour, font=font)
         self.mask.text(xy, text, fill=255, font=font)
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's built-in scalable font at `size` px, loaded once per size."""
+    return ImageFont.load_default(size=size)

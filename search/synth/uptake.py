@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
-from search.data.segments import TERRITORIES, segment_map
+from search.data.segments import TERRITORIES, polar_grid, segment_map
 
 __all__ = ["Defect", "PatientTruth", "draw_patient", "uptake_maps"]
 
@@ -24,6 +25,12 @@ ANGLE_OF_SEGMENT = {  # centre angle from anterior, growing towards the septum (
     7: 0, 8: 60, 9: 120, 10: 180, 11: 240, 12: 300,
     13: 0, 14: 90, 15: 180, 16: 270, 17: 0,
 }  # fmt: skip
+RING_OF_SEGMENT = {
+    **dict.fromkeys(range(1, 7), 0),
+    **dict.fromkeys(range(7, 13), 1),
+    **dict.fromkeys(range(13, 17), 2),
+    17: 3,
+}
 
 
 @dataclass(frozen=True)
@@ -92,17 +99,15 @@ def _defect_segments(
 
 
 def _segment_distance(a: int, b: int) -> float:
-    ring = {**dict.fromkeys(range(1, 7), 0), **dict.fromkeys(range(7, 13), 1),
-            **dict.fromkeys(range(13, 17), 2), 17: 3}  # fmt: skip
     angle = abs(ANGLE_OF_SEGMENT[a] - ANGLE_OF_SEGMENT[b]) % 360
-    return min(angle, 360 - angle) / 60 + abs(ring[a] - ring[b])
+    return min(angle, 360 - angle) / 60 + abs(RING_OF_SEGMENT[a] - RING_OF_SEGMENT[b])
 
 
 def uptake_maps(
     truth: PatientTruth, size: int, rng: np.random.Generator, difficulty: float
 ) -> dict[str, np.ndarray]:
     """Rest and stress uptake on a size x size bullseye (NaN outside the disc)."""
-    radius, angle = _polar_grid(size)
+    radius, angle = polar_grid(size)
     segments = segment_map(size)
     v = truth.variation
     base = (
@@ -137,14 +142,6 @@ def uptake_maps(
     return maps
 
 
-def _polar_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Radius (0 centre, 1 rim) and angle from anterior towards the septum, in degrees."""
-    centre = (size - 1) / 2
-    y, x = np.mgrid[0:size, 0:size]
-    dx, dy = (x - centre) / (size / 2), (centre - y) / (size / 2)
-    return np.hypot(dx, dy), (np.degrees(np.arctan2(dy, dx)) - 90) % 360
-
-
 def _bump(angle: np.ndarray, centre: float, width: float) -> np.ndarray:
     """A smooth angular bump, 1 at `centre`, falling to 0 at +-width degrees."""
     distance = np.abs((angle - centre + 180) % 360 - 180)
@@ -152,10 +149,9 @@ def _bump(angle: np.ndarray, centre: float, width: float) -> np.ndarray:
 
 
 def _smooth(values: np.ndarray, size: int, sigma_fraction: float) -> np.ndarray:
-    """Gaussian blur with sigma as a fraction of the map size (separable, in numpy)."""
+    """Gaussian blur with sigma as a fraction of the map size."""
     sigma = max(sigma_fraction * size, 0.5)
-    half = int(3 * sigma)
-    kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
-    kernel /= kernel.sum()
-    blurred = np.apply_along_axis(np.convolve, 0, values.astype(float), kernel, mode="same")
-    return np.apply_along_axis(np.convolve, 1, blurred, kernel, mode="same")
+    # Zero padding and a 3-sigma kernel, as a 'same' convolution would give.
+    return ndimage.gaussian_filter(
+        values.astype(float), sigma, mode="constant", radius=int(3 * sigma)
+    )
