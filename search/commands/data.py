@@ -1,10 +1,11 @@
-"""`polarmap data ...`: check a data set, and split it into patient-level splits."""
+"""`polarmap data ...`: check, split, synthesize, preprocess and preview data sets."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from search.commands import preprocess as preprocess_command
 from search.commands import synth as synth_command
 from search.commands.options import add_data_options, check_from_args, split_from_args
 from search.commands.report import format_split_table, print_report
@@ -17,7 +18,9 @@ __all__ = ["register", "split_record"]
 
 def register(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser(
-        "data", help="check and split data sets", description="Check and split data sets."
+        "data",
+        help="check, split, synthesize, preprocess and preview data sets",
+        description="Check, split, synthesize, preprocess and preview data sets.",
     )
     sub = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
 
@@ -45,6 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     split.set_defaults(func=run_split, parser=split)
     synth_command.register(sub)
+    preprocess_command.register(sub)
 
 
 def run_check(args: argparse.Namespace) -> int:

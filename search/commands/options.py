@@ -40,8 +40,9 @@ def _split_text(text: str) -> str:
     return text
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """The data set argument and the options that say how it will be used."""
+def add_data_options(parser: argparse.ArgumentParser, split: bool = True) -> None:
+    """The data set argument and the options that say how it will be used; `split=False`
+    for commands that do not split (no --split, --folds, --seed)."""
     parser.add_argument(
         "data",
         metavar="DATA",
@@ -65,6 +66,14 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "class folders (the view name they are given)",
     )
     parser.add_argument(
+        "--min-size",
+        type=int,
+        default=DEFAULT_MIN_SIZE,
+        help=f"smallest accepted image side in pixels (default {DEFAULT_MIN_SIZE})",
+    )
+    if not split:
+        return
+    parser.add_argument(
         "--split",
         type=argtype(_split_text),
         default="70/15/15",
@@ -78,12 +87,6 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "the test share of --split is still held out",
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
-    parser.add_argument(
-        "--min-size",
-        type=int,
-        default=DEFAULT_MIN_SIZE,
-        help=f"smallest accepted image side in pixels (default {DEFAULT_MIN_SIZE})",
-    )
 
 
 def _folds(text: str) -> int:
@@ -102,10 +105,12 @@ def split_from_args(args: argparse.Namespace) -> SplitSpec:
 
 def check_from_args(args: argparse.Namespace) -> CheckReport:
     """Run the data check with the options given on the command line."""
+    splits = hasattr(args, "split")
     return check_dataset(
         args.data,
         class_set=args.classes,
         mode=args.mode,
-        split=split_from_args(args),
+        split=split_from_args(args) if splits else None,
+        splittable=splits,
         min_size=args.min_size,
     )

@@ -68,6 +68,7 @@ def check_dataset(
     class_set: ClassSet | None = None,
     mode: InputMode | None = None,
     split: SplitSpec | None = None,
+    splittable: bool = True,
     min_size: int = DEFAULT_MIN_SIZE,
 ) -> CheckReport:
     """Check a manifest CSV, or a folder-per-class root, for everything later steps need.
@@ -78,6 +79,8 @@ def check_dataset(
         mode: the input mode to be used; its views must be present for every patient.
             Default: every view the manifest has.
         split: the split to be made; every class must be large enough for it. Default 70/15/15.
+        splittable: False for jobs that do not split (preprocessing, previews): skip the
+            class-size check.
         min_size: smallest accepted image side, in pixels.
     """
     path = Path(path)
@@ -114,7 +117,7 @@ def check_dataset(
         name: sum(1 for label in unique_labelled.values() if label == i)
         for i, name in enumerate(class_set.names)
     }
-    if records:
+    if records and splittable:
         problems += feasibility_problems(counts, split, source=str(path))
 
     report = CheckReport(path, class_set, tuple(needed), len(records), problems)

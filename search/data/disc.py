@@ -55,12 +55,15 @@ def find_disc(image: np.ndarray) -> Disc:
     radius = np.sqrt(blob.sum() / np.pi) * COARSE
 
     # Refine at full resolution, only looking just beyond the coarse circle.
+    reach = radius + 2 * COARSE
     height, width = lit.shape
-    y, x = np.ogrid[0:height, 0:width]
-    near = np.hypot(x - cx, y - cy) <= radius + 2 * COARSE
-    region = ndimage.binary_fill_holes(lit & near)
+    top, left = max(0, int(cy - reach)), max(0, int(cx - reach))
+    bottom, right = min(height, int(cy + reach) + 2), min(width, int(cx + reach) + 2)
+    y, x = np.ogrid[top:bottom, left:right]
+    near = np.hypot(x - cx, y - cy) <= reach
+    region = ndimage.binary_fill_holes(lit[top:bottom, left:right] & near)
     region = ndimage.binary_opening(region, structure=_round(3))
-    cy, cx = ndimage.center_of_mass(region)
+    cy, cx = (c + offset for c, offset in zip(ndimage.center_of_mass(region), (top, left)))
     radius = float(np.sqrt(region.sum() / np.pi))
     if radius < 8:
         raise ValueError("no polar-map disc found: the largest lit region is tiny")

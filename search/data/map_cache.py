@@ -1,0 +1,76 @@
+"""An on-disk cache of cleaned maps, so a search decodes and cleans each export once.
+
+An entry is a uint8 .npy array named by the SHA-256 of the export's bytes and of the
+cleaning parameters: a changed byte or parameter gives a new name, so a stale entry is
+never read. Entries are written under a temporary name and renamed into place, so
+concurrent readers and a writer killed half-way never see a partial file; a damaged
+entry is treated as missing and written again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search.data.clean import CLEANING_VERSION, CropBox
+from search.files import write_atomic
+
+__all__ = ["CleaningParams", "MapCache", "default_cache_dir"]
+
+
+@dataclass(frozen=True)
+class CleaningParams:
+    """Everything besides the image bytes that decides a cleaned map."""
+
+    size: int
+    crop: CropBox | None = None
+    version: int = CLEANING_VERSION
+
+    def digest(self) -> str:
+        text = json.dumps(
+            {"size": self.size, "crop": str(self.crop or "auto"), "version": self.version}
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """$POLARMAP_CACHE, else $XDG_CACHE_HOME/polarmap/maps, else ~/.cache/polarmap/maps."""
+    if os.environ.get("POLARMAP_CACHE"):
+        return Path(os.environ["POLARMAP_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "polarmap" / "maps"
+
+
+class MapCache:
+    """Cleaned maps under `root`, two-level fan-out by image hash."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    def path(self, image_sha256: str, params: CleaningParams) -> Path:
+        name = f"{image_sha256}-{params.digest()[:16]}.npy"
+        return self.root / image_sha256[:2] / name
+
+    def load(self, image_sha256: str, params: CleaningParams) -> np.ndarray | None:
+        """The cached map, or None when absent or unreadable (then it is rebuilt)."""
+        path = self.path(image_sha256, params)
+        try:
+            pixels = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        if pixels.dtype != np.uint8 or pixels.shape != (params.size, params.size, 3):
+            return None
+        return pixels
+
+    def store(self, image_sha256: str, params: CleaningParams, pixels: np.ndarray) -> Path:
+        """Write one map atomically; concurrent writers of the same entry are harmless
+        because they write the same bytes."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(pixels, dtype=np.uint8), allow_pickle=False)
+        return write_atomic(self.path(image_sha256, params), buffer.getvalue())

@@ -1,0 +1,90 @@
+"""A picture to check the crop by eye: each export next to its cleaned map.
+
+The export is shown de-identified, because previews are outputs too: everything outside
+the found disc is blurred past reading, and text found inside it is covered by a magenta
+box (what was removed). The found circle is outlined in green and its square in cyan, so
+a misplaced crop shows at a glance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from scipy import ndimage
+
+from search.data.clean import CleanMap, disc_mask, find_text
+
+__all__ = ["PreviewItem", "deidentified_export", "draw_preview"]
+
+PANEL = 256  # height of every panel, pixels
+COVER = (255, 0, 255)
+
+
+@dataclass(frozen=True)
+class PreviewItem:
+    """One export and its cleaning, with the caption to show above them."""
+
+    caption: str
+    export: np.ndarray
+    cleaned: CleanMap
+
+
+def deidentified_export(export: np.ndarray, cleaned: CleanMap) -> np.ndarray:
+    """The export with everything outside the disc blurred unreadable and the text found
+    inside it covered; same size as the export."""
+    disc = cleaned.disc
+    height, width = export.shape[:2]
+    blur = max(4.0, disc.radius / 20)
+    shown = np.asarray(Image.fromarray(export).filter(ImageFilter.GaussianBlur(blur))) // 2
+
+    y, x = np.ogrid[0:height, 0:width]
+    inside = np.hypot(x - disc.cx, y - disc.cy) <= disc.radius
+    shown[inside] = export[inside]
+    left, top = max(0, round(disc.cx - disc.radius)), max(0, round(disc.cy - disc.radius))
+    right = min(width, round(disc.cx + disc.radius) + 1)
+    bottom = min(height, round(disc.cy + disc.radius) + 1)
+    window = export[top:bottom, left:right]
+    text = find_text(window, disc.radius) & inside[top:bottom, left:right]
+    for rows, cols in ndimage.find_objects(ndimage.label(text)[0]):
+        shown[top + rows.start : top + rows.stop, left + cols.start : left + cols.stop] = COVER
+    return shown
+
+
+def draw_preview(rows: list[list[PreviewItem]]) -> Image.Image:
+    """One row per patient, each export followed by its cleaned map."""
+    font = ImageFont.load_default(size=14)
+    tiles = [[_tile(item, font) for item in row] for row in rows]
+    width = max(sum(t.width for t in row) + 8 * (len(row) + 1) for row in tiles)
+    height = sum(max(t.height for t in row) + 8 for row in tiles) + 8
+    sheet = Image.new("RGB", (width, height), (32, 32, 32))
+    y = 8
+    for row in tiles:
+        x = 8
+        for tile in row:
+            sheet.paste(tile, (x, y))
+            x += tile.width + 8
+        y += max(t.height for t in row) + 8
+    return sheet
+
+
+def _tile(item: PreviewItem, font: ImageFont.ImageFont) -> Image.Image:
+    export = Image.fromarray(deidentified_export(item.export, item.cleaned))
+    scale = PANEL / export.height
+    export = export.resize((round(export.width * scale), PANEL), Image.BILINEAR)
+    draw = ImageDraw.Draw(export)
+    disc = item.cleaned.disc
+    cx, cy, r = disc.cx * scale, disc.cy * scale, disc.radius * scale
+    draw.rectangle((cx - r, cy - r, cx + r, cy + r), outline=(0, 255, 255))
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(0, 255, 0), width=2)
+
+    cleaned = Image.fromarray(item.cleaned.pixels).resize((PANEL, PANEL), Image.NEAREST)
+    outline = disc_mask(PANEL, PANEL / 2) ^ disc_mask(PANEL, PANEL / 2 - 1)
+    marked = np.asarray(cleaned).copy()
+    marked[outline & (marked.max(axis=2) == 0)] = (70, 70, 70)  # show the disc's rim
+    tile = Image.new("RGB", (export.width + 4 + PANEL, PANEL + 20), (32, 32, 32))
+    ImageDraw.Draw(tile).text((0, 2), item.caption, fill=(230, 230, 230), font=font)
+    tile.paste(export, (0, 20))
+    tile.paste(Image.fromarray(marked), (export.width + 4, 20))
+    return tile
