@@ -1,8 +1,8 @@
 """`polarmap demo`: the main job, end to end, on the embedded synthetic data set.
 
-So far the main job is: generate the synthetic exports, check them, split them by
-patient and record the split. Preprocessing, the search, the result tables and the
-finalists join this command as they land.
+So far the main job is: generate the synthetic exports, check them, clean them into the
+map cache (with a preview to look at), split them by patient and record the split. The
+search, the result tables and the finalists join this command as they land.
 """
 
 from __future__ import annotations
@@ -12,8 +12,12 @@ import time
 from pathlib import Path
 
 from search.commands.data import split_record
+from search.commands.preprocess import format_cleaning, write_preview
 from search.commands.report import format_split_table, print_report
 from search.data import TRIAD, SplitSpec, check_dataset, split_patients
+from search.data.map_cache import MapCache, default_cache_dir
+from search.data.normalize import backbone_input
+from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from search.files import write_json_atomic
 from search.synth import write_synthetic_dataset
 
@@ -25,7 +29,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "demo",
         help="run the main job end to end on the embedded synthetic data set",
         description="Generate synthetic clinical exports (rest and stress, three classes "
-        "in the first seed's 65/18/4 proportions), check them, split them 70/15/15 by "
+        "in the first seed's 65/18/4 proportions), check them, clean them into the map "
+        "cache at the demo backbone's input size, draw a preview, split them 70/15/15 by "
         "patient and record the split.",
     )
     demo.add_argument(
@@ -33,6 +38,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--patients", type=int, default=160, help="patients (default 160)")
     demo.add_argument("--seed", type=int, default=0, help="seed for data and split (default 0)")
+    demo.add_argument(
+        "--backbone",
+        default="test_resnet",
+        help="timm backbone whose input size the maps are cleaned to (default test_resnet)",
+    )
+    demo.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help=f"map cache folder (default $POLARMAP_CACHE or {default_cache_dir()})",
+    )
     demo.set_defaults(func=run_demo)
 
 
@@ -51,15 +67,22 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1
     dataset = report.dataset
 
-    print(f"\n3. Splitting by patient: {spec.describe()}")
+    size = backbone_input(args.backbone).size
+    print(f"\n3. Cleaning every export to {size} x {size} px for {args.backbone}")
+    cleaned = preprocess_dataset(dataset, PreprocessSpec(size), MapCache(args.cache))
+    print(format_cleaning(cleaned))
+    preview = write_preview(dataset, PreprocessSpec(size), out / "preview.png", count=6)
+    print(f"preview of 6 patients (look at the crops): {preview}")
+
+    print(f"\n4. Splitting by patient: {spec.describe()}")
     split = split_patients(dataset.labels, spec, dataset.class_set.names)
     print(format_split_table(dataset, split))
     record = write_json_atomic(out / "split.json", split_record(dataset, split))
     print(f"test fingerprint {split.test_fingerprint[:16]}..., recorded in {record}")
 
     print(
-        f"\nDone in {time.perf_counter() - started:.0f} s: synthetic exports made, checked and "
-        "split. Not built yet, so not run: preprocessing (crop, text removal, cache), the "
-        "search, result tables, finalists."
+        f"\nDone in {time.perf_counter() - started:.0f} s: synthetic exports made, checked, "
+        f"cleaned into {cleaned.cache} and split. Not built yet, so not run: the search, "
+        "result tables, finalists."
     )
     return 0

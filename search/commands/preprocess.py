@@ -13,7 +13,7 @@ from PIL import Image
 
 from search.commands.options import UsageError, add_data_options, argtype, check_from_args
 from search.commands.report import print_report
-from search.data import DataError, Dataset, Problem
+from search.data import DataError, Dataset, Patient, Problem
 from search.data.clean import CropBox, clean_export
 from search.data.map_cache import MapCache, default_cache_dir
 from search.data.normalize import backbone_input
@@ -21,7 +21,7 @@ from search.data.preprocess import CleanedMaps, PreprocessSpec, preprocess_datas
 from search.data.preview import PreviewItem, draw_preview
 from search.files import write_atomic
 
-__all__ = ["format_cleaning", "register"]
+__all__ = ["format_cleaning", "register", "write_preview"]
 
 
 def _crop(text: str) -> tuple[str, CropBox]:
@@ -153,6 +153,24 @@ def run_preview(args: argparse.Namespace) -> int:
         return 1
     spec = spec_from_args(args, dataset)
     patients = _pick(dataset, args.ids, args.patients)
+    write_preview(dataset, spec, args.out, patients=patients)
+    print(f"wrote {args.out}: {len(patients)} patients, {len(dataset.views)} view(s) each")
+    return 0
+
+
+def write_preview(
+    dataset: Dataset,
+    spec: PreprocessSpec,
+    out: Path,
+    patients: list[Patient] | None = None,
+    count: int = 8,
+) -> Path:
+    """Draw `patients` (default: `count` spread over the data set) into the PNG `out`.
+
+    Raises:
+        DataError: listing every export that cannot be cleaned.
+    """
+    patients = patients or _pick(dataset, None, count)
     rows, problems = [], []
     for patient in patients:
         row = []
@@ -175,12 +193,10 @@ def run_preview(args: argparse.Namespace) -> int:
             rows.append(row)
     if problems:
         raise DataError(problems, summary="exports that cannot be cleaned")
-    write_atomic(args.out, _png(draw_preview(rows)))
-    print(f"wrote {args.out}: {len(rows)} patients, {len(dataset.views)} view(s) each")
-    return 0
+    return write_atomic(out, _png(draw_preview(rows)))
 
 
-def _pick(dataset: Dataset, ids: str | None, count: int) -> list:
+def _pick(dataset: Dataset, ids: str | None, count: int) -> list[Patient]:
     if ids:
         wanted = [i.strip() for i in ids.split(",") if i.strip()]
         by_id = {p.patient_id: p for p in dataset.patients}

@@ -5,10 +5,11 @@ blank everything outside it, and resize. Text removal is de-identification too: 
 and dates must not reach any output, so the cleaned map is the only thing later steps
 (caches, previews, CAMs, reports) ever see of an export.
 
-Text is found as thin bright strokes: what a grey opening of each colour channel with a
-square a few pixels wide removes (a white top-hat). The perfusion map itself is smooth at
-that scale, so its own highlights stay. Text pixels are then filled from the nearest map
-pixels that are not text.
+Text is found as thin, light strokes lined up as lettering: what a grey opening of each
+colour channel with a square a few pixels wide removes (a white top-hat), restricted to
+light colours and to groups large enough to be letters. The perfusion map itself is smooth
+at that scale, so its own highlights stay. Text pixels are then filled from the nearest
+map pixels that are not text.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from search.data.disc import Disc, find_disc
 __all__ = ["CLEANING_VERSION", "CleanMap", "CropBox", "clean_export", "disc_mask", "find_text"]
 
 CLEANING_VERSION = 1  # bump whenever the output of clean_export changes; part of cache keys
-TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much is text
+TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
+TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)
 STROKE_FRACTION = 1 / 80  # largest text stroke radius, as a share of the disc radius
 
 
@@ -108,14 +110,30 @@ def clean_export(image: np.ndarray, size: int, crop: CropBox | None = None) -> C
 
 
 def find_text(image: np.ndarray, disc_radius: float) -> np.ndarray:
-    """H x W bool: thin strokes brighter than their surroundings in any colour channel,
-    widened by two pixels to take the anti-aliased (and JPEG-ringing) edges."""
+    """H x W bool: burned-in text, widened by two pixels to take the anti-aliased (and
+    JPEG-ringing) edges.
+
+    A text pixel is part of a thin stroke brighter than its surroundings in some colour
+    channel, is itself light (white, grey or yellow: its second-brightest channel is
+    high), and lies on a line with enough other such pixels to be lettering. The last two
+    conditions keep the noise speckles of a hot map region (red turning white in clinical
+    colour scales) from being taken for text.
+    """
     stroke = max(2, round(disc_radius * STROKE_FRACTION))
     top_hat = np.zeros(image.shape[:2], dtype=np.int16)
-    for channel in range(image.shape[2]):
+    for channel in range(3):
         values = image[..., channel].astype(np.int16)
         top_hat = np.maximum(top_hat, values - ndimage.grey_opening(values, size=2 * stroke + 1))
-    return ndimage.binary_dilation(top_hat > TEXT_CONTRAST, structure=_round(2))
+    light = np.sort(image[..., :3], axis=2)[..., 1] >= TEXT_LIGHTNESS
+    strokes = (top_hat > TEXT_CONTRAST) & light
+
+    lines, count = ndimage.label(
+        ndimage.binary_dilation(strokes, structure=np.ones((1, 6 * stroke + 1), dtype=bool))
+    )
+    sizes = ndimage.sum(strokes, lines, index=np.arange(1, count + 1))
+    lettering = np.concatenate([[False], sizes >= 2.5 * stroke**2])
+    text = strokes & lettering[lines]
+    return ndimage.binary_dilation(text, iterations=2)
 
 
 def disc_mask(size: int, radius: float, centre: tuple[float, float] | None = None) -> np.ndarray:

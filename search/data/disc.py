@@ -63,7 +63,8 @@ def find_disc(image: np.ndarray) -> Disc:
     near = np.hypot(x - cx, y - cy) <= reach
     region = ndimage.binary_fill_holes(lit[top:bottom, left:right] & near)
     region = ndimage.binary_opening(region, structure=_round(3))
-    cy, cx = (c + offset for c, offset in zip(ndimage.center_of_mass(region), (top, left)))
+    row, col = ndimage.center_of_mass(region)
+    cy, cx = row + top, col + left
     radius = float(np.sqrt(region.sum() / np.pi))
     if radius < 8:
         raise ValueError("no polar-map disc found: the largest lit region is tiny")
