@@ -53,6 +53,13 @@ def write_example_dataset(out: Path, size: int = 96, seed: int = 0) -> Path:
     return write_atomic(out / "manifest.csv", manifest_text(rows))
 
 
+@pytest.fixture(autouse=True)
+def private_map_cache(tmp_path_factory, monkeypatch):
+    """Commands that fall back to the default map cache write to a temporary one, never
+    to the user's ~/.cache."""
+    monkeypatch.setenv("POLARMAP_CACHE", str(tmp_path_factory.mktemp("map-cache")))
+
+
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
     """A valid dual-view triad manifest: 8 Infarction, 10 Ischemia, 22 Normal, 96 px maps."""

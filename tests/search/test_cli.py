@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from search.cli import build_parser, main
 
@@ -100,13 +101,18 @@ def test_split_refuses_bad_data_before_splitting(edit_manifest, tmp_path, capsys
 
 @pytest.mark.slow
 def test_demo_runs_the_main_job(tmp_path, capsys):
-    """`make demo` as a user runs it: synthetic exports, check, split."""
-    assert main(["demo", "--out", str(tmp_path / "run")]) == 0
+    """`make demo` as a user runs it: synthetic exports, check, clean, preview, split."""
+    cache = tmp_path / "cache"
+    assert main(["demo", "--out", str(tmp_path / "run"), "--cache", str(cache)]) == 0
     record = json.loads((tmp_path / "run" / "split.json").read_text())
     assert len(record["patients"]["test"]) == 1 + 5 + 18  # 15 % of 7, 33 and 120
     assert (tmp_path / "run" / "data" / "truth" / "SYN0001.json").exists()
+    assert len(list(cache.rglob("*.npy"))) == 320
+    assert Image.open(tmp_path / "run" / "preview.png").size[1] > 6 * 256
     out = capsys.readouterr().out
     assert "Infarction 7, Ischemia 33, Normal 120" in out and "Not built yet" in out
+    assert "320 maps of 160 x 160 px (rest, stress): 320 cleaned now" in out
+    assert f"cache: {cache}" in out and "Normal             84         18         18" in out
 
 
 def test_synth_command_writes_a_checked_data_set(tmp_path, capsys):
