@@ -1,0 +1,124 @@
+"""The classifier: one shared timm backbone for every view, pooled features per view
+concatenated, and a small head.
+
+Features are `forward_features` then global average pooling, as the seeds' Keras models
+had them (include_top=False): timm's own head is never used, so VGG's FC6/FC7
+(`pre_logits`, about 119 M parameters) stay out. Views are folded into the batch, so one
+backbone pass serves all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainables.unfreeze import UnfreezeRule, Unfreezing, feature_layers, plan_unfreezing
+
+__all__ = ["HeadSpec", "PolarMapNet", "pool_features"]
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """[Linear(width) -> ReLU -> Dropout] per entry of `widths`, then Linear(classes).
+
+    The first seed's head is `HeadSpec((512, 256), (0.5, 0.3))`; the second seed's
+    `HeadSpec((width,), (dropout,))`.
+    """
+
+    widths: tuple[int, ...] = (256,)
+    dropouts: tuple[float, ...] = (0.3,)
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != len(self.dropouts):
+            raise ValueError(f"head: {len(self.widths)} widths but {len(self.dropouts)} dropouts")
+        if any(w < 1 for w in self.widths) or any(not 0 <= d < 1 for d in self.dropouts):
+            raise ValueError(f"head: widths must be >= 1 and dropouts in [0, 1): {self}")
+
+    @classmethod
+    def uniform(cls, width: int, depth: int, dropout: float) -> HeadSpec:
+        return cls((width,) * depth, (dropout,) * depth)
+
+    def build(self, in_features: int, num_classes: int) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for width, dropout in zip(self.widths, self.dropouts, strict=True):
+            layers += [nn.Linear(in_features, width), nn.ReLU(), nn.Dropout(dropout)]
+            in_features = width
+        layers.append(nn.Linear(in_features, num_classes))
+        return nn.Sequential(*layers)
+
+
+def pool_features(features: torch.Tensor) -> torch.Tensor:
+    """Global average pooling of `forward_features` output: over H and W of a feature map
+    (B, C, H, W), or over the tokens of a transformer (B, N, C)."""
+    if features.ndim == 4:
+        return features.mean(dim=(2, 3))
+    if features.ndim == 3:
+        return features.mean(dim=1)
+    raise ValueError(f"cannot pool backbone features of shape {tuple(features.shape)}")
+
+
+class PolarMapNet(nn.Module):
+    """Backbone shared by `num_views` views -> concatenated pooled features -> head.
+
+    Input: (batch, views, 3, H, W). Output: (batch, classes) logits.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_views: int,
+        num_classes: int,
+        head: HeadSpec,
+        probe_size: int = 64,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.num_views = num_views
+        self.layers = feature_layers(backbone, probe_size)
+        with torch.no_grad():
+            was_training = backbone.training
+            backbone.eval()
+            probe = backbone.forward_features(torch.zeros(1, 3, probe_size, probe_size))
+            backbone.train(was_training)
+        self.num_features = pool_features(probe).shape[1]
+        self.head = head.build(self.num_features * num_views, num_classes)
+        self.unfreezing: Unfreezing | None = None
+        self.freeze_backbone()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3, H, W) -> (B, V * features) pooled backbone features."""
+        batch = x.shape[0]
+        pooled = pool_features(self.backbone.forward_features(x.flatten(0, 1)))
+        return pooled.reshape(batch, -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def freeze_backbone(self) -> None:
+        """Warm-up: no backbone parameter trains."""
+        self.backbone.requires_grad_(False)
+        self.unfreezing = None
+        self.train(self.training)
+
+    def unfreeze_top(self, k: int, rule: UnfreezeRule | None = None) -> Unfreezing:
+        """Fine-tune: the top k parameterized layers train, cut back to what `rule` allows."""
+        self.backbone.requires_grad_(False)
+        plan = plan_unfreezing(self.layers, k, rule)
+        modules = dict(self.layers)
+        for name in plan.layers:
+            modules[name].requires_grad_(True)
+        self.unfreezing = plan
+        self.train(self.training)
+        return plan
+
+    def train(self, mode: bool = True) -> PolarMapNet:
+        """Frozen layers stay in eval mode (BatchNorm keeps its ImageNet statistics) even
+        while the rest trains."""
+        super().train(mode)
+        if mode:
+            for _, module in self.layers:
+                if not any(p.requires_grad for p in module.parameters(recurse=False)):
+                    module.eval()
+        return self

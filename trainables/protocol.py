@@ -1,0 +1,340 @@
+"""The seeds' two-stage transfer-learning protocol as a plain function.
+
+Warm-up: backbone frozen (BatchNorm in eval), head trained with Adam at 10^-a; the best
+validation epoch is restored. Fine-tune: the top k layers unfrozen (within the one-third
+rule), Adam at 10^-(a+2); the best epoch is restored again. Only validation data choose
+epochs. `run_protocol` takes a `report` callable, called after every epoch with the
+epoch's figures and the trial's whole state, so it runs without Ray; the Ray adapter
+turns each call into `tune.report` with a checkpoint, and passing that state back as
+`resume` continues the trial exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainables.augment import AugmentSpec, augment
+from trainables.metrics import PER_CLASS_METRICS, classification_metrics
+from trainables.model import HeadSpec, PolarMapNet
+from trainables.unfreeze import UnfreezeRule
+from trainables.weights import create_backbone
+
+__all__ = ["TrialConfig", "TrialData", "TrialResult", "run_protocol"]
+
+Report = Callable[[dict[str, Any], dict[str, Any]], None]
+SELECTABLE = ("balanced_accuracy", "accuracy", "f1", "roc_auc", "sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One configuration run through the whole protocol."""
+
+    backbone: str
+    views: tuple[str, ...] = ("rest", "stress")
+    head: HeadSpec = field(default_factory=HeadSpec)
+    a: float = 3.5
+    unfreeze: int = 3
+    warmup_epochs: int = 100
+    finetune_epochs: int = 30
+    batch_size: int = 32
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+    class_weighted: bool = False
+    selection: str = "balanced_accuracy"
+    seed: int = 0
+    threads: int = 1
+    pretrained: bool = False
+    weights: str | None = None
+    rule: UnfreezeRule = field(default_factory=UnfreezeRule)
+
+    def __post_init__(self) -> None:
+        if self.selection not in SELECTABLE:
+            raise ValueError(
+                f"selection metric {self.selection!r}: expected one of {', '.join(SELECTABLE)}"
+            )
+        if self.warmup_epochs < 1 or self.finetune_epochs < 0 or self.batch_size < 1:
+            raise ValueError("need warm-up epochs >= 1, fine-tune epochs >= 0, batch size >= 1")
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+
+    @property
+    def warmup_lr(self) -> float:
+        return 10.0**-self.a
+
+    @property
+    def finetune_lr(self) -> float:
+        return 10.0 ** -(self.a + 2)
+
+    @property
+    def epochs(self) -> int:
+        return self.warmup_epochs + self.finetune_epochs
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """Normalized maps as tensors: x is (N, views, 3, H, W) float, y is (N,) class index."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    class_names: tuple[str, ...]
+
+
+@dataclass
+class TrialResult:
+    """What a finished trial leaves: the model with its best weights restored, and figures."""
+
+    model: PolarMapNet
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    unfreezing: dict[str, Any]
+
+
+def run_protocol(
+    config: TrialConfig,
+    data: TrialData,
+    report: Report | None = None,
+    resume: dict[str, Any] | None = None,
+) -> TrialResult:
+    """Run (or continue from `resume`, a state a `report` call received) one trial."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = PolarMapNet(
+        create_backbone(config.backbone, config.pretrained, config.weights),
+        len(config.views),
+        len(data.class_names),
+        config.head,
+    ).to(device)
+    trainer = _Trainer(config, data, model, device)
+    if resume is not None:
+        trainer.load_state(resume)
+    try:
+        while trainer.epoch < config.epochs:
+            record = trainer.run_epoch()
+            if report is not None:
+                report(record, trainer.state())
+        trainer.restore_best()
+        return TrialResult(model, trainer.history, trainer.best_summary(), trainer.unfreezing)
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+class _Trainer:
+    """The protocol's moving parts; `epoch` counts finished epochs across both stages."""
+
+    def __init__(self, config: TrialConfig, data: TrialData, model: PolarMapNet, device):
+        self.config, self.model, self.device = config, model, device
+        self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
+        self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
+        self.class_names = data.class_names
+        self.loss_weights = _class_weights(data.train_y, len(data.class_names))
+        if not config.class_weighted:
+            self.loss_weights = None
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_metric, self.best_loss = -np.inf, np.inf
+        self.best_epoch = {"warmup": 0, "finetune": 0}
+        self.best_weights: dict[str, torch.Tensor] = {}
+        self.unfreezing: dict[str, Any] = {"requested": config.unfreeze, "effective": 0}
+        self.optimizer = torch.optim.Adam(model.head.parameters(), lr=config.warmup_lr)
+        self._frozen_features: dict[str, torch.Tensor] = {}
+
+    # -- stages ---------------------------------------------------------------------------
+    @property
+    def stage(self) -> str:
+        return "warmup" if self.epoch < self.config.warmup_epochs else "finetune"
+
+    def start_finetune(self) -> None:
+        """From the best warm-up weights, unfreeze the top k layers, new optimizer."""
+        self.restore_best()
+        plan = self.model.unfreeze_top(self.config.unfreeze, self.config.rule)
+        self.unfreezing = {
+            "requested": plan.requested,
+            "effective": plan.effective,
+            "allowed": plan.allowed,
+            "trainable_share": plan.trainable_share,
+            "layers": list(plan.layers),
+        }
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=self.config.finetune_lr)
+        self._frozen_features.clear()
+        # The best so far is now this model (best head, pretrained layers): if no fine-tune
+        # epoch beats it, restoring the best must also put the unfrozen layers back.
+        self.best_weights = self._trainable_state()
+
+    def run_epoch(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        if self.epoch == self.config.warmup_epochs:
+            self.start_finetune()
+        stage = self.stage
+        self.epoch += 1
+        train_loss = self._train_one_epoch()
+        val_loss, probabilities = self._evaluate()
+        macro, per_class = classification_metrics(self.val_y.cpu().numpy(), probabilities)
+        score = macro[self.config.selection]
+        improved = score > self.best_metric or (
+            score == self.best_metric and val_loss < self.best_loss
+        )
+        if improved:
+            self.best_metric, self.best_loss = score, val_loss
+            self.best_epoch[stage] = self.epoch
+            self.best_weights = self._trainable_state()
+        record: dict[str, Any] = {
+            "epoch": self.epoch,
+            "stage": stage,
+            "stage_epoch": self.epoch - (0 if stage == "warmup" else self.config.warmup_epochs),
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            **{f"val_{name}": value for name, value in macro.items()},
+            "selection_metric": self.config.selection,
+            "best_selection": self.best_metric,
+            "best_epoch": max(self.best_epoch.values()),
+            "epoch_seconds": time.perf_counter() - started,
+        }
+        for name in PER_CLASS_METRICS:
+            for cls, value in zip(self.class_names, per_class[name], strict=True):
+                record[f"val_{name}/{cls}"] = float(value)
+        self.history.append(record)
+        return record
+
+    # -- one epoch ------------------------------------------------------------------------
+    def _train_one_epoch(self) -> float:
+        config = self.config
+        self.model.train()
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
+        order = torch.randperm(len(self.train_y), generator=generator).to(self.device)
+        use_features = self.stage == "warmup" and not config.augment.active
+        total, count = 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            with self._autocast():
+                if use_features:  # frozen backbone: its pooled features never change
+                    logits = self.model.head(self._features("train")[index])
+                else:
+                    x = augment(self.train_x[index], config.augment, generator)
+                    logits = self.model(x)
+                loss = F.cross_entropy(logits.float(), self.train_y[index], self.loss_weights)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(index)
+            count += len(index)
+        return total / count
+
+    @torch.no_grad()
+    def _evaluate(self) -> tuple[float, np.ndarray]:
+        self.model.eval()
+        with self._autocast():
+            if self.stage == "warmup":
+                logits = self.model.head(self._features("val"))
+            else:
+                logits = torch.cat(
+                    [self.model(self.val_x[s : s + 64]) for s in range(0, len(self.val_y), 64)]
+                )
+        logits = logits.float()
+        loss = float(F.cross_entropy(logits, self.val_y, self.loss_weights))
+        return loss, torch.softmax(logits, dim=1).cpu().numpy()
+
+    @torch.no_grad()
+    def _features(self, split: str) -> torch.Tensor:
+        """Pooled features of the frozen backbone (eval mode), computed once per stage."""
+        if split not in self._frozen_features:
+            x = self.train_x if split == "train" else self.val_x
+            was_training = self.model.training
+            self.model.backbone.eval()
+            with self._autocast():
+                parts = [self.model.features(x[s : s + 64]) for s in range(0, len(x), 64)]
+            self._frozen_features[split] = torch.cat(parts).float()
+            self.model.train(was_training)
+        return self._frozen_features[split]
+
+    def _autocast(self):
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    # -- weights and state ----------------------------------------------------------------
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        """Head and unfrozen layers (parameters and their norm statistics): all that
+        differs from the pretrained backbone."""
+        state = {f"head.{k}": v.detach().clone() for k, v in self.model.head.state_dict().items()}
+        modules = dict(self.model.layers)
+        for name in self.unfreezing.get("layers", []):
+            for key, value in modules[name].state_dict().items():
+                state[f"backbone.{name}.{key}"] = value.detach().clone()
+        return state
+
+    def restore_best(self) -> None:
+        if self.best_weights:
+            self.model.load_state_dict(self.best_weights, strict=False)
+
+    def best_summary(self) -> dict[str, Any]:
+        best = next(r for r in self.history if r["epoch"] == max(self.best_epoch.values()))
+        return {
+            "epoch": best["epoch"],
+            "warmup_epoch": self.best_epoch["warmup"],
+            "finetune_epoch": self.best_epoch["finetune"] or None,
+            **{k: v for k, v in best.items() if k.startswith("val_")},
+        }
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: small, without the frozen backbone. A deep
+        copy, so later epochs do not change a state already handed out."""
+        return copy.deepcopy(
+            {
+                "format": "polarmap-trial-state/1",
+                "config": _plain(asdict(self.config)),
+                "epoch": self.epoch,
+                "weights": self._trainable_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "best_weights": self.best_weights,
+                "best_metric": self.best_metric,
+                "best_loss": self.best_loss,
+                "best_epoch": dict(self.best_epoch),
+                "unfreezing": self.unfreezing,
+                "history": self.history,
+                "torch_rng": torch.get_rng_state(),
+            }
+        )
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("config") != _plain(asdict(self.config)):
+            raise ValueError("the saved trial state belongs to another configuration")
+        self.epoch = state["epoch"]
+        if self.epoch > self.config.warmup_epochs:
+            self.model.unfreeze_top(self.config.unfreeze, self.config.rule)
+            self.unfreezing = state["unfreezing"]
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            self.optimizer = torch.optim.Adam(params, lr=self.config.finetune_lr)
+        self.model.load_state_dict(state["weights"], strict=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.best_weights = state["best_weights"]
+        self.best_metric, self.best_loss = state["best_metric"], state["best_loss"]
+        self.best_epoch = dict(state["best_epoch"])
+        self.history = list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+
+
+def _class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """len / (classes x count) per class: every class weighs the same in the loss."""
+    counts = torch.bincount(labels.cpu(), minlength=num_classes).float().clamp(min=1)
+    return (len(labels) / (num_classes * counts)).to(labels.device)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively: the form a config takes after a JSON round trip."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

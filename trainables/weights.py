@@ -1,0 +1,82 @@
+"""Building a timm backbone, with pretrained weights from the hub or from local files.
+
+Offline clusters and this project's machines cannot reach the model hub, so weights can
+come from a file or a folder (for example one filled by `polarmap weights fetch`). timm
+loads them through `pretrained_cfg_overlay(file=...)`, with `torch.load(weights_only=True)`
+for PyTorch files and safetensors otherwise: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+__all__ = ["WeightsNotFound", "create_backbone", "weight_candidates"]
+
+SUFFIXES = (".safetensors", ".pth", ".bin")
+
+
+class WeightsNotFound(FileNotFoundError):
+    """Pretrained weights were asked for and are not where they were looked for."""
+
+
+def weight_candidates(name: str, folder: Path) -> list[Path]:
+    """Where a folder may hold the weights of backbone `name` (optionally `arch.tag`), in
+    the order they are tried: `<name>.<suffix>`, `<arch>.<suffix>`, and the Hugging Face
+    layout `<name>/model.safetensors` or `<name>/pytorch_model.bin`."""
+    arch = name.split(".")[0]
+    stems = list(dict.fromkeys([name, arch]))
+    paths = [folder / f"{stem}{suffix}" for stem in stems for suffix in SUFFIXES]
+    for stem in stems:
+        paths += [folder / stem / "model.safetensors", folder / stem / "pytorch_model.bin"]
+    return paths
+
+
+def create_backbone(
+    name: str, pretrained: bool = False, weights: str | Path | None = None
+) -> nn.Module:
+    """A timm model without classifier (`num_classes=0`).
+
+    Args:
+        name: timm model name, optionally with a pretrained tag (`resnet18.a1_in1k`).
+        pretrained: load ImageNet weights: from `weights` when given, else the model hub.
+        weights: a weights file, or a folder searched with `weight_candidates`.
+
+    Raises:
+        ValueError: timm does not know `name`.
+        WeightsNotFound: pretrained weights were asked for and the file is missing (the
+            message names the backbone and every path searched), or the hub is unreachable.
+    """
+    import timm
+
+    if not timm.is_model(name.split(".")[0]):
+        raise ValueError(f"unknown timm backbone {name!r} (see timm.list_models())")
+    if not pretrained:
+        return timm.create_model(name, pretrained=False, num_classes=0)
+    if weights is not None:
+        path = _find_weights(name, Path(weights))
+        return timm.create_model(
+            name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)}
+        )
+    try:
+        return timm.create_model(name, pretrained=True, num_classes=0)
+    except (OSError, RuntimeError) as exc:  # no network, no hub cache
+        raise WeightsNotFound(
+            f"pretrained weights for backbone {name!r} could not be loaded from the model hub "
+            f"({type(exc).__name__}: {exc}); give a local weights file or folder instead "
+            "(--weights), for example one filled by `polarmap weights fetch`"
+        ) from exc
+
+
+def _find_weights(name: str, weights: Path) -> Path:
+    if weights.is_file():
+        return weights
+    searched = weight_candidates(name, weights) if weights.is_dir() else [weights]
+    for path in searched:
+        if path.is_file():
+            return path
+    raise WeightsNotFound(
+        f"pretrained weights for backbone {name!r} not found; searched:\n"
+        + "\n".join(f"  {path}" for path in searched)
+    )
