@@ -40,15 +40,20 @@ def _split_text(text: str) -> str:
     return text
 
 
-def add_data_options(parser: argparse.ArgumentParser, split: bool = True) -> None:
+def add_data_options(
+    parser: argparse.ArgumentParser, split: bool = True, data_flag: bool = False
+) -> None:
     """The data set argument and the options that say how it will be used; `split=False`
-    for commands that do not split (no --split, --folds, --seed)."""
-    parser.add_argument(
-        "data",
-        metavar="DATA",
-        help="manifest CSV (patient_id, <view>_path..., label, metadata...) or the root "
-        "of a folder-per-class layout (ROOT/<class>/<patient>.png)",
+    for commands that do not split (no --split, --folds, --seed); `data_flag` takes the
+    data set as `--data DATA` instead of a positional argument."""
+    data_help = (
+        "manifest CSV (patient_id, <view>_path..., label, metadata...) or the root "
+        "of a folder-per-class layout (ROOT/<class>/<patient>.png)"
     )
+    if data_flag:
+        parser.add_argument("--data", metavar="DATA", required=True, help=data_help)
+    else:
+        parser.add_argument("data", metavar="DATA", help=data_help)
     parser.add_argument(
         "--classes",
         type=argtype(parse_class_set),

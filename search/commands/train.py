@@ -1,0 +1,188 @@
+"""`polarmap train`: one trial outside any search, with per-epoch figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from search.commands.options import (
+    UsageError,
+    add_data_options,
+    argtype,
+    check_from_args,
+    split_from_args,
+)
+from search.commands.preprocess import format_cleaning
+from search.commands.report import format_split_table, print_report
+from search.data import split_patients
+from search.data.map_cache import MapCache
+from search.data.normalize import backbone_input
+from search.data.preprocess import PreprocessSpec, preprocess_dataset
+from search.files import write_json_atomic
+from search.provenance import provenance
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="run one trial (warm-up, then fine-tune) outside any search",
+        description="Check the data set, split it by patient, clean the maps (cached), then "
+        "run the two-stage protocol for one configuration: warm-up with the backbone frozen "
+        "at lr 10^-a, then fine-tune of the top --unfreeze layers at 10^-(a+2), keeping the "
+        "best validation epoch of each. Prints every epoch's figures and the best epochs; "
+        "the test split is never used.",
+    )
+    add_data_options(train, data_flag=True)
+    model = train.add_argument_group("model")
+    model.add_argument("--backbone", required=True, help="timm model name, e.g. resnet18")
+    model.add_argument("--width", type=int, default=256, help="head width (default 256)")
+    model.add_argument("--depth", type=int, default=1, help="hidden head layers (default 1)")
+    model.add_argument("--dropout", type=float, default=0.3, help="head dropout (default 0.3)")
+    model.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="start from ImageNet weights (from --weights, else the model hub)",
+    )
+    model.add_argument("--weights", default=None, help="local weights file or folder")
+    protocol = train.add_argument_group("protocol")
+    protocol.add_argument("--a", type=float, default=3.5, help="lr exponent: 10^-a (default 3.5)")
+    protocol.add_argument(
+        "--unfreeze", type=int, default=3, help="top layers to fine-tune (default 3)"
+    )
+    protocol.add_argument("--warmup-epochs", type=int, default=100, help="(default 100)")
+    protocol.add_argument("--finetune-epochs", type=int, default=30, help="(default 30)")
+    protocol.add_argument("--batch-size", type=int, default=32, help="(default 32)")
+    protocol.add_argument(
+        "--augment",
+        type=argtype(_augment),
+        default="none",
+        help="none, or hflip, vflip, rotate<degrees> joined by '+' (default none)",
+    )
+    protocol.add_argument(
+        "--class-weighted", action="store_true", help="weigh the loss by inverse class size"
+    )
+    protocol.add_argument(
+        "--selection",
+        default="balanced_accuracy",
+        help="validation metric that picks epochs (default balanced_accuracy)",
+    )
+    protocol.add_argument("--fold", type=int, default=None, help="with --folds: which fold")
+    protocol.add_argument("--trial-seed", type=int, default=0, help="training seed (default 0)")
+    protocol.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    train.add_argument("--cache", type=Path, default=None, help="map cache folder")
+    train.add_argument("--out", type=Path, default=None, help="write the trial record here")
+    train.set_defaults(func=run_train, parser=train)
+
+
+def _augment(text: str):
+    from trainables.augment import AugmentSpec
+
+    return AugmentSpec.parse(text)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from trainables.data import trial_data
+    from trainables.model import HeadSpec
+    from trainables.protocol import TrialConfig, run_protocol
+
+    try:
+        inputs = backbone_input(args.backbone)
+        config = TrialConfig(
+            backbone=args.backbone,
+            views=(),
+            head=HeadSpec.uniform(args.width, args.depth, args.dropout),
+            a=args.a,
+            unfreeze=args.unfreeze,
+            warmup_epochs=args.warmup_epochs,
+            finetune_epochs=args.finetune_epochs,
+            batch_size=args.batch_size,
+            augment=args.augment,
+            class_weighted=args.class_weighted,
+            selection=args.selection,
+            seed=args.trial_seed,
+            threads=args.threads,
+            pretrained=args.pretrained,
+            weights=args.weights,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    spec = split_from_args(args)
+    if spec.folds and args.fold is None:
+        raise UsageError("--folds needs --fold N to say which fold validates")
+    if args.fold is not None and not (spec.folds and 0 <= args.fold < spec.folds):
+        raise UsageError(f"--fold {args.fold}: expected 0 to {(spec.folds or 1) - 1} with --folds")
+    report = check_from_args(args)
+    if not report.ok:
+        print_report(report)
+        return 1
+    dataset = report.dataset
+    assert dataset is not None
+    config = _with_views(config, dataset.views)
+
+    split = split_patients(dataset.labels, spec, dataset.class_set.names)
+    print(f"{dataset.source}: {len(dataset)} patients, {spec.describe()}")
+    print(format_split_table(dataset, split))
+    cleaned = preprocess_dataset(dataset, PreprocessSpec(inputs.size), MapCache(args.cache))
+    print(format_cleaning(cleaned))
+    data = trial_data(
+        cleaned, dataset.labels, split, dataset.views, inputs, dataset.class_set.names, args.fold
+    )
+    print(
+        f"\n{args.backbone} ({inputs.size} px), mode {'+'.join(dataset.views)}: "
+        f"{len(data.train_y)} train / {len(data.val_y)} validation patients"
+    )
+    result = run_protocol(config, data, report=_print_epoch)
+    best = result.best
+    unfreezing = result.unfreezing
+    print(
+        f"\nbest warm-up epoch {best['warmup_epoch']}, best fine-tune epoch "
+        f"{best['finetune_epoch'] or '- (none beat warm-up)'}; unfreeze requested "
+        f"{unfreezing['requested']}, effective {unfreezing['effective']} "
+        f"(allowed {unfreezing.get('allowed', '-')}, "
+        f"{100 * unfreezing.get('trainable_share', 0):.1f} % of backbone parameters)"
+    )
+    print(
+        f"best validation: {config.selection} {best['val_' + config.selection]:.3f}, "
+        f"accuracy {best['val_accuracy']:.3f}, ROC AUC {best['val_roc_auc']:.3f}, "
+        f"loss {best['val_loss']:.3f}"
+    )
+    if args.out:
+        record = {
+            "format": "polarmap-trial/1",
+            "config": _jsonable(config),
+            "data_fingerprint": dataset.fingerprint,
+            "test_fingerprint": split.test_fingerprint,
+            "best": best,
+            "unfreezing": unfreezing,
+            "history": result.history,
+            **provenance(),
+        }
+        write_json_atomic(args.out, record)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _with_views(config, views: tuple[str, ...]):
+    from dataclasses import replace
+
+    return replace(config, views=tuple(views))
+
+
+def _print_epoch(record: dict[str, Any], state: dict[str, Any]) -> None:
+    print(
+        f"epoch {record['epoch']:>4} {record['stage']:<8} train loss {record['train_loss']:.4f}"
+        f"  val loss {record['val_loss']:.4f}  bal acc {record['val_balanced_accuracy']:.3f}"
+        f"  AUC {record['val_roc_auc']:.3f}  best {record['best_selection']:.3f}"
+        f" @{record['best_epoch']}  ({record['epoch_seconds']:.1f} s)",
+        flush=True,
+    )
+
+
+def _jsonable(config) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(config), default=str))

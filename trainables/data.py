@@ -1,0 +1,60 @@
+"""Assembling a trial's tensors from cleaned maps and a patient-level split.
+
+The maps are decoded and cleaned once (the map cache); here they only become normalized
+tensors for the backbone. The test split is never touched: `trial_data` takes training
+and validation ids only, and refuses a split whose validation part is empty.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from search.data.normalize import BackboneInput, normalize_maps
+from search.data.preprocess import CleanedMaps
+from search.data.splits import Split
+from trainables.protocol import TrialData
+
+__all__ = ["select_views", "trial_data"]
+
+
+def select_views(cleaned: CleanedMaps, views: tuple[str, ...]) -> np.ndarray:
+    """(patients, len(views), H, W, 3) maps of `views`, in the order asked for.
+
+    Raises:
+        ValueError: a view is not among the cleaned ones.
+    """
+    missing = [v for v in views if v not in cleaned.views]
+    if missing:
+        raise ValueError(
+            f"view(s) {', '.join(missing)} not cleaned; the maps hold {', '.join(cleaned.views)}"
+        )
+    return cleaned.maps[:, [cleaned.views.index(v) for v in views]]
+
+
+def trial_data(
+    cleaned: CleanedMaps,
+    labels: dict[str, int],
+    split: Split,
+    views: tuple[str, ...],
+    backbone: BackboneInput,
+    class_names: tuple[str, ...],
+    fold: int | None = None,
+) -> TrialData:
+    """Normalized (N, views, 3, H, W) train and validation tensors with their labels."""
+    if fold is not None:
+        split = split.fold(fold)
+    if not split.val:
+        raise ValueError("the split has no validation patients: give a validation share or a fold")
+    maps = select_views(cleaned, views)
+    row = cleaned.index()
+
+    def tensors(ids: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [row[i] for i in ids]
+        x = normalize_maps(maps[rows], backbone)
+        y = torch.tensor([labels[i] for i in ids], dtype=torch.long)
+        return x, y
+
+    train_x, train_y = tensors(split.train)
+    val_x, val_y = tensors(split.val)
+    return TrialData(train_x, train_y, val_x, val_y, class_names)
