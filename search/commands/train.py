@@ -53,6 +53,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     protocol.add_argument(
         "--unfreeze", type=int, default=3, help="top layers to fine-tune (default 3)"
     )
+    protocol.add_argument(
+        "--max-layer-share",
+        type=float,
+        default=1 / 3,
+        help="fine-tune at most this share of the backbone's layers (default 1/3, the seed)",
+    )
+    protocol.add_argument(
+        "--max-param-share",
+        type=float,
+        default=1 / 3,
+        help="... and at most this share of its parameters (default 1/3, the seed)",
+    )
     protocol.add_argument("--warmup-epochs", type=int, default=100, help="(default 100)")
     protocol.add_argument("--finetune-epochs", type=int, default=30, help="(default 30)")
     protocol.add_argument("--batch-size", type=int, default=32, help="(default 32)")
@@ -88,6 +100,7 @@ def run_train(args: argparse.Namespace) -> int:
     from trainables.data import trial_data
     from trainables.model import HeadSpec
     from trainables.protocol import TrialConfig, run_protocol
+    from trainables.unfreeze import UnfreezeRule
 
     try:
         inputs = backbone_input(args.backbone)
@@ -107,6 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
             threads=args.threads,
             pretrained=args.pretrained,
             weights=args.weights,
+            rule=UnfreezeRule(args.max_layer_share, args.max_param_share),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

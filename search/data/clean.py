@@ -24,7 +24,7 @@ from search.data.disc import Disc, find_disc
 
 __all__ = ["CLEANING_VERSION", "CleanMap", "CropBox", "clean_export", "disc_mask", "find_text"]
 
-CLEANING_VERSION = 1  # bump whenever the output of clean_export changes; part of cache keys
+CLEANING_VERSION = 2  # bump whenever the output of clean_export changes; part of cache keys
 TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
 TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)
 STROKE_FRACTION = 1 / 80  # largest text stroke radius, as a share of the disc radius
@@ -124,7 +124,9 @@ def find_text(image: np.ndarray, disc_radius: float) -> np.ndarray:
     for channel in range(3):
         values = image[..., channel].astype(np.int16)
         top_hat = np.maximum(top_hat, values - ndimage.grey_opening(values, size=2 * stroke + 1))
-    light = np.sort(image[..., :3], axis=2)[..., 1] >= TEXT_LIGHTNESS
+    # Light in a 3 x 3 neighbourhood: JPEG softens thin strokes below the threshold.
+    second = np.sort(image[..., :3], axis=2)[..., 1]
+    light = ndimage.grey_dilation(second, size=3) >= TEXT_LIGHTNESS
     strokes = (top_hat > TEXT_CONTRAST) & light
 
     lines, count = ndimage.label(

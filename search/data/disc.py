@@ -8,6 +8,7 @@ centre and radius.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +31,10 @@ class Disc:
     def box(self) -> tuple[int, int, int, int]:
         """(left, top, right, bottom) of the square around the disc, right/bottom exclusive."""
         return (
-            round(self.cx - self.radius),
-            round(self.cy - self.radius),
-            round(self.cx + self.radius) + 1,
-            round(self.cy + self.radius) + 1,
+            math.ceil(self.cx - self.radius),
+            math.ceil(self.cy - self.radius),
+            math.floor(self.cx + self.radius) + 1,
+            math.floor(self.cy + self.radius) + 1,
         )
 
 

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,18 @@ class MapCache:
         if pixels.dtype != np.uint8 or pixels.shape != (params.size, params.size, 3):
             return None
         return pixels
+
+    def remove_stale(self, older_than: float = 3600.0) -> int:
+        """Delete temporary files that killed writers left behind; returns how many."""
+        removed = 0
+        for path in self.root.glob("*/.*.tmp"):
+            try:
+                if time.time() - path.stat().st_mtime > older_than:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another process got there first
+                pass
+        return removed
 
     def store(self, image_sha256: str, params: CleaningParams, pixels: np.ndarray) -> Path:
         """Write one map atomically; concurrent writers of the same entry are harmless

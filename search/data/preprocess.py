@@ -102,6 +102,7 @@ def preprocess_dataset(
     """
     started = time.perf_counter()
     cache = cache or MapCache()
+    cache.remove_stale()
     views = views or dataset.views
     jobs = [(i, j, p.images[v], spec.params(v)) for i, p in enumerate(dataset.patients)
             for j, v in enumerate(views)]  # fmt: skip
