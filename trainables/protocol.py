@@ -14,67 +14,22 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainables.augment import AugmentSpec, augment
+from trainables.augment import augment
+from trainables.config import TrialConfig
 from trainables.metrics import PER_CLASS_METRICS, classification_metrics
-from trainables.model import HeadSpec, PolarMapNet
-from trainables.unfreeze import UnfreezeRule
+from trainables.model import PolarMapNet
 from trainables.weights import create_backbone
 
 __all__ = ["TrialConfig", "TrialData", "TrialResult", "run_protocol"]
 
 Report = Callable[[dict[str, Any], dict[str, Any]], None]
-SELECTABLE = ("balanced_accuracy", "accuracy", "f1", "roc_auc", "sensitivity", "specificity")
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """One configuration run through the whole protocol."""
-
-    backbone: str
-    views: tuple[str, ...] = ("rest", "stress")
-    head: HeadSpec = field(default_factory=HeadSpec)
-    a: float = 3.5
-    unfreeze: int = 3
-    warmup_epochs: int = 100
-    finetune_epochs: int = 30
-    batch_size: int = 32
-    augment: AugmentSpec = field(default_factory=AugmentSpec)
-    class_weighted: bool = False
-    selection: str = "balanced_accuracy"
-    seed: int = 0
-    threads: int = 1
-    pretrained: bool = False
-    weights: str | None = None
-    rule: UnfreezeRule = field(default_factory=UnfreezeRule)
-
-    def __post_init__(self) -> None:
-        if self.selection not in SELECTABLE:
-            raise ValueError(
-                f"selection metric {self.selection!r}: expected one of {', '.join(SELECTABLE)}"
-            )
-        if self.warmup_epochs < 1 or self.finetune_epochs < 0 or self.batch_size < 1:
-            raise ValueError("need warm-up epochs >= 1, fine-tune epochs >= 0, batch size >= 1")
-        if self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
-
-    @property
-    def warmup_lr(self) -> float:
-        return 10.0**-self.a
-
-    @property
-    def finetune_lr(self) -> float:
-        return 10.0 ** -(self.a + 2)
-
-    @property
-    def epochs(self) -> int:
-        return self.warmup_epochs + self.finetune_epochs
 
 
 @dataclass(frozen=True)

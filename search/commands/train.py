@@ -97,9 +97,10 @@ def _augment(text: str):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from trainables.config import TrialConfig
     from trainables.data import trial_data
     from trainables.model import HeadSpec
-    from trainables.protocol import TrialConfig, run_protocol
+    from trainables.protocol import run_protocol
     from trainables.unfreeze import UnfreezeRule
 
     try:

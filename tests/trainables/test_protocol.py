@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainables.config import TrialConfig
 from trainables.model import HeadSpec
-from trainables.protocol import TrialConfig, TrialData, run_protocol
+from trainables.protocol import TrialData, run_protocol
 
 CONFIG = TrialConfig(
     "test_resnet",

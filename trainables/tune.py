@@ -1,0 +1,60 @@
+"""The Ray Tune adapter: the protocol as a function trainable that pauses and resumes.
+
+One `tune.report` per epoch, with one epoch counter across both stages (the scheduler's
+resource) and a checkpoint holding the trial's whole state: HyperBand pauses trials and
+Ray resumes a paused trial only from the last checkpoint it was given. This is one of
+the few modules that import Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from trainables.config import TrialConfig
+from trainables.protocol import TrialData, run_protocol
+
+__all__ = ["STATE_FILE", "load_state", "polarmap_trainable", "save_state"]
+
+STATE_FILE = "trial_state.pt"
+
+
+def save_state(state: dict[str, Any], folder: Path) -> Path:
+    """Write the state into `folder` under a temporary name, then rename."""
+    path = folder / STATE_FILE
+    partial = folder / f".{STATE_FILE}.partial"
+    torch.save(state, partial)
+    os.replace(partial, path)
+    return path
+
+
+def load_state(folder: Path) -> dict[str, Any]:
+    """Read a state written by `save_state`; tensors and plain values only."""
+    return torch.load(folder / STATE_FILE, weights_only=True)
+
+
+def polarmap_trainable(config: dict[str, Any], data: TrialData) -> None:
+    """Run one trial from Ray's sampled `config` (flat, see `TrialConfig.from_flat`) on
+    `data`, put in the object store once with `tune.with_parameters`."""
+    trial = TrialConfig.from_flat(config)
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = load_state(Path(folder))
+    resumed_at = resume["epoch"] if resume else 0
+
+    def report(record: dict[str, Any], state: dict[str, Any]) -> None:
+        metrics = {k: v for k, v in record.items() if v is not None}
+        metrics["effective_unfreeze"] = state["unfreezing"].get("effective", 0)
+        metrics["resumed_at_epoch"] = resumed_at  # 0: this run started the trial afresh
+        with tempfile.TemporaryDirectory() as folder:
+            save_state(state, Path(folder))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    run_protocol(trial, data, report=report, resume=resume)
