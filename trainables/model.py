@@ -90,7 +90,10 @@ class PolarMapNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, V, 3, H, W) -> (B, V * features) pooled backbone features."""
         batch = x.shape[0]
-        pooled = pool_features(self.backbone.forward_features(x.flatten(0, 1)))
+        images = x.flatten(0, 1)
+        if images.is_cuda:  # tensor cores prefer NHWC
+            images = images.contiguous(memory_format=torch.channels_last)
+        pooled = pool_features(self.backbone.forward_features(images))
         return pooled.reshape(batch, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,8 @@ def run_protocol(
         len(data.class_names),
         config.head,
     ).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     trainer = _Trainer(config, data, model, device)
     if resume is not None:
         trainer.load_state(resume)

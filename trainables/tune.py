@@ -8,6 +8,7 @@ the few modules that import Ray.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from pathlib import Path
@@ -57,4 +58,8 @@ def polarmap_trainable(config: dict[str, Any], data: TrialData) -> None:
             save_state(state, Path(folder))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    run_protocol(trial, data, report=report, resume=resume)
+    result = run_protocol(trial, data, report=report, resume=resume)
+    del result  # the model: free its GPU memory before Ray reuses this worker
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
