@@ -7,7 +7,12 @@ from pathlib import Path
 
 from search.commands import preprocess as preprocess_command
 from search.commands import synth as synth_command
-from search.commands.options import add_data_options, check_from_args, split_from_args
+from search.commands.options import (
+    add_data_options,
+    check_from_args,
+    checked_dataset,
+    split_from_args,
+)
 from search.commands.report import format_split_table, print_report
 from search.data import Dataset, Split, split_patients
 from search.files import write_json_atomic
@@ -59,12 +64,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_split(args: argparse.Namespace) -> int:
     spec = split_from_args(args)
-    report = check_from_args(args)
-    if not report.ok:
-        print_report(report)
+    dataset = checked_dataset(args)
+    if dataset is None:
         return 1
-    dataset = report.dataset
-    assert dataset is not None
     split = split_patients(dataset.labels, spec, dataset.class_set.names)
     print(f"{dataset.source}: {len(dataset)} patients, {spec.describe()}")
     print(format_split_table(dataset, split))

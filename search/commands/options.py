@@ -9,13 +9,21 @@ from typing import Any
 from search.data import (
     DEFAULT_MIN_SIZE,
     CheckReport,
+    Dataset,
     SplitSpec,
     check_dataset,
     parse_class_set,
     parse_mode,
 )
 
-__all__ = ["UsageError", "add_data_options", "argtype", "check_from_args", "split_from_args"]
+__all__ = [
+    "UsageError",
+    "add_data_options",
+    "argtype",
+    "check_from_args",
+    "checked_dataset",
+    "split_from_args",
+]
 
 
 class UsageError(Exception):
@@ -106,6 +114,18 @@ def split_from_args(args: argparse.Namespace) -> SplitSpec:
         return SplitSpec.parse(args.split, folds=args.folds, seed=args.seed)
     except ValueError as exc:
         raise UsageError(f"--split {args.split}: {exc}") from exc
+
+
+def checked_dataset(args: argparse.Namespace) -> Dataset | None:
+    """The checked data set, or None after printing the check's report of its problems."""
+    from search.commands.report import print_report
+
+    report = check_from_args(args)
+    if not report.ok:
+        print_report(report)
+        return None
+    assert report.dataset is not None
+    return report.dataset
 
 
 def check_from_args(args: argparse.Namespace) -> CheckReport:

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search.commands.options import UsageError, add_data_options, argtype, check_from_args
-from search.commands.report import print_report
+from search.commands.options import UsageError, add_data_options, argtype, checked_dataset
 from search.data import DataError, Dataset, Patient, Problem
 from search.data.clean import CropBox, clean_export
 from search.data.map_cache import MapCache, default_cache_dir
@@ -109,17 +108,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     preview.set_defaults(func=run_preview, parser=preview)
 
 
-def _checked(args: argparse.Namespace) -> Dataset | None:
-    report = check_from_args(args)
-    if not report.ok:
-        print_report(report)
-        return None
-    assert report.dataset is not None
-    return report.dataset
-
-
 def run_preprocess(args: argparse.Namespace) -> int:
-    dataset = _checked(args)
+    dataset = checked_dataset(args)
     if dataset is None:
         return 1
     spec = spec_from_args(args, dataset)
@@ -148,7 +138,7 @@ def format_cleaning(cleaned: CleanedMaps) -> str:
 
 
 def run_preview(args: argparse.Namespace) -> int:
-    dataset = _checked(args)
+    dataset = checked_dataset(args)
     if dataset is None:
         return 1
     spec = spec_from_args(args, dataset)

@@ -11,11 +11,11 @@ from search.commands.options import (
     UsageError,
     add_data_options,
     argtype,
-    check_from_args,
+    checked_dataset,
     split_from_args,
 )
 from search.commands.preprocess import format_cleaning
-from search.commands.report import format_split_table, print_report
+from search.commands.report import format_split_table
 from search.data import split_patients
 from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
@@ -130,12 +130,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError("--folds needs --fold N to say which fold validates")
     if args.fold is not None and not (spec.folds and 0 <= args.fold < spec.folds):
         raise UsageError(f"--fold {args.fold}: expected 0 to {(spec.folds or 1) - 1} with --folds")
-    report = check_from_args(args)
-    if not report.ok:
-        print_report(report)
+    dataset = checked_dataset(args)
+    if dataset is None:
         return 1
-    dataset = report.dataset
-    assert dataset is not None
     config = _with_views(config, dataset.views)
 
     split = split_patients(dataset.labels, spec, dataset.class_set.names)
