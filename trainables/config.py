@@ -90,7 +90,9 @@ class TrialConfig:
         options = dict(flat)
         if "width" in options:
             head = HeadSpec.uniform(
-                int(options["width"]), int(options.get("depth", 1)), float(options["dropout"])
+                int(options["width"]),
+                int(options.get("depth", 1)),
+                float(options.get("dropout", HeadSpec().dropouts[0])),
             )
         elif "head_widths" in options:
             head = HeadSpec(tuple(options["head_widths"]), tuple(options["head_dropouts"]))

@@ -94,7 +94,7 @@ class _Trainer:
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
         self.class_names = data.class_names
-        self.loss_weights = _class_weights(data.train_y, len(data.class_names))
+        self.loss_weights = _class_weights(self.train_y, len(data.class_names))
         if not config.class_weighted:
             self.loss_weights = None
         self.epoch = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +127,12 @@ def run_train(args: argparse.Namespace) -> int:
     spec = split_from_args(args)
     if spec.folds and args.fold is None:
         raise UsageError("--folds needs --fold N to say which fold validates")
-    if args.fold is not None and not (spec.folds and 0 <= args.fold < spec.folds):
-        raise UsageError(f"--fold {args.fold}: expected 0 to {(spec.folds or 1) - 1} with --folds")
+    if args.fold is not None and not spec.folds:
+        raise UsageError(f"--fold {args.fold} needs --folds K")
+    if args.fold is not None and not 0 <= args.fold < spec.folds:
+        raise UsageError(
+            f"--fold {args.fold}: expected 0 to {spec.folds - 1} with --folds {spec.folds}"
+        )
     dataset = checked_dataset(args)
     if dataset is None:
         return 1
@@ -165,7 +168,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.out:
         record = {
             "format": "polarmap-trial/1",
-            "config": _jsonable(config),
+            "config": config.to_flat(),
             "data_fingerprint": dataset.fingerprint,
             "test_fingerprint": split.test_fingerprint,
             "best": best,
@@ -192,9 +195,3 @@ def _print_epoch(record: dict[str, Any], state: dict[str, Any]) -> None:
         f" @{record['best_epoch']}  ({record['epoch_seconds']:.1f} s)",
         flush=True,
     )
-
-
-def _jsonable(config) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return json.loads(json.dumps(asdict(config), default=str))

@@ -122,6 +122,8 @@ class Split:
         """Train and validation of fold `index` (0-based); the test split is unchanged."""
         if not self.folds:
             raise ValueError("this split has no folds")
+        if not 0 <= index < len(self.folds):
+            raise ValueError(f"fold {index}: expected 0 to {len(self.folds) - 1}")
         held_out = set(self.folds[index])
         train = tuple(p for p in self.train if p not in held_out)
         return replace(self, train=train, val=self.folds[index], folds=None)
