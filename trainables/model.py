@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainables.unfreeze import UnfreezeRule, Unfreezing, feature_layers, plan_unfreezing
+from trainables.unfreeze import (
+    UnfreezeRule,
+    Unfreezing,
+    feature_layers,
+    plan_unfreezing,
+    probe_size,
+)
 
 __all__ = ["HeadSpec", "PolarMapNet", "pool_features"]
 
@@ -71,16 +77,16 @@ class PolarMapNet(nn.Module):
         num_views: int,
         num_classes: int,
         head: HeadSpec,
-        probe_size: int = 64,
     ):
         super().__init__()
         self.backbone = backbone
         self.num_views = num_views
-        self.layers = feature_layers(backbone, probe_size)
+        size = probe_size(backbone)
+        self.layers = feature_layers(backbone, size)
         with torch.no_grad():
             was_training = backbone.training
             backbone.eval()
-            probe = backbone.forward_features(torch.zeros(1, 3, probe_size, probe_size))
+            probe = backbone.forward_features(torch.zeros(1, 3, size, size))
             backbone.train(was_training)
         self.num_features = pool_features(probe).shape[1]
         self.head = head.build(self.num_features * num_views, num_classes)

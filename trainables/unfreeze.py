@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["UnfreezeRule", "Unfreezing", "feature_layers", "plan_unfreezing"]
+__all__ = [
+    "UnfreezeRule",
+    "Unfreezing",
+    "feature_layers",
+    "plan_unfreezing",
+    "probe_size",
+]
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,21 @@ class Unfreezing:
     total_layers: int
 
 
-def feature_layers(backbone: nn.Module, input_size: int = 64) -> list[tuple[str, nn.Module]]:
+def probe_size(backbone: nn.Module) -> int:
+    """A small input size the backbone accepts: half its default size (at least 64 px;
+    Inception-style networks need more than 64), or the default where it is fixed."""
+    config = getattr(backbone, "pretrained_cfg", None) or {}
+    size = int(config.get("input_size", (3, 224, 224))[-1])
+    return size if config.get("fixed_input_size") else max(64, size // 2)
+
+
+def feature_layers(
+    backbone: nn.Module, input_size: int | None = None
+) -> list[tuple[str, nn.Module]]:
     """(name, module) of every parameterized layer `forward_features` runs, in the order it
-    runs them (each once, at its first call)."""
+    runs them (each once, at its first call), found on an `input_size` probe (default
+    `probe_size`)."""
+    input_size = input_size or probe_size(backbone)
     order: list[str] = []
     names = {module: name for name, module in backbone.named_modules()}
     owning = [m for m in backbone.modules() if any(True for _ in m.parameters(recurse=False))]
