@@ -1,0 +1,291 @@
+"""Seconds per trial: the naive reference (bench/naive_reference.py) against the project's
+trainable, on the same data, in one process; with peak memory, the irreducible bound and
+a small search.
+
+    .venv/bin/python bench/trial_throughput.py                 # resnet18, k=3, dual, CPU-sized
+    .venv/bin/python bench/trial_throughput.py --full          # the paper's 100 + 30 epochs
+    .venv/bin/python bench/trial_throughput.py --no-search     # one configuration only
+
+Figures are printed; docs/performance.md records them with the machine they came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from naive_reference import MapFiles, run_naive_trial
+
+from search.data import TRIAD, load_dataset
+from search.data.map_cache import MapCache
+from search.data.normalize import backbone_input, normalize_maps
+from search.data.preprocess import PreprocessSpec, preprocess_dataset
+from search.synth import write_synthetic_dataset
+from trainables.chain import feature_chain
+from trainables.config import TrialConfig
+from trainables.model import HeadSpec, PolarMapNet
+from trainables.protocol import TrialData, run_protocol
+from trainables.weights import create_backbone
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    work = args.work
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU only"
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {device}; "
+        f"torch {torch.__version__}, {args.threads} threads"
+    )
+    data = prepare(work, args)
+    base = TrialConfig(
+        backbone=args.backbone,
+        views=data["views"],
+        head=HeadSpec.uniform(256, 1, 0.3),
+        a=3.5,
+        unfreeze=args.unfreeze,
+        warmup_epochs=100 if args.full else args.warmup_epochs,
+        finetune_epochs=30 if args.full else args.finetune_epochs,
+        batch_size=args.batch_size,
+        threads=args.threads,
+    )
+    print(f"\none configuration: {base.backbone}, k={base.unfreeze}, mode {'+'.join(base.views)}, "
+          f"{data['size']} px, {len(data['train_y'])} train / {len(data['val_y'])} validation "
+          f"patients, {base.warmup_epochs} + {base.finetune_epochs} epochs")  # fmt: skip
+
+    naive_s, naive_mb = measure(lambda: run_naive(base, data))
+    project_s, project_mb = measure(lambda: run_project(base, data))
+    bound_s = irreducible_seconds(base, data)
+    print(f"  naive reference   {naive_s:8.1f} s   peak +{naive_mb:6.0f} MB")
+    print(f"  project           {project_s:8.1f} s   peak +{project_mb:6.0f} MB")
+    print(f"  speed-up          {naive_s / project_s:8.1f} x")
+    print(f"  irreducible bound {bound_s:8.1f} s   project = {project_s / bound_s:.1f} x bound")
+
+    if args.search:
+        configs = small_search(base)
+        print(f"\nsmall search: {len(configs)} trials (a, k, width, epochs): "
+              + ", ".join(f"({c.a}, {c.unfreeze}, {c.head.widths[0]}, "
+                          f"{c.warmup_epochs}+{c.finetune_epochs})" for c in configs))  # fmt: skip
+        naive_s, _ = measure(lambda: [run_naive(c, data) for c in configs])
+        project_s, _ = measure(lambda: [run_project(c, data) for c in configs])
+        print(f"  naive reference   {naive_s:8.1f} s")
+        print(f"  project           {project_s:8.1f} s")
+        print(f"  speed-up          {naive_s / project_s:8.1f} x")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--unfreeze", type=int, default=3)
+    parser.add_argument("--patients", type=int, default=48, help="synthetic patients")
+    parser.add_argument("--warmup-epochs", type=int, default=4)
+    parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--full", action="store_true", help="the paper's 100 + 30 epochs")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-search", dest="search", action="store_false")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/polarmap-bench"))
+    return parser.parse_args()
+
+
+def prepare(work: Path, args: argparse.Namespace) -> dict:
+    """Synthetic exports -> cleaned maps (cache) -> PNG files for the naive path, and
+    the same maps as arrays for the project's path. Not timed."""
+    manifest = work / "data" / "manifest.csv"
+    if not manifest.exists():
+        write_synthetic_dataset(
+            work / "data", TRIAD, args.patients, seed=0, canvas=(820, 534),
+            balance={"Infarction": 1, "Ischemia": 1, "Normal": 2},
+        )  # fmt: skip
+    dataset = load_dataset(manifest, splittable=False)
+    spec = backbone_input(args.backbone)
+    cleaned = preprocess_dataset(dataset, PreprocessSpec(spec.size), MapCache(work / "cache"))
+    files = []
+    for i, patient in enumerate(dataset.patients):
+        row = []
+        for j, view in enumerate(cleaned.views):
+            path = work / "maps" / f"{patient.patient_id}_{view}.png"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(cleaned.maps[i, j]).save(path)
+            row.append(path)
+        files.append(row)
+    labels = [p.label for p in dataset.patients]
+    cut = len(labels) * 3 // 4
+    maps = normalize_maps(cleaned.maps, spec)
+    return {
+        "views": cleaned.views,
+        "size": spec.size,
+        "spec": spec,
+        "train_files": files[:cut],
+        "val_files": files[cut:],
+        "train_y": labels[:cut],
+        "val_y": labels[cut:],
+        "train_x": maps[:cut],
+        "val_x": maps[cut:],
+    }
+
+
+def run_naive(config: TrialConfig, data: dict) -> None:
+    spec = data["spec"]
+    train = MapFiles(data["train_files"], data["train_y"], spec.size, spec.mean, spec.std)
+    val = MapFiles(data["val_files"], data["val_y"], spec.size, spec.mean, spec.std)
+    run_naive_trial(config, train, val, num_classes=3)
+
+
+def run_project(config: TrialConfig, data: dict) -> None:
+    trial = TrialData(
+        data["train_x"],
+        torch.tensor(data["train_y"]),
+        data["val_x"],
+        torch.tensor(data["val_y"]),
+        TRIAD.names,
+    )
+    run_protocol(config, trial)
+
+
+def irreducible_seconds(config: TrialConfig, data: dict) -> float:
+    """Only the work no sharing can remove: the head on pooled features for warm-up; for
+    fine-tune, forward and backward from the activations entering the block that holds
+    the first unfrozen layer, less the forward time of that block's frozen layers."""
+    torch.manual_seed(0)
+    model = PolarMapNet(create_backbone(config.backbone), len(config.views), 3, config.head)
+    train_x, val_x = data["train_x"], data["val_x"]
+    train_y, val_y = torch.tensor(data["train_y"]), torch.tensor(data["val_y"])
+    batch = config.batch_size
+    with torch.no_grad():
+        model.eval()
+        train_f, val_f = model.features(train_x), model.features(val_x)
+
+    started = time.perf_counter()
+    optimizer = torch.optim.Adam(model.head.parameters(), config.warmup_lr)
+    for _ in range(config.warmup_epochs):
+        for s in range(0, len(train_y), batch):
+            loss = F.cross_entropy(model.head(train_f[s : s + batch]), train_y[s : s + batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            model.head(val_f)
+    warmup = time.perf_counter() - started
+
+    plan = model.unfreeze_top(config.unfreeze, config.rule)
+    chain = feature_chain(model.backbone)
+    cut = chain.cut_before(plan.layers)
+    with torch.no_grad():
+        model.eval()
+        train_a = chain.run(train_x.flatten(0, 1), 0, cut)
+        val_a = chain.run(val_x.flatten(0, 1), 0, cut)
+    frozen_in_top = [
+        m for _, unit in chain.units[cut:] for m in unit.modules()
+        if any(True for _ in m.parameters(recurse=False))
+        and not any(p.requires_grad for p in m.parameters(recurse=False))
+    ]  # fmt: skip
+    clock = ForwardClock(frozen_in_top)
+    views = len(config.views)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, config.finetune_lr)
+    started = time.perf_counter()
+    for _ in range(config.finetune_epochs):
+        model.train()
+        for s in range(0, len(train_y), batch):
+            a = train_a[s * views : (s + batch) * views]
+            pooled = chain.run(a, cut).mean(dim=(2, 3)).reshape(len(a) // views, -1)
+            loss = F.cross_entropy(model.head(pooled), train_y[s : s + batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            model.head(chain.run(val_a, cut).mean(dim=(2, 3)).reshape(len(val_y), -1))
+    finetune = time.perf_counter() - started - clock.seconds
+    clock.close()
+    return warmup + finetune
+
+
+class ForwardClock:
+    """Adds up the time `modules` spend in their forward passes."""
+
+    def __init__(self, modules: list[torch.nn.Module]):
+        self.seconds = 0.0
+        self._started: dict[int, float] = {}
+        self._hooks = [m.register_forward_pre_hook(self._start) for m in modules]
+        self._hooks += [m.register_forward_hook(self._stop) for m in modules]
+
+    def _start(self, module, inputs) -> None:
+        self._started[id(module)] = time.perf_counter()
+
+    def _stop(self, module, inputs, output) -> None:
+        self.seconds += time.perf_counter() - self._started[id(module)]
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+
+
+def measure(run) -> tuple[float, float]:
+    """Wall seconds and peak resident memory above the start, in MB (sampled every 5 ms)."""
+    start_rss = resident_bytes()
+    peak = [start_rss]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], resident_bytes())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    return seconds, (peak[0] - start_rss) / 2**20
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux /proc; 0 elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def small_search(base: TrialConfig) -> list[TrialConfig]:
+    """A fixed list of configurations with Hyperband-like epoch budgets (most trials short,
+    a few run longer), the same for both paths."""
+    budgets = [(1, 0), (1, 0), (1, 0), (1, 0), (3, 1), (3, 1), (base.warmup_epochs,
+               base.finetune_epochs)]  # fmt: skip
+    rng = np.random.default_rng(0)
+    configs = []
+    for warmup, finetune in budgets:
+        configs.append(
+            replace(
+                base,
+                a=float(rng.uniform(3, 4)),
+                unfreeze=int(rng.integers(1, base.unfreeze + 1)),
+                head=HeadSpec.uniform(int(rng.choice([64, 128, 256])), 1, 0.3),
+                warmup_epochs=warmup,
+                finetune_epochs=finetune,
+            )
+        )
+    return configs
+
+
+if __name__ == "__main__":
+    main()
