@@ -51,7 +51,8 @@ def feature_chain(backbone: nn.Module, size: int | None = None) -> Chain | None:
     backbone.eval()
     try:
         with torch.no_grad():
-            probe = torch.randn(2, 3, size, size, generator=_generator())
+            device = next(backbone.parameters()).device
+            probe = torch.randn(2, 3, size, size, generator=_generator()).to(device)
             expected = backbone.forward_features(probe)
             children = _called_children(backbone, backbone.forward_features, probe)
             if children is None or not _same(_compose(children, probe), expected):

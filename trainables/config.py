@@ -36,6 +36,7 @@ class TrialConfig:
     pretrained: bool = False
     weights: str | None = None
     rule: UnfreezeRule = field(default_factory=UnfreezeRule)
+    feature_cache: bool = True  # False: the exact mode, the whole model runs every batch
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTABLE:

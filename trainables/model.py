@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainables.chain import Chain
 from trainables.unfreeze import (
     UnfreezeRule,
     Unfreezing,
@@ -101,6 +102,15 @@ class PolarMapNet(nn.Module):
             images = images.contiguous(memory_format=torch.channels_last)
         pooled = pool_features(self.backbone.forward_features(images))
         return pooled.reshape(batch, -1)
+
+    def features_from(self, activations: torch.Tensor, chain: Chain, start: int) -> torch.Tensor:
+        """(B, V, ...) activations entering unit `start` of the backbone's chain -> the same
+        (B, V * features) pooled features as `features` on the maps."""
+        batch = activations.shape[0]
+        x = activations.flatten(0, 1)
+        if x.is_cuda and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return pool_features(chain.run(x, start)).reshape(batch, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from trainables.augment import augment
+from trainables.chain import Chain, feature_chain
 from trainables.config import TrialConfig
 from trainables.metrics import PER_CLASS_METRICS, classification_metrics
 from trainables.model import PolarMapNet
@@ -51,6 +52,7 @@ class TrialResult:
     history: list[dict[str, Any]]
     best: dict[str, Any]
     unfreezing: dict[str, Any]
+    compute_path: dict[str, str]
 
 
 def run_protocol(
@@ -80,7 +82,9 @@ def run_protocol(
             if report is not None:
                 report(record, trainer.state())
         trainer.restore_best()
-        return TrialResult(model, trainer.history, trainer.best_summary(), trainer.unfreezing)
+        return TrialResult(
+            model, trainer.history, trainer.best_summary(), trainer.unfreezing, trainer.compute_path
+        )
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -104,7 +108,13 @@ class _Trainer:
         self.best_weights: dict[str, torch.Tensor] = {}
         self.unfreezing: dict[str, Any] = {"requested": config.unfreeze, "effective": 0}
         self.optimizer = torch.optim.Adam(model.head.parameters(), lr=config.warmup_lr)
-        self._frozen_features: dict[str, torch.Tensor] = {}
+        # What the current stage's forward starts from, per split: pooled features of the
+        # frozen backbone (warm-up), or the activations entering the trainable top
+        # (fine-tune); computed once per stage and trial. None: the whole model runs.
+        self._cached: dict[str, torch.Tensor] = {}
+        self._chain: Chain | None = None
+        self._top_start = 0
+        self.compute_path = {"warmup": self._warmup_path(), "finetune": "full"}
 
     # -- stages ---------------------------------------------------------------------------
     @property
@@ -124,7 +134,7 @@ class _Trainer:
         }
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.config.finetune_lr)
-        self._frozen_features.clear()
+        self._plan_finetune_path()
         # The best so far is now this model (best head, pretrained layers): if no fine-tune
         # epoch beats it, restoring the best must also put the unfrozen layers back.
         self.best_weights = self._trainable_state()
@@ -164,22 +174,80 @@ class _Trainer:
         self.history.append(record)
         return record
 
+    # -- compute paths ------------------------------------------------------------------
+    def _warmup_path(self) -> str:
+        cacheable = self.config.feature_cache and not self.config.augment.active
+        return "pooled-features" if cacheable else "full"
+
+    def _plan_finetune_path(self) -> None:
+        """Cut the backbone before the block holding the lowest unfrozen layer, where its
+        forward is a chain of modules; the part below the cut is frozen, so its output
+        is computed once. Augmentation changes the input every epoch: then the whole
+        model runs (a pool of augmented copies is the performance issue's work)."""
+        self._cached.clear()
+        self._chain = None
+        self.compute_path["finetune"] = "full"
+        if not self.config.feature_cache or self.config.augment.active:
+            return
+        chain = feature_chain(self.model.backbone)
+        if chain is None:
+            return
+        self._chain = chain
+        self._top_start = chain.cut_before(self.unfreezing.get("layers", []))
+        self.compute_path["finetune"] = (
+            f"cached-prefix:{chain.units[self._top_start][0]}"
+            if self._top_start < len(chain.units)
+            else "cached-backbone-output"
+        )
+
+    @torch.no_grad()
+    def _start_points(self, split: str) -> torch.Tensor | None:
+        """The cached input of this stage's trainable part for `split`, or None."""
+        path = self.compute_path[self.stage]
+        if path == "full":
+            return None
+        if split not in self._cached:
+            x = self.train_x if split == "train" else self.val_x
+            was_training = self.model.training
+            self.model.eval()
+            with self._autocast():
+                if self.stage == "warmup":
+                    parts = [self.model.features(x[s : s + 64]) for s in range(0, len(x), 64)]
+                else:
+                    parts = [self._prefix(x[s : s + 64]) for s in range(0, len(x), 64)]
+            self._cached[split] = torch.cat(parts)
+            self.model.train(was_training)
+        return self._cached[split]
+
+    def _prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3, H, W) -> (B, V, ...) activations entering the trainable top."""
+        assert self._chain is not None
+        out = self._chain.run(x.flatten(0, 1), 0, self._top_start)
+        return out.reshape(x.shape[0], x.shape[1], *out.shape[1:])
+
+    def _logits(self, split: str, index: torch.Tensor | slice, x: torch.Tensor | None = None):
+        """Logits for the patients `index` of `split`, from the stage's cached start points
+        where there are some, else from the (possibly augmented) maps `x`."""
+        start = self._start_points(split)
+        if start is None:
+            return self.model(x)
+        if self.stage == "warmup":
+            return self.model.head(start[index])
+        return self.model.head(self.model.features_from(start[index], self._chain, self._top_start))
+
     # -- one epoch ------------------------------------------------------------------------
     def _train_one_epoch(self) -> float:
         config = self.config
         self.model.train()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.train_y), generator=generator).to(self.device)
-        use_features = self.stage == "warmup" and not config.augment.active
+        full = self.compute_path[self.stage] == "full"
         total, count = 0.0, 0
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             with self._autocast():
-                if use_features:  # frozen backbone: its pooled features never change
-                    logits = self.model.head(self._features("train")[index])
-                else:
-                    x = augment(self.train_x[index], config.augment, generator)
-                    logits = self.model(x)
+                x = augment(self.train_x[index], config.augment, generator) if full else None
+                logits = self._logits("train", index, x)
                 loss = F.cross_entropy(logits.float(), self.train_y[index], self.loss_weights)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -192,28 +260,13 @@ class _Trainer:
     def _evaluate(self) -> tuple[float, np.ndarray]:
         self.model.eval()
         with self._autocast():
-            if self.stage == "warmup":
-                logits = self.model.head(self._features("val"))
-            else:
-                logits = torch.cat(
-                    [self.model(self.val_x[s : s + 64]) for s in range(0, len(self.val_y), 64)]
-                )
-        logits = logits.float()
+            parts = [
+                self._logits("val", slice(s, s + 64), self.val_x[s : s + 64])
+                for s in range(0, len(self.val_y), 64)
+            ]
+        logits = torch.cat(parts).float()
         loss = float(F.cross_entropy(logits, self.val_y, self.loss_weights))
         return loss, torch.softmax(logits, dim=1).cpu().numpy()
-
-    @torch.no_grad()
-    def _features(self, split: str) -> torch.Tensor:
-        """Pooled features of the frozen backbone (eval mode), computed once per stage."""
-        if split not in self._frozen_features:
-            x = self.train_x if split == "train" else self.val_x
-            was_training = self.model.training
-            self.model.backbone.eval()
-            with self._autocast():
-                parts = [self.model.features(x[s : s + 64]) for s in range(0, len(x), 64)]
-            self._frozen_features[split] = torch.cat(parts).float()
-            self.model.train(was_training)
-        return self._frozen_features[split]
 
     def _autocast(self):
         if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -273,6 +326,7 @@ class _Trainer:
             self.unfreezing = state["unfreezing"]
             params = [p for p in self.model.parameters() if p.requires_grad]
             self.optimizer = torch.optim.Adam(params, lr=self.config.finetune_lr)
+            self._plan_finetune_path()
         self.model.load_state_dict(state["weights"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.best_weights = state["best_weights"]

@@ -81,6 +81,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="balanced_accuracy",
         help="validation metric that picks epochs (default balanced_accuracy)",
     )
+    protocol.add_argument(
+        "--no-feature-cache",
+        dest="feature_cache",
+        action="store_false",
+        help="exact mode: run the whole model every batch instead of starting from the "
+        "frozen part's cached output",
+    )
     protocol.add_argument("--fold", type=int, default=None, help="with --folds: which fold")
     protocol.add_argument("--trial-seed", type=int, default=0, help="training seed (default 0)")
     protocol.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
@@ -121,6 +128,7 @@ def run_train(args: argparse.Namespace) -> int:
             pretrained=args.pretrained,
             weights=args.weights,
             rule=UnfreezeRule(args.max_layer_share, args.max_param_share),
+            feature_cache=args.feature_cache,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -161,6 +169,10 @@ def run_train(args: argparse.Namespace) -> int:
         f"{100 * unfreezing.get('trainable_share', 0):.1f} % of backbone parameters)"
     )
     print(
+        f"compute path: warm-up {result.compute_path['warmup']}, "
+        f"fine-tune {result.compute_path['finetune']}"
+    )
+    print(
         f"best validation: {config.selection} {best['val_' + config.selection]:.3f}, "
         f"accuracy {best['val_accuracy']:.3f}, ROC AUC {best['val_roc_auc']:.3f}, "
         f"loss {best['val_loss']:.3f}"
@@ -173,6 +185,7 @@ def run_train(args: argparse.Namespace) -> int:
             "test_fingerprint": split.test_fingerprint,
             "best": best,
             "unfreezing": unfreezing,
+            "compute_path": result.compute_path,
             "history": result.history,
             **provenance(),
         }

@@ -1,0 +1,69 @@
+"""The cached compute paths (pooled features for warm-up, activations at the cut for
+fine-tune) give what the exact path gives, and the path a trial used is recorded."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from trainables.augment import AugmentSpec
+from trainables.config import TrialConfig
+from trainables.model import HeadSpec
+from trainables.protocol import TrialData, run_protocol
+
+CONFIG = TrialConfig(
+    "test_resnet",
+    views=("rest", "stress"),
+    head=HeadSpec((16,), (0.0,)),
+    a=2.5,
+    unfreeze=3,
+    warmup_epochs=2,
+    finetune_epochs=3,
+    batch_size=8,
+    seed=3,
+)
+
+
+@pytest.fixture(scope="module")
+def data() -> TrialData:
+    generator = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 3, (40,), generator=generator)
+    x = torch.randn(40, 2, 3, 48, 48, generator=generator) * 0.5
+    x[:, 1, :, 8:40, 8:40] += y.view(-1, 1, 1, 1).float()
+    return TrialData(x[:28], y[:28], x[28:], y[28:], ("A", "B", "C"))
+
+
+def test_cached_and_exact_paths_give_the_same_losses_and_weights(data):
+    cached = run_protocol(CONFIG, data)
+    exact = run_protocol(replace(CONFIG, feature_cache=False), data)
+    assert cached.compute_path == {
+        "warmup": "pooled-features",
+        "finetune": "cached-prefix:layer4.0",
+    }
+    assert exact.compute_path == {"warmup": "full", "finetune": "full"}
+    for a, b in zip(cached.history, exact.history, strict=True):
+        for key in ("train_loss", "val_loss", "val_roc_auc"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["epoch"], key)
+    with torch.no_grad():
+        x = data.val_x
+        assert torch.allclose(cached.model.eval()(x), exact.model.eval()(x), atol=1e-4)
+
+
+def test_augmentation_runs_the_whole_model(data):
+    result = run_protocol(replace(CONFIG, augment=AugmentSpec(hflip=True)), data)
+    assert result.compute_path == {"warmup": "full", "finetune": "full"}
+
+
+def test_a_transformer_fine_tunes_on_the_whole_model(data):
+    config = replace(CONFIG, backbone="test_vit", warmup_epochs=1, finetune_epochs=1)
+    vit_data = TrialData(
+        torch.nn.functional.interpolate(data.train_x.flatten(0, 1), size=160).unflatten(0, (28, 2)),
+        data.train_y,
+        torch.nn.functional.interpolate(data.val_x.flatten(0, 1), size=160).unflatten(0, (12, 2)),
+        data.val_y,
+        data.class_names,
+    )
+    result = run_protocol(config, vit_data)
+    assert result.compute_path == {"warmup": "pooled-features", "finetune": "full"}
