@@ -26,6 +26,7 @@ from trainables.chain import Chain, feature_chain
 from trainables.config import TrialConfig
 from trainables.metrics import PER_CLASS_METRICS, classification_metrics
 from trainables.model import PolarMapNet
+from trainables.unfreeze import plan_unfreezing
 from trainables.weights import create_backbone
 
 __all__ = ["TrialConfig", "TrialData", "TrialResult", "run_protocol"]
@@ -108,13 +109,13 @@ class _Trainer:
         self.best_weights: dict[str, torch.Tensor] = {}
         self.unfreezing: dict[str, Any] = {"requested": config.unfreeze, "effective": 0}
         self.optimizer = torch.optim.Adam(model.head.parameters(), lr=config.warmup_lr)
-        # What the current stage's forward starts from, per split: pooled features of the
-        # frozen backbone (warm-up), or the activations entering the trainable top
-        # (fine-tune); computed once per stage and trial. None: the whole model runs.
-        self._cached: dict[str, torch.Tensor] = {}
+        # The frozen work, done once per trial: activations entering the block that holds
+        # the lowest layer fine-tune will unfreeze ("prefix"), and the pooled features of
+        # the whole frozen backbone ("pooled"), per split.
+        self._cached: dict[tuple[str, str], torch.Tensor] = {}
         self._chain: Chain | None = None
         self._top_start = 0
-        self.compute_path = {"warmup": self._warmup_path(), "finetune": "full"}
+        self.compute_path = self._plan_paths()
 
     # -- stages ---------------------------------------------------------------------------
     @property
@@ -134,7 +135,7 @@ class _Trainer:
         }
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=self.config.finetune_lr)
-        self._plan_finetune_path()
+        self._cached = {k: v for k, v in self._cached.items() if k[0] == "prefix"}
         # The best so far is now this model (best head, pretrained layers): if no fine-tune
         # epoch beats it, restoring the best must also put the unfrozen layers back.
         self.best_weights = self._trainable_state()
@@ -175,49 +176,56 @@ class _Trainer:
         return record
 
     # -- compute paths ------------------------------------------------------------------
-    def _warmup_path(self) -> str:
-        cacheable = self.config.feature_cache and not self.config.augment.active
-        return "pooled-features" if cacheable else "full"
-
-    def _plan_finetune_path(self) -> None:
-        """Cut the backbone before the block holding the lowest unfrozen layer, where its
-        forward is a chain of modules; the part below the cut is frozen, so its output
-        is computed once. Augmentation changes the input every epoch: then the whole
-        model runs (a pool of augmented copies is the performance issue's work)."""
-        self._cached.clear()
-        self._chain = None
-        self.compute_path["finetune"] = "full"
-        if not self.config.feature_cache or self.config.augment.active:
-            return
+    def _plan_paths(self) -> dict[str, str]:
+        """Where each stage's forward starts. The unfreeze plan is known before training,
+        so the backbone is cut once, before the block holding the lowest layer fine-tune
+        will unfreeze, where its forward is a chain of modules: everything below the cut
+        stays frozen for the whole trial and its output is computed once. Warm-up pools
+        the frozen backbone's output from there; fine-tune trains from there.
+        Augmentation changes the input every epoch: then the whole model runs."""
+        config = self.config
+        if not config.feature_cache or config.augment.active:
+            return {"warmup": "full", "finetune": "full"}
         chain = feature_chain(self.model.backbone)
-        if chain is None:
-            return
-        self._chain = chain
-        self._top_start = chain.cut_before(self.unfreezing.get("layers", []))
-        self.compute_path["finetune"] = (
-            f"cached-prefix:{chain.units[self._top_start][0]}"
+        if chain is None:  # e.g. transformers: warm-up still needs the backbone only once
+            return {"warmup": "pooled-features", "finetune": "full"}
+        plan = plan_unfreezing(self.model.layers, config.unfreeze, config.rule)
+        self._chain, self._top_start = chain, chain.cut_before(plan.layers)
+        where = (
+            chain.units[self._top_start][0]
             if self._top_start < len(chain.units)
-            else "cached-backbone-output"
+            else "backbone-output"
         )
+        return {"warmup": "pooled-features", "finetune": f"cached-prefix:{where}"}
 
     @torch.no_grad()
     def _start_points(self, split: str) -> torch.Tensor | None:
         """The cached input of this stage's trainable part for `split`, or None."""
-        path = self.compute_path[self.stage]
-        if path == "full":
+        if self.compute_path[self.stage] == "full":
             return None
-        if split not in self._cached:
+        kind = "pooled" if self.stage == "warmup" else "prefix"
+        if (kind, split) not in self._cached:
             x = self.train_x if split == "train" else self.val_x
             was_training = self.model.training
             self.model.eval()
             with self._autocast():
-                if self.stage == "warmup":
-                    parts = [self.model.features(x[s : s + 64]) for s in range(0, len(x), 64)]
-                else:
-                    parts = [self._prefix(x[s : s + 64]) for s in range(0, len(x), 64)]
-            self._cached[split] = torch.cat(parts)
+                self._cached[kind, split] = self._frozen_work(kind, split, x)
             self.model.train(was_training)
-        return self._cached[split]
+        return self._cached[kind, split]
+
+    def _frozen_work(self, kind: str, split: str, x: torch.Tensor) -> torch.Tensor:
+        chunks = range(0, len(x), 64)
+        if self._chain is None:  # no cut: pooled features straight from the maps
+            return torch.cat([self.model.features(x[s : s + 64]) for s in chunks])
+        if ("prefix", split) not in self._cached:  # kept: fine-tune starts from it too
+            self._cached["prefix", split] = torch.cat([self._prefix(x[s : s + 64]) for s in chunks])
+        prefix = self._cached["prefix", split]
+        if kind == "prefix":
+            return prefix
+        return torch.cat(
+            [self.model.features_from(prefix[s : s + 64], self._chain, self._top_start)
+             for s in chunks]
+        )  # fmt: skip
 
     def _prefix(self, x: torch.Tensor) -> torch.Tensor:
         """(B, V, 3, H, W) -> (B, V, ...) activations entering the trainable top."""
@@ -326,7 +334,6 @@ class _Trainer:
             self.unfreezing = state["unfreezing"]
             params = [p for p in self.model.parameters() if p.requires_grad]
             self.optimizer = torch.optim.Adam(params, lr=self.config.finetune_lr)
-            self._plan_finetune_path()
         self.model.load_state_dict(state["weights"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.best_weights = state["best_weights"]
