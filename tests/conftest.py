@@ -55,9 +55,10 @@ def write_example_dataset(out: Path, size: int = 96, seed: int = 0) -> Path:
 
 @pytest.fixture(autouse=True)
 def private_map_cache(tmp_path_factory, monkeypatch):
-    """Commands that fall back to the default map cache write to a temporary one, never
-    to the user's ~/.cache."""
+    """Commands that fall back to the default map cache and frozen-work store write to
+    temporary ones, never to the user's ~/.cache."""
     monkeypatch.setenv("POLARMAP_CACHE", str(tmp_path_factory.mktemp("map-cache")))
+    monkeypatch.setenv("POLARMAP_FROZEN", str(tmp_path_factory.mktemp("frozen")))
 
 
 @pytest.fixture

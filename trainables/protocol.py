@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from trainables.augment import augment
 from trainables.chain import Chain, feature_chain
 from trainables.config import TrialConfig
+from trainables.frozen_store import FrozenWorkStore, tensor_digest, weights_digest
 from trainables.metrics import PER_CLASS_METRICS, classification_metrics
 from trainables.model import PolarMapNet
 from trainables.unfreeze import plan_unfreezing
@@ -61,8 +62,10 @@ def run_protocol(
     data: TrialData,
     report: Report | None = None,
     resume: dict[str, Any] | None = None,
+    store: FrozenWorkStore | None = None,
 ) -> TrialResult:
-    """Run (or continue from `resume`, a state a `report` call received) one trial."""
+    """Run (or continue from `resume`, a state a `report` call received) one trial.
+    `store` shares the frozen work (the backbone below the cut) with other trials."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,7 +77,7 @@ def run_protocol(
     ).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    trainer = _Trainer(config, data, model, device)
+    trainer = _Trainer(config, data, model, device, store)
     if resume is not None:
         trainer.load_state(resume)
     try:
@@ -94,8 +97,15 @@ def run_protocol(
 class _Trainer:
     """The protocol's moving parts; `epoch` counts finished epochs across both stages."""
 
-    def __init__(self, config: TrialConfig, data: TrialData, model: PolarMapNet, device):
-        self.config, self.model, self.device = config, model, device
+    def __init__(
+        self,
+        config: TrialConfig,
+        data: TrialData,
+        model: PolarMapNet,
+        device: torch.device,
+        store: FrozenWorkStore | None = None,
+    ):
+        self.config, self.model, self.device, self.store = config, model, device, store
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
         self.class_names = data.class_names
@@ -214,18 +224,42 @@ class _Trainer:
         return self._cached[kind, split]
 
     def _frozen_work(self, kind: str, split: str, x: torch.Tensor) -> torch.Tensor:
+        """The frozen work of `kind` for `split`: from the store when another trial (or an
+        earlier run) did it already, else computed here and stored."""
+        key = self._store_key(kind, x) if self.store is not None else None
+        if key is not None:
+            stored = self.store.load(key)
+            if stored is not None:
+                return stored.to(self.device)
         chunks = range(0, len(x), 64)
         if self._chain is None:  # no cut: pooled features straight from the maps
-            return torch.cat([self.model.features(x[s : s + 64]) for s in chunks])
-        if ("prefix", split) not in self._cached:  # kept: fine-tune starts from it too
-            self._cached["prefix", split] = torch.cat([self._prefix(x[s : s + 64]) for s in chunks])
-        prefix = self._cached["prefix", split]
-        if kind == "prefix":
-            return prefix
-        return torch.cat(
-            [self.model.features_from(prefix[s : s + 64], self._chain, self._top_start)
-             for s in chunks]
-        )  # fmt: skip
+            work = torch.cat([self.model.features(x[s : s + 64]) for s in chunks])
+        elif kind == "prefix":
+            work = torch.cat([self._prefix(x[s : s + 64]) for s in chunks])
+        else:
+            if ("prefix", split) not in self._cached:  # kept: fine-tune starts from it too
+                self._cached["prefix", split] = self._frozen_work("prefix", split, x)
+            prefix = self._cached["prefix", split]
+            work = torch.cat(
+                [self.model.features_from(prefix[s : s + 64], self._chain, self._top_start)
+                 for s in chunks]
+            )  # fmt: skip
+        if key is not None:
+            self.store.store(key, work)
+        return work
+
+    def _store_key(self, kind: str, x: torch.Tensor) -> str:
+        config = self.config
+        cut = self._chain.units[self._top_start][0] if self._chain and self._top_start < len(
+            self._chain.units) else "end"  # fmt: skip
+        return FrozenWorkStore.key(
+            kind=kind,
+            weights=weights_digest(config.backbone, config.pretrained, config.weights, config.seed),
+            inputs=tensor_digest(x),
+            cut=cut if self._chain is not None else "none",
+            device=self.device.type,
+            autocast=str(self._autocast_dtype()),
+        )
 
     def _prefix(self, x: torch.Tensor) -> torch.Tensor:
         """(B, V, 3, H, W) -> (B, V, ...) activations entering the trainable top."""
@@ -276,9 +310,15 @@ class _Trainer:
         loss = float(F.cross_entropy(logits, self.val_y, self.loss_weights))
         return loss, torch.softmax(logits, dim=1).cpu().numpy()
 
-    def _autocast(self):
+    def _autocast_dtype(self) -> torch.dtype | None:
         if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            return torch.bfloat16
+        return None
+
+    def _autocast(self):
+        dtype = self._autocast_dtype()
+        if dtype is not None:
+            return torch.autocast("cuda", dtype=dtype)
         return torch.autocast("cpu", enabled=False)
 
     # -- weights and state ----------------------------------------------------------------

@@ -18,6 +18,7 @@ import torch
 from ray import tune
 
 from trainables.config import TrialConfig
+from trainables.frozen_store import FrozenWorkStore
 from trainables.protocol import TrialData, run_protocol
 
 __all__ = ["STATE_FILE", "load_state", "polarmap_trainable", "save_state"]
@@ -39,9 +40,12 @@ def load_state(folder: Path) -> dict[str, Any]:
     return torch.load(folder / STATE_FILE, weights_only=True)
 
 
-def polarmap_trainable(config: dict[str, Any], data: TrialData) -> None:
+def polarmap_trainable(
+    config: dict[str, Any], data: TrialData, frozen_store: str | None = None
+) -> None:
     """Run one trial from Ray's sampled `config` (flat, see `TrialConfig.from_flat`) on
-    `data`, put in the object store once with `tune.with_parameters`."""
+    `data`, put in the object store once with `tune.with_parameters`; trials on one node
+    share their frozen work through the `frozen_store` folder."""
     trial = TrialConfig.from_flat(config)
     resume = None
     checkpoint = tune.get_checkpoint()
@@ -58,7 +62,8 @@ def polarmap_trainable(config: dict[str, Any], data: TrialData) -> None:
             save_state(state, Path(folder))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    result = run_protocol(trial, data, report=report, resume=resume)
+    store = FrozenWorkStore(frozen_store) if frozen_store else None
+    result = run_protocol(trial, data, report=report, resume=resume, store=store)
     del result  # the model: free its GPU memory before Ray reuses this worker
     gc.collect()
     if torch.cuda.is_available():

@@ -92,6 +92,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     protocol.add_argument("--trial-seed", type=int, default=0, help="training seed (default 0)")
     protocol.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     train.add_argument("--cache", type=Path, default=None, help="map cache folder")
+    train.add_argument(
+        "--frozen-store",
+        type=Path,
+        default=None,
+        help="folder where trials share the frozen part's output (default beside the map "
+        "cache, or $POLARMAP_FROZEN)",
+    )
     train.add_argument("--out", type=Path, default=None, help="write the trial record here")
     train.set_defaults(func=run_train, parser=train)
 
@@ -105,6 +112,7 @@ def _augment(text: str):
 def run_train(args: argparse.Namespace) -> int:
     from trainables.config import TrialConfig
     from trainables.data import trial_data
+    from trainables.frozen_store import FrozenWorkStore
     from trainables.model import HeadSpec
     from trainables.protocol import run_protocol
     from trainables.unfreeze import UnfreezeRule
@@ -158,7 +166,8 @@ def run_train(args: argparse.Namespace) -> int:
         f"\n{args.backbone} ({inputs.size} px), mode {'+'.join(dataset.views)}: "
         f"{len(data.train_y)} train / {len(data.val_y)} validation patients"
     )
-    result = run_protocol(config, data, report=_print_epoch)
+    store = FrozenWorkStore(args.frozen_store)
+    result = run_protocol(config, data, report=_print_epoch, store=store)
     best = result.best
     unfreezing = result.unfreezing
     print(

@@ -1,0 +1,99 @@
+"""Trials share the frozen work through the on-disk store, without changing results."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from trainables.config import TrialConfig
+from trainables.frozen_store import FrozenWorkStore, tensor_digest, weights_digest
+from trainables.model import HeadSpec
+from trainables.protocol import TrialData, run_protocol
+from trainables.unfreeze import UnfreezeRule
+
+CONFIG = TrialConfig(
+    "test_resnet",
+    views=("rest", "stress"),
+    head=HeadSpec((16,), (0.1,)),
+    a=2.5,
+    unfreeze=3,
+    warmup_epochs=2,
+    finetune_epochs=2,
+    batch_size=8,
+    seed=5,
+)
+
+
+@pytest.fixture(scope="module")
+def data() -> TrialData:
+    generator = torch.Generator().manual_seed(2)
+    y = torch.randint(0, 3, (36,), generator=generator)
+    x = torch.randn(36, 2, 3, 48, 48, generator=generator)
+    return TrialData(x[:24], y[:24], x[24:], y[24:], ("A", "B", "C"))
+
+
+def entries(store: FrozenWorkStore) -> set[str]:
+    return {p.name for p in store.root.rglob("*.pt")}
+
+
+def without_timing(history):
+    return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
+
+
+def test_a_second_trial_reads_the_first_ones_frozen_work(data, tmp_path):
+    store = FrozenWorkStore(tmp_path)
+    run_protocol(CONFIG, data, store=store)
+    first = entries(store)
+    assert len(first) == 4  # prefix and pooled features, train and validation
+
+    other = replace(CONFIG, a=3.5, head=HeadSpec((32,), (0.3,)))  # same backbone and cut
+    shared = run_protocol(other, data, store=store)
+    assert entries(store) == first
+    alone = run_protocol(other, data)
+    assert without_timing(shared.history) == without_timing(alone.history)
+
+
+def test_what_the_frozen_work_depends_on_gives_new_entries(data, tmp_path):
+    store = FrozenWorkStore(tmp_path)
+    run_protocol(CONFIG, data, store=store)
+    count = len(entries(store))
+    deeper = replace(CONFIG, unfreeze=12, rule=UnfreezeRule(1.0, 1.0))  # cut in layer3
+    assert run_protocol(deeper, data, store=store).compute_path["finetune"].endswith("layer3.0")
+    assert len(entries(store)) > count
+    count = len(entries(store))
+    run_protocol(replace(CONFIG, seed=6), data, store=store)  # other random weights
+    assert len(entries(store)) == count + 4
+
+
+def test_the_exact_mode_does_not_use_the_store(data, tmp_path):
+    store = FrozenWorkStore(tmp_path)
+    run_protocol(replace(CONFIG, feature_cache=False), data, store=store)
+    assert not entries(store)
+
+
+def test_store_round_trip_and_damaged_entries(tmp_path):
+    store = FrozenWorkStore(tmp_path)
+    key = FrozenWorkStore.key(kind="prefix", inputs="abc")
+    assert store.load(key) is None
+    value = torch.randn(3, 4)
+    store.store(key, value)
+    assert torch.equal(store.load(key), value)
+    store.path(key).write_bytes(store.path(key).read_bytes()[:20])
+    assert store.load(key) is None
+
+
+def test_digests_follow_what_they_describe(tmp_path):
+    x = torch.zeros(2, 3)
+    assert tensor_digest(x) == tensor_digest(x.clone())
+    assert tensor_digest(x) != tensor_digest(torch.zeros(3, 2))
+    y = x.clone()
+    y[1, 2] = 1e-6
+    assert tensor_digest(x) != tensor_digest(y)
+    assert weights_digest("resnet18", False, None, 1) != weights_digest("resnet18", False, None, 2)
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(b"1234")
+    before = weights_digest("resnet18", True, str(path), 0)
+    path.write_bytes(b"12345")
+    assert weights_digest("resnet18", True, str(path), 0) != before
