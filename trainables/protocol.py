@@ -284,7 +284,7 @@ class _Trainer:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.train_y), generator=generator).to(self.device)
         full = self.compute_path[self.stage] == "full"
-        total, count = 0.0, 0
+        total, count = torch.zeros((), device=self.device), 0  # summed on the device
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             with self._autocast():
@@ -294,9 +294,9 @@ class _Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            total += loss.item() * len(index)
+            total += loss.detach() * len(index)
             count += len(index)
-        return total / count
+        return total.item() / count  # one device-to-host copy per epoch
 
     @torch.no_grad()
     def _evaluate(self) -> tuple[float, np.ndarray]:
