@@ -42,11 +42,33 @@ class Chain:
         return x
 
 
+_KNOWN: dict[tuple[str, int], tuple[str, ...] | None] = {}  # architecture -> unit names
+
+
 def feature_chain(backbone: nn.Module, size: int | None = None) -> Chain | None:
     """The finest chain equal to `forward_features` on a probe (`size` px, default
     `probe_size`), or None where the backbone's top level is not a chain of modules (e.g.
-    vision transformers)."""
+    vision transformers). Found once per architecture and process, then looked up."""
     size = size or probe_size(backbone)
+    architecture = (_architecture(backbone), size)
+    if architecture not in _KNOWN:
+        found = _find_chain(backbone, size)
+        _KNOWN[architecture] = None if found is None else tuple(n for n, _ in found.units)
+    names = _KNOWN[architecture]
+    if names is None:
+        return None
+    modules = dict(backbone.named_modules())
+    return Chain(tuple((name, modules[name]) for name in names))
+
+
+def _architecture(backbone: nn.Module) -> str:
+    """timm's architecture name and the module tree's shape: equal for equal structures."""
+    config = getattr(backbone, "pretrained_cfg", None) or {}
+    shape = ";".join(f"{n}:{type(m).__name__}" for n, m in backbone.named_modules())
+    return f"{config.get('architecture', type(backbone).__name__)}:{hash(shape)}"
+
+
+def _find_chain(backbone: nn.Module, size: int) -> Chain | None:
     was_training = backbone.training
     backbone.eval()
     try:

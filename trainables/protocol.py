@@ -126,11 +126,13 @@ class _Trainer:
         self._chain: Chain | None = None
         self._top_start = 0
         self.compute_path = self._plan_paths()
+        self._stage = "warmup"
 
     # -- stages ---------------------------------------------------------------------------
     @property
     def stage(self) -> str:
-        return "warmup" if self.epoch < self.config.warmup_epochs else "finetune"
+        """The stage of the epoch being run (or, between epochs, of the next one)."""
+        return self._stage
 
     def start_finetune(self) -> None:
         """From the best warm-up weights, unfreeze the top k layers, new optimizer."""
@@ -154,7 +156,7 @@ class _Trainer:
         started = time.perf_counter()
         if self.epoch == self.config.warmup_epochs:
             self.start_finetune()
-        stage = self.stage
+        stage = self._stage = "warmup" if self.epoch < self.config.warmup_epochs else "finetune"
         self.epoch += 1
         train_loss = self._train_one_epoch()
         val_loss, probabilities = self._evaluate()
