@@ -37,6 +37,7 @@ class TrialConfig:
     weights: str | None = None
     rule: UnfreezeRule = field(default_factory=UnfreezeRule)
     feature_cache: bool = True  # False: the exact mode, the whole model runs every batch
+    augment_copies: int = 8  # with augmentation and the feature cache: copies per map
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTABLE:
@@ -45,6 +46,8 @@ class TrialConfig:
             )
         if self.warmup_epochs < 1 or self.finetune_epochs < 0 or self.batch_size < 1:
             raise ValueError("need warm-up epochs >= 1, fine-tune epochs >= 0, batch size >= 1")
+        if self.augment_copies < 1:
+            raise ValueError(f"augment_copies must be at least 1, got {self.augment_copies}")
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
 

@@ -127,6 +127,8 @@ class _Trainer:
         self._top_start = 0
         self.compute_path = self._plan_paths()
         self._stage = "warmup"
+        self._digests: dict[str, str] = {}
+        self._epoch_copies = torch.zeros(0, dtype=torch.long)
 
     # -- stages ---------------------------------------------------------------------------
     @property
@@ -194,13 +196,21 @@ class _Trainer:
         will unfreeze, where its forward is a chain of modules: everything below the cut
         stays frozen for the whole trial and its output is computed once. Warm-up pools
         the frozen backbone's output from there; fine-tune trains from there.
-        Augmentation changes the input every epoch: then the whole model runs."""
+        With augmentation, the frozen work is done on a fixed pool of augmented copies of
+        each training map and every epoch draws one copy per map."""
         config = self.config
-        if not config.feature_cache or config.augment.active:
-            return {"warmup": "full", "finetune": "full"}
+        augmentation = "none"
+        if config.augment.active:
+            augmentation = (
+                f"pool of {config.augment_copies} copies" if config.feature_cache else "per epoch"
+            )
+        paths = {"warmup": "full", "finetune": "full", "augmentation": augmentation}
+        if not config.feature_cache:
+            return paths
+        paths["warmup"] = "pooled-features"
         chain = feature_chain(self.model.backbone)
         if chain is None:  # e.g. transformers: warm-up still needs the backbone only once
-            return {"warmup": "pooled-features", "finetune": "full"}
+            return paths
         plan = plan_unfreezing(self.model.layers, config.unfreeze, config.rule)
         self._chain, self._top_start = chain, chain.cut_before(plan.layers)
         where = (
@@ -208,7 +218,8 @@ class _Trainer:
             if self._top_start < len(chain.units)
             else "backbone-output"
         )
-        return {"warmup": "pooled-features", "finetune": f"cached-prefix:{where}"}
+        paths["finetune"] = f"cached-prefix:{where}"
+        return paths
 
     @torch.no_grad()
     def _start_points(self, split: str) -> torch.Tensor | None:
@@ -217,47 +228,81 @@ class _Trainer:
             return None
         kind = "pooled" if self.stage == "warmup" else "prefix"
         if (kind, split) not in self._cached:
-            x = self.train_x if split == "train" else self.val_x
             was_training = self.model.training
             self.model.eval()
             with self._autocast():
-                self._cached[kind, split] = self._frozen_work(kind, split, x)
+                if split == "train" and self.config.augment.active:
+                    names = [f"train{c}" for c in range(self.config.augment_copies)]
+                    self._cached[kind, split] = torch.stack(
+                        [self._frozen_work(kind, name) for name in names]
+                    )
+                    if kind == "prefix":  # now held in the stack
+                        for name in names:
+                            self._cached.pop(("prefix", name), None)
+                else:
+                    self._cached[kind, split] = self._frozen_work(kind, split)
             self.model.train(was_training)
         return self._cached[kind, split]
 
-    def _frozen_work(self, kind: str, split: str, x: torch.Tensor) -> torch.Tensor:
+    def _inputs(self, split: str) -> torch.Tensor:
+        """The maps of `split`: train, val, or train<c>, augmented copy c of train."""
+        if split == "val":
+            return self.val_x
+        if split == "train":
+            return self.train_x
+        return self._augmented_copy(int(split.removeprefix("train")))
+
+    def _inputs_digest(self, split: str) -> str:
+        if split not in self._digests:
+            if split in ("train", "val"):
+                self._digests[split] = tensor_digest(self._inputs(split))
+            else:
+                self._digests[split] = (
+                    f"{self._inputs_digest('train')}:{self.config.augment}:"
+                    f"{split.removeprefix('train')}"
+                )
+        return self._digests[split]
+
+    def _augmented_copy(self, copy: int) -> torch.Tensor:
+        """Copy `copy` of the training maps, augmented; the same for every trial (its
+        random stream depends on the copy number only), so trials share its frozen work."""
+        generator = torch.Generator().manual_seed(1_000_003 + copy)
+        return augment(self.train_x, self.config.augment, generator)
+
+    def _frozen_work(self, kind: str, split: str) -> torch.Tensor:
         """The frozen work of `kind` for `split`: from the store when another trial (or an
         earlier run) did it already, else computed here and stored."""
-        key = self._store_key(kind, x) if self.store is not None else None
+        key = self._store_key(kind, split) if self.store is not None else None
         if key is not None:
             stored = self.store.load(key)
             if stored is not None:
                 return stored.to(self.device)
-        chunks = range(0, len(x), 64)
         if self._chain is None:  # no cut: pooled features straight from the maps
-            work = torch.cat([self.model.features(x[s : s + 64]) for s in chunks])
+            x = self._inputs(split)
+            work = torch.cat([self.model.features(x[s : s + 64]) for s in range(0, len(x), 64)])
         elif kind == "prefix":
-            work = torch.cat([self._prefix(x[s : s + 64]) for s in chunks])
+            x = self._inputs(split)
+            work = torch.cat([self._prefix(x[s : s + 64]) for s in range(0, len(x), 64)])
         else:
             if ("prefix", split) not in self._cached:  # kept: fine-tune starts from it too
-                self._cached["prefix", split] = self._frozen_work("prefix", split, x)
+                self._cached["prefix", split] = self._frozen_work("prefix", split)
             prefix = self._cached["prefix", split]
             work = torch.cat(
                 [self.model.features_from(prefix[s : s + 64], self._chain, self._top_start)
-                 for s in chunks]
+                 for s in range(0, len(prefix), 64)]
             )  # fmt: skip
         if key is not None:
             self.store.store(key, work)
         return work
 
-    def _store_key(self, kind: str, x: torch.Tensor) -> str:
+    def _store_key(self, kind: str, split: str) -> str:
         config = self.config
         cut = self._chain.units[self._top_start][0] if self._chain and self._top_start < len(
             self._chain.units) else "end"  # fmt: skip
         return FrozenWorkStore.key(
             kind=kind,
             weights=weights_digest(config.backbone, config.pretrained, config.weights, config.seed),
-            inputs=tensor_digest(x),
+            inputs=self._inputs_digest(split),
             cut=cut if self._chain is not None else "none",
             device=self.device.type,
             autocast=str(self._autocast_dtype()),
@@ -275,6 +320,9 @@ class _Trainer:
         start = self._start_points(split)
         if start is None:
             return self.model(x)
+        if split == "train" and self.config.augment.active:  # one drawn copy per map
+            start = start[self._epoch_copies[index], index]
+            index = slice(None)
         if self.stage == "warmup":
             return self.model.head(start[index])
         return self.model.head(self.model.features_from(start[index], self._chain, self._top_start))
@@ -286,6 +334,10 @@ class _Trainer:
         generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.train_y), generator=generator).to(self.device)
         full = self.compute_path[self.stage] == "full"
+        if not full and config.augment.active:
+            self._epoch_copies = torch.randint(
+                config.augment_copies, (len(self.train_y),), generator=generator
+            ).to(self.device)
         total, count = torch.zeros((), device=self.device), 0  # summed on the device
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]

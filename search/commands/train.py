@@ -74,6 +74,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="none, or hflip, vflip, rotate<degrees> joined by '+' (default none)",
     )
     protocol.add_argument(
+        "--augment-copies",
+        type=int,
+        default=8,
+        help="with --augment and the feature cache: augmented copies per map whose frozen "
+        "work is done once; every epoch draws one (default 8)",
+    )
+    protocol.add_argument(
         "--class-weighted", action="store_true", help="weigh the loss by inverse class size"
     )
     protocol.add_argument(
@@ -137,6 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
             weights=args.weights,
             rule=UnfreezeRule(args.max_layer_share, args.max_param_share),
             feature_cache=args.feature_cache,
+            augment_copies=args.augment_copies,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -179,7 +187,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     print(
         f"compute path: warm-up {result.compute_path['warmup']}, "
-        f"fine-tune {result.compute_path['finetune']}"
+        f"fine-tune {result.compute_path['finetune']}, "
+        f"augmentation {result.compute_path['augmentation']}"
     )
     print(
         f"best validation: {config.selection} {best['val_' + config.selection]:.3f}, "

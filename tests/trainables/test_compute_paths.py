@@ -10,6 +10,7 @@ import torch
 
 from trainables.augment import AugmentSpec
 from trainables.config import TrialConfig
+from trainables.frozen_store import FrozenWorkStore
 from trainables.model import HeadSpec
 from trainables.protocol import TrialData, run_protocol
 
@@ -41,8 +42,9 @@ def test_cached_and_exact_paths_give_the_same_losses_and_weights(data):
     assert cached.compute_path == {
         "warmup": "pooled-features",
         "finetune": "cached-prefix:layer4.0",
+        "augmentation": "none",
     }
-    assert exact.compute_path == {"warmup": "full", "finetune": "full"}
+    assert exact.compute_path == {"warmup": "full", "finetune": "full", "augmentation": "none"}
     for a, b in zip(cached.history, exact.history, strict=True):
         for key in ("train_loss", "val_loss", "val_roc_auc"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["epoch"], key)
@@ -51,9 +53,38 @@ def test_cached_and_exact_paths_give_the_same_losses_and_weights(data):
         assert torch.allclose(cached.model.eval()(x), exact.model.eval()(x), atol=1e-4)
 
 
-def test_augmentation_runs_the_whole_model(data):
-    result = run_protocol(replace(CONFIG, augment=AugmentSpec(hflip=True)), data)
-    assert result.compute_path == {"warmup": "full", "finetune": "full"}
+def without_timing(history):
+    return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
+
+
+def test_augmentation_draws_from_a_pool_of_copies(data, tmp_path):
+    config = replace(CONFIG, augment=AugmentSpec(hflip=True, rotate=10), augment_copies=4)
+    store = FrozenWorkStore(tmp_path)
+    pooled = run_protocol(config, data, store=store)
+    assert pooled.compute_path == {
+        "warmup": "pooled-features",
+        "finetune": "cached-prefix:layer4.0",
+        "augmentation": "pool of 4 copies",
+    }
+    # prefix and pooled features of 4 training copies and of the validation maps
+    assert len(list(tmp_path.rglob("*.pt"))) == 2 * (4 + 1)
+    again = run_protocol(config, data)
+    assert without_timing(again.history) == without_timing(pooled.history)
+    plain = run_protocol(CONFIG, data)
+    assert without_timing(plain.history) != without_timing(pooled.history)
+    # The pool does not depend on the head or learning rate: another trial reuses it.
+    run_protocol(replace(config, a=3.0, head=HeadSpec((8,), (0.0,))), data, store=store)
+    assert len(list(tmp_path.rglob("*.pt"))) == 10
+
+
+def test_the_exact_mode_augments_every_epoch(data):
+    config = replace(CONFIG, augment=AugmentSpec(hflip=True), feature_cache=False)
+    result = run_protocol(config, data)
+    assert result.compute_path == {
+        "warmup": "full",
+        "finetune": "full",
+        "augmentation": "per epoch",
+    }
 
 
 def test_a_transformer_fine_tunes_on_the_whole_model(data):
@@ -66,4 +97,8 @@ def test_a_transformer_fine_tunes_on_the_whole_model(data):
         data.class_names,
     )
     result = run_protocol(config, vit_data)
-    assert result.compute_path == {"warmup": "pooled-features", "finetune": "full"}
+    assert result.compute_path == {
+        "warmup": "pooled-features",
+        "finetune": "full",
+        "augmentation": "none",
+    }
