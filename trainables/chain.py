@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainables.unfreeze import probe_size
+from trainables.unfreeze import architecture_key, probe_size
 
 __all__ = ["Chain", "feature_chain"]
 
@@ -50,7 +50,7 @@ def feature_chain(backbone: nn.Module, size: int | None = None) -> Chain | None:
     `probe_size`), or None where the backbone's top level is not a chain of modules (e.g.
     vision transformers). Found once per architecture and process, then looked up."""
     size = size or probe_size(backbone)
-    architecture = (_architecture(backbone), size)
+    architecture = (architecture_key(backbone), size)
     if architecture not in _KNOWN:
         found = _find_chain(backbone, size)
         _KNOWN[architecture] = None if found is None else tuple(n for n, _ in found.units)
@@ -59,13 +59,6 @@ def feature_chain(backbone: nn.Module, size: int | None = None) -> Chain | None:
         return None
     modules = dict(backbone.named_modules())
     return Chain(tuple((name, modules[name]) for name in names))
-
-
-def _architecture(backbone: nn.Module) -> str:
-    """timm's architecture name and the module tree's shape: equal for equal structures."""
-    config = getattr(backbone, "pretrained_cfg", None) or {}
-    shape = ";".join(f"{n}:{type(m).__name__}" for n, m in backbone.named_modules())
-    return f"{config.get('architecture', type(backbone).__name__)}:{hash(shape)}"
 
 
 def _find_chain(backbone: nn.Module, size: int) -> Chain | None:

@@ -38,7 +38,8 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     """SHA-256 over a tensor's shape, dtype and bytes."""
     data = tensor.detach().contiguous().cpu()
     digest = hashlib.sha256(f"{tuple(data.shape)}:{data.dtype}".encode())
-    digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    if data.numel():
+        digest.update(memoryview(data.view(torch.uint8).numpy()))
     return digest.hexdigest()
 
 

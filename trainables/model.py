@@ -18,6 +18,7 @@ from trainables.chain import Chain
 from trainables.unfreeze import (
     UnfreezeRule,
     Unfreezing,
+    architecture_key,
     feature_layers,
     plan_unfreezing,
     probe_size,
@@ -66,6 +67,23 @@ def pool_features(features: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"cannot pool backbone features of shape {tuple(features.shape)}")
 
 
+_NUM_FEATURES: dict[tuple[str, int], int] = {}
+
+
+def _num_features(backbone: nn.Module, size: int) -> int:
+    """Width of the pooled features, probed once per architecture and process (timm's
+    `num_features` is FC7's 4096 for VGG, not the 512 channels of `forward_features`)."""
+    key = (architecture_key(backbone), size)
+    if key not in _NUM_FEATURES:
+        with torch.no_grad():
+            was_training = backbone.training
+            backbone.eval()
+            probe = backbone.forward_features(torch.zeros(1, 3, size, size))
+            backbone.train(was_training)
+        _NUM_FEATURES[key] = pool_features(probe).shape[1]
+    return _NUM_FEATURES[key]
+
+
 class PolarMapNet(nn.Module):
     """Backbone shared by `num_views` views -> concatenated pooled features -> head.
 
@@ -84,12 +102,7 @@ class PolarMapNet(nn.Module):
         self.num_views = num_views
         size = probe_size(backbone)
         self.layers = feature_layers(backbone, size)
-        with torch.no_grad():
-            was_training = backbone.training
-            backbone.eval()
-            probe = backbone.forward_features(torch.zeros(1, 3, size, size))
-            backbone.train(was_training)
-        self.num_features = pool_features(probe).shape[1]
+        self.num_features = _num_features(backbone, size)
         self.head = head.build(self.num_features * num_views, num_classes)
         self.unfreezing: Unfreezing | None = None
         self.freeze_backbone()

@@ -18,6 +18,7 @@ from torch import nn
 __all__ = [
     "UnfreezeRule",
     "Unfreezing",
+    "architecture_key",
     "feature_layers",
     "plan_unfreezing",
     "probe_size",
@@ -62,13 +63,32 @@ def probe_size(backbone: nn.Module) -> int:
     return size if config.get("fixed_input_size") else max(64, size // 2)
 
 
+def architecture_key(backbone: nn.Module) -> str:
+    """timm's architecture name and the module tree's shape: equal for equal structures,
+    so what is learnt by probing one model holds for every model built the same way."""
+    config = getattr(backbone, "pretrained_cfg", None) or {}
+    shape = ";".join(f"{n}:{type(m).__name__}" for n, m in backbone.named_modules())
+    return f"{config.get('architecture', type(backbone).__name__)}:{hash(shape)}"
+
+
+_LAYER_NAMES: dict[tuple[str, int], tuple[str, ...]] = {}
+
+
 def feature_layers(
     backbone: nn.Module, input_size: int | None = None
 ) -> list[tuple[str, nn.Module]]:
     """(name, module) of every parameterized layer `forward_features` runs, in the order it
     runs them (each once, at its first call), found on an `input_size` probe (default
-    `probe_size`)."""
+    `probe_size`) once per architecture and process."""
     input_size = input_size or probe_size(backbone)
+    key = (architecture_key(backbone), input_size)
+    if key not in _LAYER_NAMES:
+        _LAYER_NAMES[key] = tuple(name for name, _ in _probe_layers(backbone, input_size))
+    modules = dict(backbone.named_modules())
+    return [(name, modules[name]) for name in _LAYER_NAMES[key]]
+
+
+def _probe_layers(backbone: nn.Module, input_size: int) -> list[tuple[str, nn.Module]]:
     order: list[str] = []
     names = {module: name for name, module in backbone.named_modules()}
     owning = [m for m in backbone.modules() if any(True for _ in m.parameters(recurse=False))]
