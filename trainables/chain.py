@@ -68,18 +68,23 @@ def _find_chain(backbone: nn.Module, size: int) -> Chain | None:
         with torch.no_grad():
             device = next(backbone.parameters()).device
             probe = torch.randn(2, 3, size, size, generator=_generator()).to(device)
-            expected = backbone.forward_features(probe)
-            children = _called_children(backbone, backbone.forward_features, probe)
-            if children is None or not _same(_compose(children, probe), expected):
-                return None
-            units: list[tuple[str, nn.Module]] = []
-            x = probe
-            for name, child in children:
-                units += _expand(name, child, x)
-                x = child(x)
-            return Chain(tuple(units))
+            units = _split(backbone, backbone.forward_features, probe, "")
+            return Chain(tuple(units)) if units else None
     finally:
         backbone.train(was_training)
+
+
+def _split(module: nn.Module, call, x: torch.Tensor, prefix: str):
+    """The finest chain of `module`'s descendants whose composition is `call(x)`, or None
+    when the children `call` runs do not compose to it."""
+    children = _called_children(module, call, x)
+    if not children or not _same(_compose(children, x), call(x)):
+        return None
+    units: list[tuple[str, nn.Module]] = []
+    for child_name, child in children:
+        units += _expand(prefix + child_name, child, x)
+        x = child(x)
+    return units
 
 
 def _expand(name: str, module: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module]]:
@@ -90,14 +95,7 @@ def _expand(name: str, module: nn.Module, x: torch.Tensor) -> list[tuple[str, nn
         True for _ in module.buffers(recurse=False)
     ):
         return [(name, module)]
-    children = _called_children(module, module, x)
-    if not children or not _same(_compose(children, x), module(x)):
-        return [(name, module)]
-    units: list[tuple[str, nn.Module]] = []
-    for child_name, child in children:
-        units += _expand(f"{name}.{child_name}", child, x)
-        x = child(x)
-    return units
+    return _split(module, module, x, f"{name}.") or [(name, module)]
 
 
 def _called_children(module: nn.Module, call, x: torch.Tensor):

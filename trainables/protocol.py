@@ -109,9 +109,9 @@ class _Trainer:
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
         self.class_names = data.class_names
-        self.loss_weights = _class_weights(self.train_y, len(data.class_names))
-        if not config.class_weighted:
-            self.loss_weights = None
+        self.loss_weights = (
+            _class_weights(self.train_y, len(data.class_names)) if config.class_weighted else None
+        )
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.best_metric, self.best_loss = -np.inf, np.inf
@@ -125,6 +125,7 @@ class _Trainer:
         self._cached: dict[tuple[str, str], torch.Tensor] = {}
         self._chain: Chain | None = None
         self._top_start = 0
+        self._cut_name = "none"  # where the chain is cut, for store keys
         self.compute_path = self._plan_paths()
         self._stage = "warmup"
         self._digests: dict[str, str] = {}
@@ -213,12 +214,12 @@ class _Trainer:
             return paths
         plan = plan_unfreezing(self.model.layers, config.unfreeze, config.rule)
         self._chain, self._top_start = chain, chain.cut_before(plan.layers)
-        where = (
+        self._cut_name = (
             chain.units[self._top_start][0]
             if self._top_start < len(chain.units)
             else "backbone-output"
         )
-        paths["finetune"] = f"cached-prefix:{where}"
+        paths["finetune"] = f"cached-prefix:{self._cut_name}"
         return paths
 
     @torch.no_grad()
@@ -278,32 +279,27 @@ class _Trainer:
             if stored is not None:
                 return stored.to(self.device)
         if self._chain is None:  # no cut: pooled features straight from the maps
-            x = self._inputs(split)
-            work = torch.cat([self.model.features(x[s : s + 64]) for s in range(0, len(x), 64)])
+            work = _in_chunks(self.model.features, self._inputs(split))
         elif kind == "prefix":
-            x = self._inputs(split)
-            work = torch.cat([self._prefix(x[s : s + 64]) for s in range(0, len(x), 64)])
+            work = _in_chunks(self._prefix, self._inputs(split))
         else:
             if ("prefix", split) not in self._cached:  # kept: fine-tune starts from it too
                 self._cached["prefix", split] = self._frozen_work("prefix", split)
-            prefix = self._cached["prefix", split]
-            work = torch.cat(
-                [self.model.features_from(prefix[s : s + 64], self._chain, self._top_start)
-                 for s in range(0, len(prefix), 64)]
-            )  # fmt: skip
+            work = _in_chunks(
+                lambda a: self.model.features_from(a, self._chain, self._top_start),
+                self._cached["prefix", split],
+            )
         if key is not None:
             self.store.store(key, work)
         return work
 
     def _store_key(self, kind: str, split: str) -> str:
         config = self.config
-        cut = self._chain.units[self._top_start][0] if self._chain and self._top_start < len(
-            self._chain.units) else "end"  # fmt: skip
         return FrozenWorkStore.key(
             kind=kind,
             weights=weights_digest(config.backbone, config.pretrained, config.weights, config.seed),
             inputs=self._inputs_digest(split),
-            cut=cut if self._chain is not None else "none",
+            cut=self._cut_name,
             device=self.device.type,
             autocast=str(self._autocast_dtype()),
         )
@@ -435,6 +431,11 @@ class _Trainer:
         self.best_epoch = dict(state["best_epoch"])
         self.history = list(state["history"])
         torch.set_rng_state(state["torch_rng"])
+
+
+def _in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, size: int = 64):
+    """fn over rows of x, `size` at a time (bounded memory), concatenated."""
+    return torch.cat([fn(x[s : s + size]) for s in range(0, len(x), size)])
 
 
 def _class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ the few modules that import Ray.
 from __future__ import annotations
 
 import gc
-import os
+import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from search.files import write_atomic
 from trainables.config import TrialConfig
 from trainables.frozen_store import FrozenWorkStore
 from trainables.protocol import TrialData, run_protocol
@@ -28,11 +29,9 @@ STATE_FILE = "trial_state.pt"
 
 def save_state(state: dict[str, Any], folder: Path) -> Path:
     """Write the state into `folder` under a temporary name, then rename."""
-    path = folder / STATE_FILE
-    partial = folder / f".{STATE_FILE}.partial"
-    torch.save(state, partial)
-    os.replace(partial, path)
-    return path
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return write_atomic(folder / STATE_FILE, buffer.getvalue())
 
 
 def load_state(folder: Path) -> dict[str, Any]:

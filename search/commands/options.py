@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from search.commands.report import print_report
 from search.data import (
     DEFAULT_MIN_SIZE,
     CheckReport,
@@ -118,8 +119,6 @@ def split_from_args(args: argparse.Namespace) -> SplitSpec:
 
 def checked_dataset(args: argparse.Namespace) -> Dataset | None:
     """The checked data set, or None after printing the check's report of its problems."""
-    from search.commands.report import print_report
-
     report = check_from_args(args)
     if not report.ok:
         print_report(report)

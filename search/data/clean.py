@@ -76,11 +76,14 @@ class CleanMap:
     Args:
         pixels: size x size x 3 uint8, the disc filling the square, black outside it.
         disc: where the map was in the export.
+        text: the text found and filled in, as a bool mask over the square cut around the
+            disc (origin at `disc.box()`'s left and top, in export pixels).
         text_fraction: share of the disc's pixels that were text and got filled in.
     """
 
     pixels: np.ndarray
     disc: Disc
+    text: np.ndarray
     text_fraction: float
 
 
@@ -106,7 +109,7 @@ def clean_export(image: np.ndarray, size: int, crop: CropBox | None = None) -> C
 
     resized = np.asarray(Image.fromarray(square).resize((size, size), Image.LANCZOS)).copy()
     resized[~disc_mask(size, size / 2)] = 0
-    return CleanMap(resized, disc, float(text.sum() / max(1, inside.sum())))
+    return CleanMap(resized, disc, text, float(text.sum() / max(1, inside.sum())))
 
 
 def find_text(image: np.ndarray, disc_radius: float) -> np.ndarray:

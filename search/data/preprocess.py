@@ -12,7 +12,9 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -112,17 +114,19 @@ def preprocess_dataset(
     from_cache = 0
 
     workers = workers or min(os.cpu_count() or 1, 8)
-    with ProcessPoolExecutor(workers) if workers > 1 else _InProcess() as pool:
-        futures = [pool.submit(clean_file, path, params, cache) for _, _, path, params in jobs]
-        for done, ((i, j, path, _), future) in enumerate(zip(jobs, futures, strict=True)):
-            try:
-                maps[i, j], fraction = future.result()
-            except (OSError, ValueError) as exc:
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    with pool or nullcontext():
+        mapper = pool.map if pool else map
+        paths, params = [job[2] for job in jobs], [job[3] for job in jobs]
+        results = mapper(_try_clean, paths, params, repeat(cache, len(jobs)))
+        for done, ((i, j, path, _), (cleaned, error)) in enumerate(zip(jobs, results, strict=True)):
+            if error is not None:
                 patient = dataset.patients[i]
                 problems.append(
-                    Problem(str(path), f"cannot clean: {exc}", patient.row, f"{views[j]}_path")
+                    Problem(str(path), f"cannot clean: {error}", patient.row, f"{views[j]}_path")
                 )
                 continue
+            maps[i, j], fraction = cleaned
             if fraction is None:
                 from_cache += 1
             else:
@@ -142,22 +146,10 @@ def preprocess_dataset(
     )
 
 
-class _InProcess:
-    """The slice of the executor interface used above, run in this process."""
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def submit(self, fn, *args):
-        return _Done(fn, args)
-
-
-class _Done:
-    def __init__(self, fn, args):
-        self._fn, self._args = fn, args
-
-    def result(self):
-        return self._fn(*self._args)
+def _try_clean(path: Path, params: CleaningParams, cache: MapCache):
+    """`clean_file`'s result and None, or None and why it failed (one bad export must not
+    stop the others, and the error crosses the process boundary as text)."""
+    try:
+        return clean_file(path, params, cache), None
+    except (OSError, ValueError) as exc:
+        return None, str(exc)

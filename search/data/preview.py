@@ -2,8 +2,8 @@
 
 The export is shown de-identified, because previews are outputs too: everything outside
 the found disc is blurred past reading, and text found inside it is covered by a magenta
-box (what was removed). The found circle is outlined in green and its square in cyan, so
-a misplaced crop shows at a glance.
+box (exactly what cleaning removed). The found circle is outlined in green and its square
+in cyan, so a misplaced crop shows at a glance.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage
 
-from search.data.clean import CleanMap, disc_mask, find_text
+from search.data.clean import CleanMap, disc_mask
 
 __all__ = ["PreviewItem", "deidentified_export", "draw_preview"]
 
@@ -42,13 +42,10 @@ def deidentified_export(export: np.ndarray, cleaned: CleanMap) -> np.ndarray:
     y, x = np.ogrid[0:height, 0:width]
     inside = np.hypot(x - disc.cx, y - disc.cy) <= disc.radius
     shown[inside] = export[inside]
-    left, top = max(0, round(disc.cx - disc.radius)), max(0, round(disc.cy - disc.radius))
-    right = min(width, round(disc.cx + disc.radius) + 1)
-    bottom = min(height, round(disc.cy + disc.radius) + 1)
-    window = export[top:bottom, left:right]
-    text = find_text(window, disc.radius) & inside[top:bottom, left:right]
-    for rows, cols in ndimage.find_objects(ndimage.label(text)[0]):
-        shown[top + rows.start : top + rows.stop, left + cols.start : left + cols.stop] = COVER
+    left, top, _, _ = disc.box()
+    for rows, cols in ndimage.find_objects(ndimage.label(cleaned.text)[0]):
+        row0, col0 = max(0, top + rows.start), max(0, left + cols.start)
+        shown[row0 : max(row0, top + rows.stop), col0 : max(col0, left + cols.stop)] = COVER
     return shown
 
 
