@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 from search.commands.data import split_record
+from search.commands.options import add_cache_option
 from search.commands.preprocess import format_cleaning, write_preview
 from search.commands.report import format_split_table, print_report
 from search.data import TRIAD, SplitSpec, check_dataset, split_patients
-from search.data.map_cache import MapCache, default_cache_dir
+from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from search.files import write_json_atomic
@@ -43,12 +44,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="test_resnet",
         help="timm backbone whose input size the maps are cleaned to (default test_resnet)",
     )
-    demo.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        help=f"map cache folder (default $POLARMAP_CACHE or {default_cache_dir()})",
-    )
+    add_cache_option(demo)
     demo.set_defaults(func=run_demo)
 
 

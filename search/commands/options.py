@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from search.commands.report import print_report
@@ -16,9 +17,11 @@ from search.data import (
     parse_class_set,
     parse_mode,
 )
+from search.data.map_cache import default_cache_dir
 
 __all__ = [
     "UsageError",
+    "add_cache_option",
     "add_data_options",
     "argtype",
     "check_from_args",
@@ -101,6 +104,16 @@ def add_data_options(
         "the test share of --split is still held out",
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+
+
+def add_cache_option(parser: argparse.ArgumentParser) -> None:
+    """--cache: where cleaned maps are kept between runs."""
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help=f"map cache folder (default $POLARMAP_CACHE or {default_cache_dir()})",
+    )
 
 
 def _folds(text: str) -> int:

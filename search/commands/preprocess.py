@@ -11,10 +11,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search.commands.options import UsageError, add_data_options, argtype, checked_dataset
+from search.commands.options import (
+    UsageError,
+    add_cache_option,
+    add_data_options,
+    argtype,
+    checked_dataset,
+)
 from search.data import DataError, Dataset, Patient, Problem
 from search.data.clean import CropBox, clean_export
-from search.data.map_cache import MapCache, default_cache_dir
+from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
 from search.data.preprocess import CleanedMaps, PreprocessSpec, preprocess_dataset
 from search.data.preview import PreviewItem, draw_preview
@@ -80,12 +86,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_data_options(preprocess, split=False)
     add_cleaning_options(preprocess)
-    preprocess.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        help=f"cache folder (default $POLARMAP_CACHE or {default_cache_dir()})",
-    )
+    add_cache_option(preprocess)
     preprocess.add_argument(
         "--workers", type=int, default=None, help="processes (default: one per core)"
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from search.commands.options import (
     UsageError,
+    add_cache_option,
     add_data_options,
     argtype,
     checked_dataset,
@@ -98,7 +100,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     protocol.add_argument("--fold", type=int, default=None, help="with --folds: which fold")
     protocol.add_argument("--trial-seed", type=int, default=0, help="training seed (default 0)")
     protocol.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    train.add_argument("--cache", type=Path, default=None, help="map cache folder")
+    add_cache_option(train)
     train.add_argument(
         "--frozen-store",
         type=Path,
@@ -160,7 +162,7 @@ def run_train(args: argparse.Namespace) -> int:
     dataset = checked_dataset(args)
     if dataset is None:
         return 1
-    config = _with_views(config, dataset.views)
+    config = replace(config, views=dataset.views)
 
     split = split_patients(dataset.labels, spec, dataset.class_set.names)
     print(f"{dataset.source}: {len(dataset)} patients, {spec.describe()}")
@@ -210,12 +212,6 @@ def run_train(args: argparse.Namespace) -> int:
         write_json_atomic(args.out, record)
         print(f"wrote {args.out}")
     return 0
-
-
-def _with_views(config, views: tuple[str, ...]):
-    from dataclasses import replace
-
-    return replace(config, views=tuple(views))
 
 
 def _print_epoch(record: dict[str, Any], state: dict[str, Any]) -> None:
