@@ -73,12 +73,12 @@ def augment(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator) -> t
         theta = torch.stack(
             [torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1
         )
-        views = x.shape[1]
-        flat = x.flatten(0, 1)
-        theta = theta.repeat_interleave(views, dim=0).to(device=x.device, dtype=flat.dtype)
+        # Outside the rotated map: the value of a black pixel, each view's minimum (per
+        # view, so that a view's augmented copy does not depend on the other views).
+        fill = x.amin(dim=(0, 3, 4), keepdim=True)
+        flat = (x - fill).flatten(0, 1)
+        theta = theta.repeat_interleave(x.shape[1], dim=0).to(device=x.device, dtype=x.dtype)
         grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
-        # Outside the rotated map: the value of a black pixel, which is the batch minimum.
-        fill = flat.amin(dim=(0, 2, 3), keepdim=True)
-        rotated = F.grid_sample(flat - fill, grid, align_corners=False, padding_mode="zeros")
-        x = (rotated + fill).view_as(x)
+        rotated = F.grid_sample(flat, grid, align_corners=False, padding_mode="zeros")
+        x = rotated.view_as(x) + fill
     return x

@@ -22,7 +22,7 @@ import torch
 
 from search.files import write_atomic
 
-__all__ = ["FrozenWorkStore", "default_store_dir", "tensor_digest", "weights_digest"]
+__all__ = ["FrozenWorkStore", "default_store_dir", "tensor_digest"]
 
 
 def default_store_dir() -> Path:
@@ -41,18 +41,6 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     if data.numel():
         digest.update(memoryview(data.view(torch.uint8).numpy()))
     return digest.hexdigest()
-
-
-def weights_digest(backbone: str, pretrained: bool, weights: str | None, seed: int) -> str:
-    """What decides the backbone's weights: the hub tag, a local file (path, size, time of
-    change), or the seed of a random initialisation."""
-    if not pretrained:
-        return f"{backbone}:random-init:{seed}"
-    if weights is None:
-        return f"{backbone}:hub"
-    path = Path(weights).resolve()
-    stat = path.stat()
-    return f"{backbone}:{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 class FrozenWorkStore:

@@ -15,6 +15,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,11 @@ import torch.nn.functional as F
 from trainables.augment import augment
 from trainables.chain import Chain, feature_chain
 from trainables.config import TrialConfig
-from trainables.frozen_store import FrozenWorkStore, tensor_digest, weights_digest
+from trainables.frozen_store import FrozenWorkStore, tensor_digest
 from trainables.metrics import PER_CLASS_METRICS, classification_metrics
 from trainables.model import PolarMapNet
 from trainables.unfreeze import plan_unfreezing
-from trainables.weights import create_backbone
+from trainables.weights import initial_backbone, weights_digest
 
 __all__ = ["TrialConfig", "TrialData", "TrialResult", "run_protocol"]
 
@@ -44,6 +45,15 @@ class TrialData:
     val_x: torch.Tensor
     val_y: torch.Tensor
     class_names: tuple[str, ...]
+
+    @cached_property
+    def digests(self) -> dict[str, tuple[str, ...]]:
+        """SHA-256 of the train and validation maps of each view, part of the name of their
+        frozen work. Computed once; a copy pickled after that (to a Ray worker) carries it."""
+        return {
+            split: tuple(tensor_digest(x[:, v]) for v in range(x.shape[1]))
+            for split, x in (("train", self.train_x), ("val", self.val_x))
+        }
 
 
 @dataclass
@@ -69,14 +79,10 @@ def run_protocol(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = PolarMapNet(
-        create_backbone(config.backbone, config.pretrained, config.weights),
-        len(config.views),
-        len(data.class_names),
-        config.head,
-    ).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    backbone = initial_backbone(config.backbone, config.pretrained, config.weights, config.seed)
+    model = PolarMapNet(backbone, len(config.views), len(data.class_names), config.head)
+    # channels_last: faster convolutions on GPUs and with oneDNN on CPUs alike.
+    model = model.to(device, memory_format=torch.channels_last)
     trainer = _Trainer(config, data, model, device, store)
     if resume is not None:
         trainer.load_state(resume)
@@ -109,6 +115,7 @@ class _Trainer:
         self.train_x, self.train_y = data.train_x.to(device), data.train_y.to(device)
         self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
         self.class_names = data.class_names
+        self.data = data
         self.loss_weights = (
             _class_weights(self.train_y, len(data.class_names)) if config.class_weighted else None
         )
@@ -128,7 +135,6 @@ class _Trainer:
         self._cut_name = "none"  # where the chain is cut, for store keys
         self.compute_path = self._plan_paths()
         self._stage = "warmup"
-        self._digests: dict[str, str] = {}
         self._epoch_copies = torch.zeros(0, dtype=torch.long)
 
     # -- stages ---------------------------------------------------------------------------
@@ -231,17 +237,20 @@ class _Trainer:
         if (kind, split) not in self._cached:
             was_training = self.model.training
             self.model.eval()
+
+            def frozen_work(name: str) -> torch.Tensor:  # pooled: (N, V * features) as `features`
+                work = self._frozen_work(kind, name)
+                return work.flatten(1) if kind == "pooled" else work
+
             with self._autocast():
                 if split == "train" and self.config.augment.active:
                     names = [f"train{c}" for c in range(self.config.augment_copies)]
-                    self._cached[kind, split] = torch.stack(
-                        [self._frozen_work(kind, name) for name in names]
-                    )
+                    self._cached[kind, split] = torch.stack([frozen_work(n) for n in names])
                     if kind == "prefix":  # now held in the stack
                         for name in names:
                             self._cached.pop(("prefix", name), None)
                 else:
-                    self._cached[kind, split] = self._frozen_work(kind, split)
+                    self._cached[kind, split] = frozen_work(split)
             self.model.train(was_training)
         return self._cached[kind, split]
 
@@ -253,16 +262,11 @@ class _Trainer:
             return self.train_x
         return self._augmented_copy(int(split.removeprefix("train")))
 
-    def _inputs_digest(self, split: str) -> str:
-        if split not in self._digests:
-            if split in ("train", "val"):
-                self._digests[split] = tensor_digest(self._inputs(split))
-            else:
-                self._digests[split] = (
-                    f"{self._inputs_digest('train')}:{self.config.augment}:"
-                    f"{split.removeprefix('train')}"
-                )
-        return self._digests[split]
+    def _inputs_digest(self, split: str, view: int) -> str:
+        if split in ("train", "val"):
+            return self.data.digests[split][view]
+        copy = split.removeprefix("train")
+        return f"{self.data.digests['train'][view]}:{self.config.augment}:{copy}"
 
     def _augmented_copy(self, copy: int) -> torch.Tensor:
         """Copy `copy` of the training maps, augmented; the same for every trial (its
@@ -271,34 +275,43 @@ class _Trainer:
         return augment(self.train_x, self.config.augment, generator)
 
     def _frozen_work(self, kind: str, split: str) -> torch.Tensor:
-        """The frozen work of `kind` for `split`: from the store when another trial (or an
-        earlier run) did it already, else computed here and stored."""
-        key = self._store_key(kind, split) if self.store is not None else None
-        if key is not None:
-            stored = self.store.load(key)
-            if stored is not None:
-                return stored.to(self.device)
-        if self._chain is None:  # no cut: pooled features straight from the maps
-            work = _in_chunks(self.model.features, self._inputs(split))
-        elif kind == "prefix":
-            work = _in_chunks(self._prefix, self._inputs(split))
-        else:
-            if ("prefix", split) not in self._cached:  # kept: fine-tune starts from it too
-                self._cached["prefix", split] = self._frozen_work("prefix", split)
-            work = _in_chunks(
-                lambda a: self.model.features_from(a, self._chain, self._top_start),
-                self._cached["prefix", split],
-            )
-        if key is not None:
-            self.store.store(key, work)
-        return work
+        """The frozen work of `kind` for `split`, (N, V, ...): from the store where another
+        trial (or an earlier run) did it already, else computed here and stored. Stored per
+        view, since a view's frozen work does not depend on the other views: searches in
+        stress or rest mode read what a dual-mode search stored, and the other way round."""
+        views = range(len(self.config.views))
+        keys = [self._store_key(kind, split, v) if self.store else None for v in views]
+        parts = {v: self.store.load(key) for v, key in enumerate(keys) if key is not None}
+        missing = [v for v in views if parts.get(v) is None]
+        if missing:
+            computed = self._compute_frozen(kind, split, missing)
+            for i, view in enumerate(missing):
+                parts[view] = computed[:, i]
+                if keys[view] is not None:
+                    self.store.store(keys[view], parts[view])
+        return torch.stack([parts[v].to(self.device) for v in views], dim=1)
 
-    def _store_key(self, kind: str, split: str) -> str:
+    def _compute_frozen(self, kind: str, split: str, views: list[int]) -> torch.Tensor:
+        """(N, len(views), ...) frozen work of `kind` for those views of `split`."""
+        if self._chain is None:  # no cut: pooled features straight from the maps
+            pooled = _in_chunks(self.model.features, self._inputs(split)[:, views])
+            return pooled.unflatten(1, (len(views), -1))
+        if kind == "prefix":
+            return _in_chunks(self._prefix, self._inputs(split)[:, views])
+        if ("prefix", split) not in self._cached:  # kept: fine-tune starts from it too
+            self._cached["prefix", split] = self._frozen_work("prefix", split)
+        pooled = _in_chunks(
+            lambda a: self.model.features_from(a, self._chain, self._top_start),
+            self._cached["prefix", split][:, views],
+        )
+        return pooled.unflatten(1, (len(views), -1))
+
+    def _store_key(self, kind: str, split: str, view: int) -> str:
         config = self.config
         return FrozenWorkStore.key(
             kind=kind,
             weights=weights_digest(config.backbone, config.pretrained, config.weights, config.seed),
-            inputs=self._inputs_digest(split),
+            inputs=self._inputs_digest(split, view),
             cut=self._cut_name,
             device=self.device.type,
             autocast=str(self._autocast_dtype()),

@@ -8,11 +8,20 @@ for PyTorch files and safetensors otherwise: no pickled code runs.
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from pathlib import Path
 
+import torch
 from torch import nn
 
-__all__ = ["WeightsNotFound", "create_backbone", "weight_candidates"]
+__all__ = [
+    "WeightsNotFound",
+    "create_backbone",
+    "initial_backbone",
+    "weight_candidates",
+    "weights_digest",
+]
 
 SUFFIXES = (".safetensors", ".pth", ".bin")
 
@@ -67,6 +76,51 @@ def create_backbone(
             f"({type(exc).__name__}: {exc}); give a local weights file or folder instead "
             "(--weights), for example one filled by `polarmap weights fetch`"
         ) from exc
+
+
+def weights_digest(
+    backbone: str, pretrained: bool, weights: str | Path | None, seed: int
+) -> str:
+    """What decides the backbone's weights: the hub tag, the local file found for it (path,
+    size, time of change), or the seed of a random initialisation.
+
+    Raises:
+        WeightsNotFound: as `create_backbone`.
+    """
+    if not pretrained:
+        return f"{backbone}:random-init:{seed}"
+    if weights is None:
+        return f"{backbone}:hub"
+    path = _find_weights(backbone, Path(weights)).resolve()
+    stat = path.stat()
+    return f"{backbone}:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+_TEMPLATES: OrderedDict[str, nn.Module] = OrderedDict()
+_TEMPLATES_KEPT = 2
+
+
+def initial_backbone(
+    name: str, pretrained: bool = False, weights: str | Path | None = None, seed: int = 0
+) -> nn.Module:
+    """A copy of the backbone a trial starts from, for it to train. Building one (a random
+    initialisation from `seed`, or reading a weights file) takes longer than a short trial
+    trains, so the last two built are kept in this process and copied. The global random
+    stream is left as it was, so what a trial draws next is the same either way.
+
+    Raises:
+        ValueError, WeightsNotFound: as `create_backbone`.
+    """
+    key = weights_digest(name, pretrained, weights, seed)
+    template = _TEMPLATES.pop(key, None)
+    if template is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            template = create_backbone(name, pretrained, weights)
+    _TEMPLATES[key] = template
+    while len(_TEMPLATES) > _TEMPLATES_KEPT:
+        _TEMPLATES.popitem(last=False)
+    return copy.deepcopy(template)
 
 
 def _find_weights(name: str, weights: Path) -> Path:

@@ -186,9 +186,9 @@ def test_rotated_corners_get_the_black_value_not_zero():
 
 def test_pixels_rotated_in_from_outside_get_the_black_value():
     """A map filling the whole square: what rotation brings in from outside its edges is
-    black, the batch minimum of each channel, not zero (grey after normalization)."""
+    black, the batch minimum of each view and channel, not zero (grey after normalization)."""
     x = normalized(torch.full((8, 2, 3, SIZE, SIZE), 0.6))
-    x[0, 0, :, 5, 5] = normalized(torch.zeros(1, 1, 3, 1, 1)).flatten()  # one black pixel
+    x[0, :, :, 5, 5] = normalized(torch.zeros(1, 1, 3, 1, 1)).flatten()  # a black pixel a view
     out = augment(x, AugmentSpec(rotate=10.0), seeded(0))
     black = x.amin(dim=(0, 1, 3, 4))
     grey = x[1, 0, :, 0, 0]
@@ -252,3 +252,14 @@ def test_the_angle_range_follows_the_spec(degrees):
     angles = [abs(bar_orientation(sample[0, 0])[0]) for sample in out]
     assert max(angles) <= degrees * 1.01 + 0.02
     assert max(angles) > degrees * 0.7
+
+
+def test_a_views_augmented_copy_does_not_depend_on_the_other_views():
+    """So a view's frozen work on a copy is shared between dual and single-view searches."""
+    x = bullseye(batch=6)
+    x[:, 1] = x[:, 1].flip(-1) * 0.5 + 0.3  # the views differ, minimum included
+    spec = AugmentSpec(hflip=True, vflip=True, rotate=10.0)
+    both = augment(x, spec, seeded(3))
+    for view in range(2):
+        alone = augment(x[:, view : view + 1], spec, seeded(3))
+        assert torch.allclose(both[:, view], alone[:, 0], atol=1e-6)

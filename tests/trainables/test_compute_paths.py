@@ -66,15 +66,15 @@ def test_augmentation_draws_from_a_pool_of_copies(data, tmp_path):
         "finetune": "cached-prefix:layer4.0",
         "augmentation": "pool of 4 copies",
     }
-    # prefix and pooled features of 4 training copies and of the validation maps
-    assert len(list(tmp_path.rglob("*.pt"))) == 2 * (4 + 1)
+    # prefix and pooled features of 4 training copies and of the validation maps, per view
+    assert len(list(tmp_path.rglob("*.pt"))) == 2 * (4 + 1) * 2
     again = run_protocol(config, data)
     assert without_timing(again.history) == without_timing(pooled.history)
     plain = run_protocol(CONFIG, data)
     assert without_timing(plain.history) != without_timing(pooled.history)
     # The pool does not depend on the head or learning rate: another trial reuses it.
     run_protocol(replace(config, a=3.0, head=HeadSpec((8,), (0.0,))), data, store=store)
-    assert len(list(tmp_path.rglob("*.pt"))) == 10
+    assert len(list(tmp_path.rglob("*.pt"))) == 20
 
 
 def test_the_exact_mode_augments_every_epoch(data):

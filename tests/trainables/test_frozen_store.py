@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from trainables.config import TrialConfig
-from trainables.frozen_store import FrozenWorkStore, tensor_digest, weights_digest
+from trainables.frozen_store import FrozenWorkStore, tensor_digest
 from trainables.model import HeadSpec
 from trainables.protocol import TrialData, run_protocol
 from trainables.unfreeze import UnfreezeRule
+from trainables.weights import weights_digest
 
 CONFIG = TrialConfig(
     "test_resnet",
@@ -46,7 +47,7 @@ def test_a_second_trial_reads_the_first_ones_frozen_work(data, tmp_path):
     store = FrozenWorkStore(tmp_path)
     run_protocol(CONFIG, data, store=store)
     first = entries(store)
-    assert len(first) == 4  # prefix and pooled features, train and validation
+    assert len(first) == 8  # prefix and pooled features, train and validation, two views
 
     other = replace(CONFIG, a=3.5, head=HeadSpec((32,), (0.3,)))  # same backbone and cut
     shared = run_protocol(other, data, store=store)
@@ -64,7 +65,22 @@ def test_what_the_frozen_work_depends_on_gives_new_entries(data, tmp_path):
     assert len(entries(store)) > count
     count = len(entries(store))
     run_protocol(replace(CONFIG, seed=6), data, store=store)  # other random weights
-    assert len(entries(store)) == count + 4
+    assert len(entries(store)) == count + 8
+
+
+def test_single_view_trials_read_what_a_dual_trial_stored(data, tmp_path):
+    store = FrozenWorkStore(tmp_path)
+    run_protocol(CONFIG, data, store=store)
+    dual = entries(store)
+    for view, name in enumerate(CONFIG.views):
+        one = TrialData(
+            data.train_x[:, [view]], data.train_y, data.val_x[:, [view]], data.val_y,
+            data.class_names,
+        )  # fmt: skip
+        config = replace(CONFIG, views=(name,), a=3.0)
+        shared = run_protocol(config, one, store=store)
+        assert entries(store) == dual
+        assert without_timing(shared.history) == without_timing(run_protocol(config, one).history)
 
 
 def test_the_exact_mode_does_not_use_the_store(data, tmp_path):
