@@ -7,15 +7,17 @@ and validation ids only, and refuses a split whose validation part is empty.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from search.data.normalize import BackboneInput, normalize_maps
+from search.data.normalize import BackboneInput, backbone_input, normalize_maps
 from search.data.preprocess import CleanedMaps
 from search.data.splits import Split
 from trainables.protocol import TrialData
 
-__all__ = ["select_views", "trial_data"]
+__all__ = ["SearchData", "select_views", "trial_data"]
 
 
 def select_views(cleaned: CleanedMaps, views: tuple[str, ...]) -> np.ndarray:
@@ -58,3 +60,25 @@ def trial_data(
     train_x, train_y = tensors(split.train)
     val_x, val_y = tensors(split.val)
     return TrialData(train_x, train_y, val_x, val_y, class_names)
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """What every trial of a search reads, put in Ray's object store once: the cleaned
+    maps (uint8) at each input size the search's backbones take, the labels, the split and
+    the class names. Each trial normalizes the maps its backbone and mode need."""
+
+    maps: dict[int, CleanedMaps]
+    labels: dict[str, int]
+    split: Split
+    class_names: tuple[str, ...]
+    fold: int | None = None
+
+    def for_trial(self, backbone: str, views: tuple[str, ...]) -> TrialData:
+        """The train and validation tensors for `backbone` (its size and normalization)
+        and the views of the trial's input mode."""
+        inputs = backbone_input(backbone)
+        return trial_data(
+            self.maps[inputs.size], self.labels, self.split, views, inputs, self.class_names,
+            self.fold,
+        )  # fmt: skip

@@ -19,6 +19,7 @@ from ray import tune
 
 from search.files import write_atomic
 from trainables.config import TrialConfig
+from trainables.data import SearchData
 from trainables.frozen_store import FrozenWorkStore
 from trainables.protocol import TrialData, run_protocol
 
@@ -40,12 +41,15 @@ def load_state(folder: Path) -> dict[str, Any]:
 
 
 def polarmap_trainable(
-    config: dict[str, Any], data: TrialData, frozen_store: str | None = None
+    config: dict[str, Any], data: TrialData | SearchData, frozen_store: str | None = None
 ) -> None:
     """Run one trial from Ray's sampled `config` (flat, see `TrialConfig.from_flat`) on
-    `data`, put in the object store once with `tune.with_parameters`; trials on one node
-    share their frozen work through the `frozen_store` folder."""
+    `data`, put in the object store once with `tune.with_parameters`: a trial's tensors,
+    or a search's maps from which each trial takes its backbone's and mode's. Trials on
+    one node share their frozen work through the `frozen_store` folder."""
     trial = TrialConfig.from_flat(config)
+    if isinstance(data, SearchData):
+        data = data.for_trial(trial.backbone, trial.views)
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

@@ -1,0 +1,201 @@
+"""`polarmap search run|resume`: the main job, a Hyperband search per backbone and input
+mode on Ray Tune, here or on a running cluster."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from search.commands.options import UsageError, add_cache_option, argtype, split_from_args
+from search.tuning import SearchProblems, SearchSettings, check_search, prepare_search
+from search.tuning.estimate import format_plan
+from search.tuning.leaderboard import format_leaderboard
+from spaces import PRESETS, get_space
+
+__all__ = ["register", "settings_from_args"]
+
+DEFAULT_STORAGE = "polarmap-runs"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    search = commands.add_parser(
+        "search",
+        help="run or resume a search (Hyperband per backbone and input mode, on Ray Tune)",
+        description="Search hyperparameters for every (backbone, input mode) pair of a "
+        "space, each pair with its own Hyperband and its own Optuna sampler.",
+    )
+    actions = search.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help="start a search",
+        description="Check everything, clean the maps (cached), then run the search on "
+        "Ray Tune: started in this process, or on a running cluster with --address. "
+        "Every problem with the arguments or the data is listed before Ray starts.",
+    )
+    run.add_argument("--data", required=True, help="manifest CSV or class-folder root")
+    run.add_argument(
+        "--space",
+        required=True,
+        help=f"search space: {', '.join(sorted(PRESETS))} (polarmap spaces list)",
+    )
+    _add_space_overrides(run)
+    _add_run_options(run)
+    run.add_argument("--name", default=None, help="experiment name (default SPACE-TIMESTAMP)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the pairs, trials, Hyperband rungs, epoch budget and a time estimate "
+        "(from per-epoch costs measured on this machine), and start nothing",
+    )
+    run.set_defaults(func=run_search_command, parser=run)
+
+    resume = actions.add_parser(
+        "resume",
+        help="continue an interrupted search",
+        description="Continue the search in STORAGE/NAME: finished trials are kept, paused "
+        "and unfinished ones continue from their last checkpoints.",
+    )
+    resume.add_argument("experiment", type=Path, help="the search's folder, STORAGE/NAME")
+    resume.add_argument("--address", default=None, help="a running Ray cluster")
+    resume.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
+    resume.set_defaults(func=resume_search_command, parser=resume)
+
+
+def _add_space_overrides(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("override the space")
+    group.add_argument("--backbones", type=_names, help="comma-separated timm names")
+    group.add_argument("--modes", type=_names, help="comma-separated: stress, rest, dual")
+    group.add_argument("--warmup-epochs", type=int, help="warm-up epochs per trial")
+    group.add_argument("--finetune-epochs", type=int, help="fine-tune epochs per trial")
+    group.add_argument("--samples", type=int, help="trials per (backbone, mode) pair")
+    group.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start from ImageNet weights (default: as the space says)",
+    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    sched = parser.add_argument_group("scheduling")
+    sched.add_argument("--scheduler", choices=("hyperband", "asha"), default="hyperband")
+    sched.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
+    sched.add_argument("--reduction-factor", type=int, default=3, help="Hyperband's eta")
+    sched.add_argument("--cpus-per-trial", type=float, default=1.0, help="(default 1)")
+    sched.add_argument(
+        "--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25"
+    )
+    sched.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
+    sched.add_argument(
+        "--time-budget",
+        type=argtype(parse_duration),
+        default=None,
+        help="stop cleanly after this long: seconds, or 90m, 2h, 1h30m",
+    )
+    sched.add_argument("--max-failures", type=int, default=2, help="retries per trial")
+    sched.add_argument("--threads", type=int, default=1, help="CPU threads per trial")
+    where = parser.add_argument_group("where")
+    where.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"experiment folder or URI (s3://...) (default ./{DEFAULT_STORAGE})",
+    )
+    where.add_argument(
+        "--address", default=None, help="a running Ray cluster: auto, or ray://HOST:10001"
+    )
+    where.add_argument("--weights", default=None, help="local pretrained weights folder")
+    data = parser.add_argument_group("data")
+    data.add_argument("--split", default="70/15/15", help="train/validation/test percentages")
+    data.add_argument("--folds", type=int, default=None, help=argparse.SUPPRESS)
+    data.add_argument("--seed", type=int, default=0, help="split and sampler seed (default 0)")
+    add_cache_option(parser)
+    parser.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '3600', '90m', '2h', '1h30m', '45s'."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not match or not any(match.groups()):
+        raise ValueError(f"duration {text!r}: expected seconds or a form like 90m, 2h, 1h30m")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def settings_from_args(args: argparse.Namespace) -> SearchSettings:
+    try:
+        space = get_space(args.space)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from exc
+    overrides = {
+        "backbones": args.backbones,
+        "modes": args.modes,
+        "warmup_epochs": args.warmup_epochs,
+        "finetune_epochs": args.finetune_epochs,
+        "samples": args.samples,
+        "pretrained": args.pretrained,
+    }
+    space = replace(space, **{k: v for k, v in overrides.items() if v is not None})
+    name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return SearchSettings(
+        space=space,
+        data=Path(args.data),
+        name=name,
+        storage=args.storage,
+        scheduler=args.scheduler,
+        sampler=args.sampler,
+        reduction_factor=args.reduction_factor,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        time_budget_s=args.time_budget,
+        max_failures=args.max_failures,
+        seed=args.seed,
+        threads=args.threads,
+        weights=args.weights,
+        address=args.address,
+        split=split_from_args(args),
+        cache=args.cache,
+    )
+
+
+def run_search_command(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    return _run(settings, dry_run=args.dry_run, quiet=args.quiet)
+
+
+def resume_search_command(args: argparse.Namespace) -> int:
+    from search.tuning.runner import load_settings
+
+    try:
+        settings = load_settings(args.experiment)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"{args.experiment}: not a search this tool started ({exc})") from exc
+    if args.address:
+        settings = replace(settings, address=args.address)
+    return _run(settings, resume=True, quiet=args.quiet)
+
+
+def _run(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> int:
+    try:
+        dataset = check_search(settings)
+    except SearchProblems as exc:
+        raise UsageError(str(exc)) from exc
+    prepared = prepare_search(settings, dataset)
+    print(format_plan(settings, prepared, measure=dry_run))
+    if dry_run:
+        return 0
+    from search.tuning.runner import experiment_path, result_rows, run_search
+
+    results = run_search(settings, prepared, resume=resume, quiet=quiet)
+    print(format_leaderboard(result_rows(results)))
+    print(f"\nexperiment: {experiment_path(settings)}")
+    return 0

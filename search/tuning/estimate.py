@@ -1,0 +1,98 @@
+"""What a search will do before it does it: pairs, trials, Hyperband's brackets and rungs,
+the epoch budget, and (for a dry run) a time estimate from per-epoch costs measured here."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from search.tuning.prepare import PreparedSearch
+from search.tuning.settings import SearchSettings, epoch_budget, hyperband_brackets
+
+__all__ = ["EpochCost", "format_plan", "measure_epoch_cost"]
+
+
+class EpochCost:
+    """Seconds of one backbone's trial on this machine: the frozen pass (once per backbone
+    and search: later trials read it from the store), a warm-up epoch, a fine-tune epoch."""
+
+    def __init__(self, frozen: float, warmup: float, finetune: float):
+        self.frozen, self.warmup, self.finetune = frozen, warmup, finetune
+
+
+def measure_epoch_cost(prepared: PreparedSearch, settings: SearchSettings, backbone: str):
+    """Run a 2 + 1 epoch trial of `backbone` in the mode with the most views."""
+    from search.data import parse_mode
+    from trainables.config import TrialConfig
+    from trainables.frozen_store import FrozenWorkStore
+    from trainables.protocol import run_protocol
+
+    views = max((parse_mode(m).views for m in settings.space.modes), key=len)
+    config = TrialConfig(
+        backbone=backbone, views=views, warmup_epochs=2, finetune_epochs=1,
+        pretrained=False, threads=settings.threads, seed=settings.seed,
+    )  # fmt: skip
+    data = prepared.data.for_trial(backbone, views)
+    history = run_protocol(config, data, store=FrozenWorkStore()).history
+    seconds = [r["epoch_seconds"] for r in history]
+    return EpochCost(max(seconds[0] - seconds[1], 0.0), seconds[1], seconds[2])
+
+
+def format_plan(settings: SearchSettings, prepared: PreparedSearch, measure: bool) -> str:
+    space = settings.space
+    split = prepared.split
+    max_t, eta = space.max_epochs, settings.reduction_factor
+    budget = epoch_budget(space.samples, max_t, eta, settings.scheduler)
+    lines = [
+        f"search space {space.name}: {len(settings.pairs)} pairs x {space.samples} trials = "
+        f"{settings.trials} trials; {space.warmup_epochs} + {space.finetune_epochs} epochs "
+        f"each at most; {settings.scheduler} (eta {eta}), {settings.sampler} sampler",
+        f"data: {len(prepared.dataset)} patients, {len(split.train)} train / {len(split.val)} "
+        f"validation (the {len(split.test)} test patients are not read)",
+        "pairs: " + ", ".join(settings.pairs),
+    ]
+    if settings.scheduler == "hyperband":
+        lines.append("Hyperband brackets of each pair (trials: rungs in epochs; * = fine-tune):")
+        for bracket in hyperband_brackets(max_t, eta):
+            rungs = ", ".join(f"{r}{'*' if r > space.warmup_epochs else ''}" for r in bracket.rungs)
+            lines.append(f"  {bracket.trials:>4} trials: {rungs}")
+    lines.append(
+        f"epoch budget: at most {budget} epochs per pair, {budget * len(settings.pairs)} in all"
+    )
+    if measure:
+        lines += _estimate(settings, prepared, budget)
+    return "\n".join(lines)
+
+
+def _estimate(settings: SearchSettings, prepared: PreparedSearch, budget: int) -> list[str]:
+    space = settings.space
+    slots = _parallel_trials(settings)
+    lines = [f"time estimate (per-epoch costs measured on this machine, {slots} trials at once):"]
+    total = 0.0
+    for backbone in space.backbones:
+        started = time.perf_counter()
+        cost = measure_epoch_cost(prepared, settings, backbone)
+        share = space.warmup_epochs / space.max_epochs  # of the budget, roughly
+        per_pair = budget * (share * cost.warmup + (1 - share) * cost.finetune)
+        seconds = cost.frozen + per_pair * len(space.modes)
+        total += seconds
+        lines.append(
+            f"  {backbone}: frozen pass {cost.frozen:.1f} s, warm-up epoch {cost.warmup:.2f} s, "
+            f"fine-tune epoch {cost.finetune:.2f} s -> {seconds / 60:.1f} min of trials "
+            f"(measured in {time.perf_counter() - started:.0f} s)"
+        )
+    lines.append(f"  about {total / slots / 60:.1f} min in all, before Ray's own overheads")
+    return lines
+
+
+def _parallel_trials(settings: SearchSettings) -> int:
+    if settings.gpus_per_trial > 0:
+        import torch
+
+        slots = math.floor(max(torch.cuda.device_count(), 1) / settings.gpus_per_trial)
+    else:
+        slots = math.floor((os.cpu_count() or 1) / settings.cpus_per_trial)
+    if settings.max_concurrent:
+        slots = min(slots, settings.max_concurrent)
+    return max(slots, 1)

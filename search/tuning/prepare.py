@@ -1,0 +1,87 @@
+"""Before Ray starts: check the settings and the data together, listing every problem at
+once, then build what every trial reads (cleaned maps at each backbone's input size, the
+split) and each backbone's unfreeze limit. Nothing here imports Ray."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from search.commands.report import format_problems
+from search.data import Dataset, InputMode, Split, check_dataset, parse_class_set, split_patients
+from search.data.map_cache import MapCache
+from search.data.normalize import backbone_input
+from search.data.preprocess import PreprocessSpec, preprocess_dataset
+from search.tuning.settings import SearchSettings, settings_problems
+from trainables.data import SearchData
+
+__all__ = ["PreparedSearch", "SearchProblems", "check_search", "prepare_search"]
+
+
+class SearchProblems(ValueError):
+    """The settings or the data cannot make a search; the message lists every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(
+            f"{len(problems)} problem(s) before the search could start:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True)
+class PreparedSearch:
+    dataset: Dataset
+    split: Split
+    data: SearchData
+    max_unfreeze: dict[str, int]  # backbone -> the largest k the one-third rule allows
+
+
+def check_search(settings: SearchSettings) -> Dataset:
+    """The checked data set.
+
+    Raises:
+        SearchProblems: every problem with the settings and the data, all at once.
+    """
+    problems = settings_problems(settings)
+    space = settings.space
+    try:
+        class_set = parse_class_set(space.classes)
+    except ValueError as exc:
+        problems.append(f"space {space.name!r} classes: {exc}")
+        class_set = None
+    report = check_dataset(
+        settings.data,
+        class_set=class_set,
+        mode=InputMode("search", settings.views),
+        split=settings.split,
+    )
+    problems += [f"data: {line}" for line in format_problems(report.errors)]
+    if problems or report.dataset is None:
+        raise SearchProblems(problems)
+    return report.dataset
+
+
+def prepare_search(settings: SearchSettings, dataset: Dataset, workers: int | None = None):
+    """Split, clean the maps at every input size the backbones take (cached), and find
+    each backbone's unfreeze limit."""
+    split = split_patients(dataset.labels, settings.split, dataset.class_set.names)
+    cache = MapCache(settings.cache)
+    sizes = sorted({backbone_input(b).size for b in settings.space.backbones})
+    maps = {
+        size: preprocess_dataset(
+            dataset, PreprocessSpec(size), cache, views=settings.views, workers=workers
+        )
+        for size in sizes
+    }
+    data = SearchData(maps, dataset.labels, split, dataset.class_set.names)
+    limits = {b: unfreeze_limit(b) for b in settings.space.backbones}
+    return PreparedSearch(dataset, split, data, limits)
+
+
+def unfreeze_limit(backbone: str) -> int:
+    """The largest unfreeze depth the seed's rule allows (built without weights: the
+    limit depends on the architecture only)."""
+    from trainables.unfreeze import feature_layers, plan_unfreezing
+    from trainables.weights import create_backbone
+
+    return plan_unfreezing(feature_layers(create_backbone(backbone)), 0).allowed

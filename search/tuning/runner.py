@@ -1,0 +1,242 @@
+"""The search on Ray Tune: one Tuner whose scheduler keeps a Hyperband per (backbone,
+input mode) pair and whose searcher keeps an Optuna study per pair; started here or on a
+running cluster, and resumed after an interruption. With `trainables.tune` and the
+scheduler, searcher and progress modules, one of the few places that import Ray."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler
+
+from search.data import SplitSpec, parse_mode
+from search.provenance import provenance
+from search.tuning.prepare import PreparedSearch
+from search.tuning.progress import SearchProgress
+from search.tuning.scheduler import PAIR_KEY, PairScheduler
+from search.tuning.searcher import PairSearcher
+from search.tuning.settings import SearchSettings, hyperband_brackets
+from spaces import SearchSpace, get_space, suggest_config
+from trainables.frozen_store import default_store_dir
+from trainables.tune import polarmap_trainable
+
+__all__ = [
+    "METRIC",
+    "SETTINGS_FILE",
+    "experiment_path",
+    "load_settings",
+    "result_rows",
+    "run_search",
+]
+
+METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
+SETTINGS_FILE = "polarmap-search.json"
+
+
+def experiment_path(settings: SearchSettings) -> str:
+    storage = settings.storage
+    if "://" not in storage:
+        storage = str(Path(storage).expanduser().resolve())
+    return f"{storage.rstrip('/')}/{settings.name}"
+
+
+def run_search(
+    settings: SearchSettings,
+    prepared: PreparedSearch,
+    resume: bool = False,
+    quiet: bool = False,
+    trainable: Any = polarmap_trainable,
+) -> tune.ResultGrid:
+    """Run (or, with `resume`, continue) the search; returns Ray's results.
+
+    `trainable` is for tests: a function of (config, data, frozen_store) like
+    `polarmap_trainable`."""
+    _start_ray(settings)
+    space = settings.space
+    wrapped = tune.with_resources(
+        tune.with_parameters(trainable, data=prepared.data, frozen_store=str(default_store_dir())),
+        {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
+    )
+    path = experiment_path(settings)
+    progress = SearchProgress(settings, quiet=quiet)
+    if settings.scheduler == "hyperband":
+        # Ray asks a custom searcher for one trial at a time, each once the last one has
+        # started; a synchronous Hyperband then halves brackets that hold only the trials
+        # that happened to exist, and with one trial at a time it never stops any. Let the
+        # searcher fill every pair's largest bracket up front instead.
+        largest = max(
+            b.trials for b in hyperband_brackets(space.max_epochs, settings.reduction_factor)
+        )
+        pending = min(settings.trials, largest * len(settings.pairs))
+        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
+    suggest = functools.partial(
+        _suggest, space=space, fixed=_fixed_config(settings), max_unfreeze=prepared.max_unfreeze
+    )
+    if resume:
+        tuner = tune.Tuner.restore(path, trainable=wrapped, resume_unfinished=True)
+    else:
+        _write_settings(settings, path)
+        tuner = tune.Tuner(
+            wrapped,
+            tune_config=tune.TuneConfig(
+                metric=METRIC,
+                mode="max",
+                scheduler=PairScheduler(functools.partial(_pair_scheduler, settings)),
+                search_alg=PairSearcher(
+                    settings.pairs,
+                    space.samples,
+                    suggest,
+                    METRIC,
+                    "max",
+                    space.max_epochs,
+                    settings.sampler,
+                    settings.seed,
+                ),
+                num_samples=settings.trials,
+                max_concurrent_trials=settings.max_concurrent,
+                time_budget_s=settings.time_budget_s,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=settings.name,
+                storage_path=path.rsplit("/", 1)[0],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                callbacks=[progress],
+                verbose=0,
+            ),
+        )
+    results = tuner.fit()
+    progress.finish()
+    return results
+
+
+def _start_ray(settings: SearchSettings) -> None:
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative data paths keep working
+    # one state snapshot per checkpoint is what keeping one checkpoint per trial costs
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if settings.address:
+        ray.init(address=settings.address, log_to_driver=False)
+    else:  # a private Ray for this process: no dashboard, nothing listening beyond localhost
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def _pair_scheduler(settings: SearchSettings):
+    max_t = settings.space.max_epochs
+    if settings.scheduler == "asha":
+        return AsyncHyperBandScheduler(
+            time_attr="epoch", max_t=max_t, grace_period=1,
+            reduction_factor=settings.reduction_factor,
+        )  # fmt: skip
+    return HyperBandScheduler(
+        time_attr="epoch", max_t=max_t, reduction_factor=settings.reduction_factor
+    )
+
+
+def _fixed_config(settings: SearchSettings) -> dict[str, Any]:
+    """What every trial of the search shares."""
+    space = settings.space
+    return {
+        "warmup_epochs": space.warmup_epochs,
+        "finetune_epochs": space.finetune_epochs,
+        "pretrained": space.pretrained,
+        "weights": settings.weights,
+        "seed": settings.seed,
+        "threads": settings.threads,
+    }
+
+
+def _suggest(
+    trial, backbone: str, mode: str, *, space: SearchSpace, fixed: dict, max_unfreeze: dict
+) -> dict[str, Any]:
+    drawn = suggest_config(trial, space.ranges, max_unfreeze[backbone])
+    views = list(parse_mode(mode).views)
+    return {**fixed, **drawn, "backbone": backbone, "mode": mode, "views": views}
+
+
+def _write_settings(settings: SearchSettings, path: str) -> None:
+    """What `polarmap search resume` needs to rebuild the search, beside Ray's state."""
+    record = {
+        "settings": asdict(replace(settings, space=None)),
+        "space": asdict(settings.space),
+        "space_name": settings.space.name,
+        "space_digest": settings.space.digest(),
+        "provenance": provenance(),
+    }
+    text = json.dumps(record, indent=2, default=str)
+    if "://" in path:
+        import pyarrow.fs as pafs
+
+        fs, root = pafs.FileSystem.from_uri(path)
+        fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(f"{root}/{SETTINGS_FILE}") as out:
+            out.write(text.encode())
+        return
+    from search.files import write_atomic
+
+    write_atomic(Path(path) / SETTINGS_FILE, text.encode())
+
+
+def load_settings(experiment: str | Path) -> SearchSettings:
+    """The settings a search was started with, from its folder (for `search resume`)."""
+    text = _read_text(f"{str(experiment).rstrip('/')}/{SETTINGS_FILE}")
+    record = json.loads(text)
+    stored = record["space"]
+    space = replace(
+        get_space(record["space_name"]),
+        backbones=tuple(stored["backbones"]),
+        modes=tuple(stored["modes"]),
+        warmup_epochs=stored["warmup_epochs"],
+        finetune_epochs=stored["finetune_epochs"],
+        samples=stored["samples"],
+        pretrained=stored["pretrained"],
+    )
+    if space.digest() != record["space_digest"]:
+        raise ValueError(
+            f"space {space.name!r} has changed since the search started; resume it with the "
+            "version of polarmap-search that started it"
+        )
+    values = record["settings"]
+    values["space"] = space
+    values["data"] = Path(values["data"])
+    values["cache"] = Path(values["cache"]) if values.get("cache") else None
+    values["split"] = SplitSpec(**values["split"])
+    return SearchSettings(**values)
+
+
+def result_rows(results: tune.ResultGrid) -> list[dict[str, Any]]:
+    """One plain row per trial: pair, trial id, status, epochs, best selection metric and
+    the hyperparameters it drew."""
+    rows = []
+    for result in results:
+        config, metrics = result.config or {}, result.metrics or {}
+        rows.append(
+            {
+                "pair": config.get(PAIR_KEY, ""),
+                "trial_id": metrics.get("trial_id", ""),
+                "status": "errored" if result.error else "finished",
+                "epochs": metrics.get("epoch", 0),
+                "best_selection": metrics.get(METRIC),
+                **{k: config.get(k) for k in ("width", "depth", "dropout", "a", "unfreeze")},
+            }
+        )
+    return rows
+
+
+def _read_text(path: str) -> str:
+    if "://" in path:
+        import pyarrow.fs as pafs
+
+        fs, inner = pafs.FileSystem.from_uri(path)
+        with fs.open_input_stream(inner) as stream:
+            return stream.read().decode()
+    return Path(path).read_text()

@@ -1,0 +1,81 @@
+"""One trial scheduler per (backbone, input mode) pair, behind the one scheduler Ray takes.
+
+A Hyperband that sees every trial of a search would stop a trial of a weak backbone
+because a strong backbone's trials score higher, so no backbone would get a fair search.
+Here each pair has its own Hyperband (or ASHA) with its own brackets: a trial is only ever
+compared with trials of its own pair, and the pairs still share one Ray cluster, so given
+capacity trials of several pairs run at the same time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+if TYPE_CHECKING:
+    from ray.tune.execution.tune_controller import TuneController
+
+__all__ = ["PAIR_KEY", "PairScheduler"]
+
+PAIR_KEY = "pair"  # the config entry naming a trial's pair, e.g. "resnet18/dual"
+
+
+class PairScheduler(TrialScheduler):
+    """Routes every trial event to the scheduler of the trial's pair (made on first use
+    by `make`). Which trial runs next is asked of the pairs in turn, so no pair waits for
+    another's brackets."""
+
+    def __init__(self, make: Callable[[], TrialScheduler]):
+        super().__init__()
+        self._make = make
+        self._metric: str | None = None
+        self._mode: str | None = None
+        self.pairs: dict[str, TrialScheduler] = {}
+        self._turn = 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
+        self._metric, self._mode = metric or self._metric, mode or self._mode
+        for scheduler in self.pairs.values():
+            scheduler.set_search_properties(metric, mode, **spec)
+        return True
+
+    def scheduler_of(self, trial: Trial) -> TrialScheduler:
+        pair = trial.config.get(PAIR_KEY, "")
+        if pair not in self.pairs:
+            scheduler = self._make()
+            scheduler.set_search_properties(self._metric, self._mode)
+            self.pairs[pair] = scheduler
+        return self.pairs[pair]
+
+    def on_trial_add(self, tune_controller: TuneController, trial: Trial) -> None:
+        self.scheduler_of(trial).on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: TuneController, trial: Trial) -> None:
+        self.scheduler_of(trial).on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
+        return self.scheduler_of(trial).on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(
+        self, tune_controller: TuneController, trial: Trial, result: dict
+    ) -> None:
+        self.scheduler_of(trial).on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
+        self.scheduler_of(trial).on_trial_remove(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
+        schedulers = list(self.pairs.values())
+        for i in range(len(schedulers)):
+            turn = (self._turn + i) % len(schedulers)
+            trial = schedulers[turn].choose_trial_to_run(tune_controller)
+            if trial is not None:
+                self._turn = turn + 1
+                return trial
+        return None
+
+    def debug_string(self) -> str:
+        return "\n".join(f"{pair}: {s.debug_string()}" for pair, s in self.pairs.items())

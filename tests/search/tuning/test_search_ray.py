@@ -1,0 +1,139 @@
+"""The search on Ray Tune with stub trainables: each pair has its own Hyperband, pairs run
+side by side, trials pause and resume without gaps, failing trials end as errored."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from search.tuning import PreparedSearch, SearchSettings
+from spaces import get_space
+from trainables.frozen_store import default_store_dir
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def search_settings(tmp_path: Path, backbones=("good", "bad"), samples=6, **changes):
+    space = replace(
+        get_space("demo"), backbones=backbones, modes=("stress",), samples=samples,
+        warmup_epochs=6, finetune_epochs=3,
+    )  # fmt: skip
+    return SearchSettings(
+        space=space, data=tmp_path, name="s", storage=str(tmp_path / "runs"), **changes
+    )
+
+
+def prepared(settings: SearchSettings) -> PreparedSearch:
+    limits = dict.fromkeys(settings.space.backbones, 3)
+    return PreparedSearch(dataset=None, split=None, data=None, max_unfreeze=limits)
+
+
+def stub_trainable(config, data=None, frozen_store=None):
+    """Reports a fixed score per backbone ('good' 0.9, others 0.1, a little noise by
+    width so ranks are defined), one epoch a report, with a checkpoint, resuming from it;
+    'failing' raises at epoch 2 and leaves a file for each attempt. Its options come from
+    stub.json in the folder the runner names as the frozen-work store (a test's own)."""
+    from ray import tune
+
+    scratch = Path(frozen_store)
+    options = json.loads((scratch / "stub.json").read_text())
+    if config["backbone"] == "failing":
+        (scratch / "attempts").mkdir(exist_ok=True)
+        (scratch / "attempts" / f"{time.time_ns()}").touch()
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            start = json.loads((Path(folder) / "state.json").read_text())["epoch"]
+    score = (0.9 if config["backbone"] == "good" else 0.1) + config["width"] / 1e4
+    total = config["warmup_epochs"] + config["finetune_epochs"]
+    for epoch in range(start + 1, total + 1):
+        if config["backbone"] == "failing" and epoch == 2:
+            raise RuntimeError("this trial always fails at epoch 2")
+        started = time.time()
+        time.sleep(options.get("sleep", 0.0))
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
+            tune.report(
+                {"epoch": epoch, "best_selection": score, "started": started,
+                 "ended": time.time()},
+                checkpoint=tune.Checkpoint.from_directory(folder),
+            )  # fmt: skip
+
+
+def run(settings, **options):
+    from search.tuning.runner import run_search
+
+    (default_store_dir() / "stub.json").write_text(json.dumps(options))
+    return run_search(settings, prepared(settings), quiet=True, trainable=stub_trainable)
+
+
+def epochs_per_pair(results) -> dict[str, list[int]]:
+    runs: dict[str, list[int]] = {}
+    for result in results:
+        runs.setdefault(result.config["pair"], []).append(int(result.metrics["epoch"]))
+    return {pair: sorted(epochs) for pair, epochs in runs.items()}
+
+
+def test_each_pair_promotes_at_hyperbands_normal_rate(ray_session, tmp_path):
+    results = run(search_settings(tmp_path))
+    runs = epochs_per_pair(results)
+    # max_t 9, eta 3, 6 trials a pair: bracket 0 runs 3 trials to 9; bracket 1 (room for
+    # 5) starts 3 at 3 epochs and promotes ceil(5 / 3) = 2 to 9. A single Hyperband over
+    # both pairs would stop the 0.1 pair's trials in favour of the 0.9 pair's.
+    assert runs == {"good/stress": [3, 9, 9, 9, 9, 9], "bad/stress": [3, 9, 9, 9, 9, 9]}
+
+
+def test_trials_of_both_pairs_run_at_the_same_time(ray_session, tmp_path):
+    settings = search_settings(tmp_path, samples=3, scheduler="asha")
+    results = run(settings, sleep=0.3)
+    spans = {
+        pair: [
+            (r.metrics_dataframe["started"].min(), r.metrics_dataframe["ended"].max())
+            for r in results if r.config["pair"] == pair
+        ]
+        for pair in ("good/stress", "bad/stress")
+    }  # fmt: skip
+    overlaps = [
+        (a, b) for a in spans["good/stress"] for b in spans["bad/stress"]
+        if a[0] < b[1] and b[0] < a[1]
+    ]  # fmt: skip
+    assert overlaps
+
+
+def test_paused_trials_continue_without_gaps_or_repeats(ray_session, tmp_path):
+    results = run(search_settings(tmp_path, backbones=("good",), samples=9))
+    paused = 0
+    for result in results:
+        epochs = list(result.metrics_dataframe["epoch"])
+        assert epochs == list(range(1, len(epochs) + 1)), epochs
+        assert epochs[-1] <= 9
+        paused += epochs[-1] > 3  # went past a rung, so it was paused and resumed there
+    assert paused >= 1
+
+
+def test_an_always_failing_trial_is_retried_then_errored_and_the_search_ends(ray_session, tmp_path):
+    settings = search_settings(tmp_path, backbones=("good", "failing"), samples=1)
+    settings = replace(settings, max_failures=2)
+    results = run(settings)
+    errored = [r for r in results if r.error is not None]
+    assert len(errored) == 1 and errored[0].config["backbone"] == "failing"
+    assert "always fails" in str(errored[0].error)
+    attempts = default_store_dir() / "attempts"
+    assert len(list(attempts.iterdir())) == 3  # the first run and 2 retries
+    good = [r for r in results if r.config["backbone"] == "good"]
+    assert good[0].metrics["epoch"] == 9

@@ -1,0 +1,97 @@
+"""What a search will do and what is wrong with it, known before Ray starts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from ray.tune.schedulers import HyperBandScheduler
+
+from search.tuning import SearchProblems, SearchSettings, check_search, hyperband_brackets
+from search.tuning.settings import epoch_budget, settings_problems
+from spaces import get_space
+
+
+def settings(data: Path, **changes) -> SearchSettings:
+    space_changes = {k: changes.pop(k) for k in list(changes) if k in ("backbones", "modes")}
+    space = replace(get_space("demo"), **space_changes)
+    return SearchSettings(space=space, data=data, name="t", storage="runs", **changes)
+
+
+@pytest.mark.parametrize(("max_t", "eta"), [(9, 3), (27, 3), (130, 3), (16, 2), (81, 3)])
+def test_brackets_are_the_ones_rays_hyperband_builds(max_t, eta):
+    ray_scheduler = HyperBandScheduler(time_attr="epoch", max_t=max_t, reduction_factor=eta)
+    ours = hyperband_brackets(max_t, eta)
+    expected = [
+        (ray_scheduler._get_n0(s), ray_scheduler._get_r0(s))
+        for s in range(ray_scheduler._s_max_1)
+        if ray_scheduler._get_r0(s) > 0
+    ]
+    assert [(b.trials, b.rungs[0]) for b in ours] == expected
+    for s, bracket in enumerate(ours):
+        assert len(bracket.rungs) == s + 1 and bracket.rungs[-1] <= max_t
+
+
+def test_with_100_plus_30_epochs_only_the_last_rungs_reach_fine_tune():
+    rungs = [b.rungs for b in hyperband_brackets(130, 3)]
+    assert rungs[0] == (130,)
+    assert rungs[-1] == (1, 3, 9, 27, 81)  # this bracket never fine-tunes
+    for bracket in rungs:
+        assert sum(r > 100 for r in bracket) <= 1
+
+
+def test_the_epoch_budget_counts_each_rung_once():
+    # max_t 9, eta 3: bracket 0 runs 3 trials for 9 epochs (27); bracket 1 (room for 5)
+    # starts 3 at 3 epochs and, as Ray does, keeps ceil(5 / 3) = 2 to 9 (3 * 3 + 2 * 6)
+    assert epoch_budget(6, 9, 3, "hyperband") == 27 + 21
+    assert epoch_budget(6, 9, 3, "asha") == 54
+
+
+def test_every_settings_problem_is_listed_at_once(tmp_path):
+    problems = settings_problems(
+        settings(
+            tmp_path, backbones=("test_resnet", "no_such_net"), modes=("stress", "rest+rest"),
+            scheduler="bohb", reduction_factor=1, cpus_per_trial=999, gpus_per_trial=1,
+            max_concurrent=0, time_budget_s=-1,
+        ),
+        local_gpus=0,
+    )  # fmt: skip
+    text = "\n".join(problems)
+    for expected in (
+        "no_such_net", "rest+rest", "bohb", "reduction factor", "cpus per trial 999",
+        "gpus per trial 1: this machine has 0 GPUs", "max concurrent", "time budget",
+    ):  # fmt: skip
+        assert expected in text, expected
+    assert len(problems) == 8
+
+
+def test_missing_pretrained_weights_are_found_before_the_search(tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "test_resnet.safetensors").write_bytes(b"x")
+    space = replace(get_space("demo"), pretrained=True)
+    problems = settings_problems(
+        SearchSettings(space=space, data=tmp_path, name="t", storage="r", weights=str(folder)),
+        local_gpus=0,
+    )
+    assert len(problems) == 1 and "test_efficientnet" in problems[0]
+
+
+def test_data_problems_join_the_settings_problems(edit_manifest, manifest):
+    def lose_an_image(rows):
+        rows[3][rows[0].index("rest_path")] = "images/nowhere.png"
+
+    with pytest.raises(SearchProblems) as caught:
+        check_search(settings(manifest, scheduler="bohb", modes=("stress", "sideways")))
+    text = str(caught.value)
+    assert "bohb" in text and "needs view 'sideways'" in text and str(manifest) in text
+    edit_manifest(lose_an_image)
+    with pytest.raises(SearchProblems) as caught:
+        check_search(settings(manifest, scheduler="bohb"))
+    assert "bohb" in str(caught.value) and "nowhere.png" in str(caught.value)
+
+
+def test_a_good_search_passes_its_check(manifest):
+    dataset = check_search(settings(manifest))
+    assert len(dataset) == 40
