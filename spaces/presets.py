@@ -59,22 +59,29 @@ PRESETS: dict[str, SearchSpace] = {
         ),
         SearchSpace(
             name="demo",
-            description="Two tiny timm test backbones (randomly initialised) on stress and "
-            "dual maps, three classes, 6 + 3 epochs: the whole search in minutes on a "
-            "2-core CPU. For trying the tool, not for results.",
+            description="Two tiny timm test backbones on stress and dual maps, three "
+            "classes, 3 + 24 epochs: the whole search in minutes on a 2-core CPU. For trying "
+            "the tool, not for results: without ImageNet weights (none can be downloaded "
+            "here) the backbones start random, so the one-third rule is lifted, most of the "
+            "backbone fine-tunes, the learning rates are higher and the loss is weighted by "
+            "class size.",
             backbones=("test_resnet", "test_efficientnet"),
             modes=("stress", "dual"),
             classes="triad",
-            warmup_epochs=6,
-            finetune_epochs=3,
+            warmup_epochs=3,
+            finetune_epochs=24,
             samples=6,
             ranges=Ranges(
                 width=Choice((16, 32, 64)),
                 depth=IntRange(1, 2),
-                a=FloatRange(2.0, 3.0),
+                a=FloatRange(1.0, 2.0),
+                unfreeze=IntRange(8, None),
                 batch_size=Choice((16,)),
             ),
             pretrained=False,
+            max_layer_share=1.0,
+            max_param_share=1.0,
+            class_weighted=True,
         ),
     )
 }

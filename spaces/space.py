@@ -88,7 +88,9 @@ class SearchSpace:
         ranges: what each trial draws.
         pretrained: start from ImageNet weights; False: randomly initialised backbones
             (tests, the demo).
-        image_size: input size in px, or None for each backbone's own.
+        max_layer_share, max_param_share: the one-third rule of the seeds (at most this
+            share of the backbone's layers and of its parameters fine-tune).
+        class_weighted: weigh the loss by inverse class size.
     """
 
     name: str
@@ -101,7 +103,9 @@ class SearchSpace:
     samples: int
     ranges: Ranges = field(default_factory=Ranges)
     pretrained: bool = True
-    image_size: int | None = None
+    max_layer_share: float = 1 / 3
+    max_param_share: float = 1 / 3
+    class_weighted: bool = False
 
     @property
     def max_epochs(self) -> int:

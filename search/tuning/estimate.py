@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 
 from search.tuning.prepare import PreparedSearch
 from search.tuning.settings import SearchSettings, epoch_budget, hyperband_brackets
 
 __all__ = ["EpochCost", "format_plan", "measure_epoch_cost"]
+
+# Ray's own costs, measured on a 2-core machine with the demo space: a report with its
+# checkpoint and experiment snapshot per epoch, and starting (or resuming) a trial.
+RAY_EPOCH_S = 0.3
+RAY_TRIAL_S = 2.0
 
 
 class EpochCost:
@@ -22,19 +28,29 @@ class EpochCost:
 
 
 def measure_epoch_cost(prepared: PreparedSearch, settings: SearchSettings, backbone: str):
-    """Run a 2 + 1 epoch trial of `backbone` in the mode with the most views."""
+    """Run a 2 + 1 epoch trial of `backbone` in the mode with the most views, fine-tuning
+    the middle of the space's unfreeze range, with a store of its own (so the frozen pass
+    is timed)."""
     from search.data import parse_mode
     from trainables.config import TrialConfig
     from trainables.frozen_store import FrozenWorkStore
     from trainables.protocol import run_protocol
+    from trainables.unfreeze import UnfreezeRule
 
-    views = max((parse_mode(m).views for m in settings.space.modes), key=len)
+    space = settings.space
+    views = max((parse_mode(m).views for m in space.modes), key=len)
+    limit = prepared.max_unfreeze[backbone]
+    spec = space.ranges.unfreeze  # fine-tune cost grows with depth: time the middle one
+    low, high = (spec.low, spec.high or limit) if hasattr(spec, "low") else (limit, limit)
+    middle = (min(low, limit) + min(high, limit)) // 2
     config = TrialConfig(
-        backbone=backbone, views=views, warmup_epochs=2, finetune_epochs=1,
+        backbone=backbone, views=views, warmup_epochs=2, finetune_epochs=1, unfreeze=middle,
+        rule=UnfreezeRule(space.max_layer_share, space.max_param_share),
         pretrained=False, threads=settings.threads, seed=settings.seed,
     )  # fmt: skip
     data = prepared.data.for_trial(backbone, views)
-    history = run_protocol(config, data, store=FrozenWorkStore()).history
+    with tempfile.TemporaryDirectory() as folder:
+        history = run_protocol(config, data, store=FrozenWorkStore(folder)).history
     seconds = [r["epoch_seconds"] for r in history]
     return EpochCost(max(seconds[0] - seconds[1], 0.0), seconds[1], seconds[2])
 
@@ -74,7 +90,8 @@ def _estimate(settings: SearchSettings, prepared: PreparedSearch, budget: int) -
         started = time.perf_counter()
         cost = measure_epoch_cost(prepared, settings, backbone)
         share = space.warmup_epochs / space.max_epochs  # of the budget, roughly
-        per_pair = budget * (share * cost.warmup + (1 - share) * cost.finetune)
+        per_epoch = share * cost.warmup + (1 - share) * cost.finetune + RAY_EPOCH_S
+        per_pair = budget * per_epoch + space.samples * RAY_TRIAL_S
         seconds = cost.frozen + per_pair * len(space.modes)
         total += seconds
         lines.append(
@@ -82,7 +99,10 @@ def _estimate(settings: SearchSettings, prepared: PreparedSearch, budget: int) -
             f"fine-tune epoch {cost.finetune:.2f} s -> {seconds / 60:.1f} min of trials "
             f"(measured in {time.perf_counter() - started:.0f} s)"
         )
-    lines.append(f"  about {total / slots / 60:.1f} min in all, before Ray's own overheads")
+    lines.append(
+        f"  about {total / slots / 60:.1f} min in all (with Ray's costs: {RAY_EPOCH_S} s a "
+        f"reported epoch, {RAY_TRIAL_S} s a trial start)"
+    )
     return lines
 
 

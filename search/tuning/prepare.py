@@ -12,6 +12,7 @@ from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from search.tuning.settings import SearchSettings, settings_problems
+from spaces import SearchSpace
 from trainables.data import SearchData
 
 __all__ = ["PreparedSearch", "SearchProblems", "check_search", "prepare_search"]
@@ -74,14 +75,15 @@ def prepare_search(settings: SearchSettings, dataset: Dataset, workers: int | No
         for size in sizes
     }
     data = SearchData(maps, dataset.labels, split, dataset.class_set.names)
-    limits = {b: unfreeze_limit(b) for b in settings.space.backbones}
+    limits = {b: unfreeze_limit(b, settings.space) for b in settings.space.backbones}
     return PreparedSearch(dataset, split, data, limits)
 
 
-def unfreeze_limit(backbone: str) -> int:
-    """The largest unfreeze depth the seed's rule allows (built without weights: the
+def unfreeze_limit(backbone: str, space: SearchSpace) -> int:
+    """The largest unfreeze depth the space's rule allows (built without weights: the
     limit depends on the architecture only)."""
-    from trainables.unfreeze import feature_layers, plan_unfreezing
+    from trainables.unfreeze import UnfreezeRule, feature_layers, plan_unfreezing
     from trainables.weights import create_backbone
 
-    return plan_unfreezing(feature_layers(create_backbone(backbone)), 0).allowed
+    rule = UnfreezeRule(space.max_layer_share, space.max_param_share)
+    return plan_unfreezing(feature_layers(create_backbone(backbone)), 0, rule).allowed

@@ -152,6 +152,9 @@ def _fixed_config(settings: SearchSettings) -> dict[str, Any]:
         "weights": settings.weights,
         "seed": settings.seed,
         "threads": settings.threads,
+        "max_layer_share": space.max_layer_share,
+        "max_param_share": space.max_param_share,
+        "class_weighted": space.class_weighted,
     }
 
 
