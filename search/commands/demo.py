@@ -1,14 +1,16 @@
 """`polarmap demo`: the main job, end to end, on the embedded synthetic data set.
 
 So far the main job is: generate the synthetic exports, check them, clean them into the
-map cache (with a preview to look at), split them by patient and record the split. The
-search, the result tables and the finalists join this command as they land.
+map cache (with a preview to look at), split them by patient and record the split, then
+search the `demo` space and print the leaderboard. The result tables and the finalists
+join this command as they land.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from search.commands.data import split_record
@@ -21,6 +23,10 @@ from search.data.normalize import backbone_input
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from search.files import write_json_atomic
 from search.synth import write_synthetic_dataset
+from search.tuning import SearchSettings, check_search, prepare_search
+from search.tuning.estimate import format_plan
+from search.tuning.leaderboard import format_leaderboard
+from spaces import get_space
 
 __all__ = ["register"]
 
@@ -32,7 +38,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Generate synthetic clinical exports (rest and stress, three classes "
         "in the first seed's 65/18/4 proportions), check them, clean them into the map "
         "cache at the demo backbone's input size, draw a preview, split them 70/15/15 by "
-        "patient and record the split.",
+        "patient and record the split, then search the demo space on Ray Tune (started "
+        "here) and print the leaderboard.",
     )
     demo.add_argument(
         "--out", type=Path, default=Path("demo-run"), help="output folder (default demo-run)"
@@ -45,6 +52,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="timm backbone whose input size the maps are cleaned to (default test_resnet)",
     )
     add_cache_option(demo)
+    demo.add_argument(
+        "--samples", type=int, default=None, help="trials per pair (default: the demo space's)"
+    )
+    demo.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
     demo.set_defaults(func=run_demo)
 
 
@@ -76,9 +87,27 @@ def run_demo(args: argparse.Namespace) -> int:
     record = write_json_atomic(out / "split.json", split_record(dataset, split))
     print(f"test fingerprint {split.test_fingerprint[:16]}..., recorded in {record}")
 
+    print("\n5. Searching: the demo space, one Hyperband and one Optuna study per pair")
+    settings = SearchSettings(
+        space=replace(get_space("demo"), samples=args.samples or get_space("demo").samples),
+        data=manifest,
+        name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
+        storage=str(out / "runs"),
+        seed=args.seed,
+        split=spec,
+        cache=args.cache,
+    )
+    prepared = prepare_search(settings, check_search(settings))
+    print(format_plan(settings, prepared, measure=False))
+    from search.tuning.runner import experiment_path, result_rows, run_search
+
+    results = run_search(settings, prepared, quiet=args.quiet)
+    print(format_leaderboard(result_rows(results)))
+    print(f"experiment: {experiment_path(settings)}")
+
     print(
         f"\nDone in {time.perf_counter() - started:.0f} s: synthetic exports made, checked, "
-        f"cleaned into {cleaned.cache} and split. Not built yet, so not run: the search, "
+        f"cleaned into {cleaned.cache}, split, and searched. Not built yet, so not run: "
         "result tables, finalists."
     )
     return 0

@@ -58,7 +58,15 @@ def run_search(
 
     `trainable` is for tests: a function of (config, data, frozen_store) like
     `polarmap_trainable`."""
-    _start_ray(settings)
+    started_here = _start_ray(settings)
+    try:
+        return _tune(settings, prepared, resume, quiet, trainable)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
     space = settings.space
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, data=prepared.data, frozen_store=str(default_store_dir())),
@@ -118,9 +126,10 @@ def run_search(
     return results
 
 
-def _start_ray(settings: SearchSettings) -> None:
+def _start_ray(settings: SearchSettings) -> bool:
+    """Start or join Ray unless this process already has; True when started here."""
     if ray.is_initialized():
-        return
+        return False
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative data paths keep working
     # one state snapshot per checkpoint is what keeping one checkpoint per trial costs
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -128,6 +137,7 @@ def _start_ray(settings: SearchSettings) -> None:
         ray.init(address=settings.address, log_to_driver=False)
     else:  # a private Ray for this process: no dashboard, nothing listening beyond localhost
         ray.init(include_dashboard=False, log_to_driver=False)
+    return True
 
 
 def _pair_scheduler(settings: SearchSettings):

@@ -101,9 +101,11 @@ def test_split_refuses_bad_data_before_splitting(edit_manifest, tmp_path, capsys
 
 @pytest.mark.slow
 def test_demo_runs_the_main_job(tmp_path, capsys):
-    """`make demo` as a user runs it: synthetic exports, check, clean, preview, split."""
+    """`make demo` as a user runs it: synthetic exports, check, clean, preview, split, and
+    the search with its leaderboard (fewer trials per pair than `make demo`)."""
     cache = tmp_path / "cache"
-    assert main(["demo", "--out", str(tmp_path / "run"), "--cache", str(cache)]) == 0
+    args = ["demo", "--out", str(tmp_path / "run"), "--cache", str(cache), "--quiet"]
+    assert main([*args, "--samples", "2"]) == 0
     record = json.loads((tmp_path / "run" / "split.json").read_text())
     assert len(record["patients"]["test"]) == 1 + 5 + 18  # 15 % of 7, 33 and 120
     assert (tmp_path / "run" / "data" / "truth" / "SYN0001.json").exists()
@@ -111,6 +113,12 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
     assert Image.open(tmp_path / "run" / "preview.png").size[1] > 6 * 256
     out = capsys.readouterr().out
     assert "Infarction 7, Ischemia 33, Normal 120" in out and "Not built yet" in out
+    board = out[out.index("leaderboard") :]
+    for pair in ("test_resnet/stress", "test_resnet/dual", "test_efficientnet/dual"):
+        assert pair in board
+    assert "test_efficientnet/stress" in board
+    runs = list((tmp_path / "run" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "polarmap-search.json").exists()
     assert "320 maps of 160 x 160 px (rest, stress): 320 cleaned now" in out
     assert f"cache: {cache}" in out and "Normal             84         18         18" in out
 
