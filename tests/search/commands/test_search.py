@@ -1,0 +1,140 @@
+"""`polarmap search run|resume` and `polarmap spaces` as a user runs them: problems listed
+before Ray starts, a real search end to end, a killed driver resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from search.cli import main
+
+SMALL = [
+    "--space", "demo", "--backbones", "test_resnet", "--split", "50/25/25", "--quiet",
+]  # fmt: skip
+
+
+def trial_epochs(experiment: Path) -> dict[str, list[int]]:
+    """Every epoch row each trial wrote, in order, from Ray's result files."""
+    rows = {}
+    for result in experiment.glob("*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        rows[result.parent.name] = [int(r["epoch"]) for r in lines]
+    return rows
+
+
+def test_spaces_are_listed_and_shown(capsys):
+    assert main(["spaces", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "paper-binary" in listed and "paper-triad" in listed and "demo" in listed
+    assert main(["spaces", "show", "paper-binary"]) == 0
+    shown = capsys.readouterr().out
+    assert "resnetv2_152x2_bit" in shown and "a           3 .. 4" in shown
+    with pytest.raises(SystemExit) as exited:
+        main(["spaces", "show", "nope"])
+    assert exited.value.code == 2
+
+
+def test_bad_arguments_fail_before_ray_starts_listing_every_problem(manifest, tmp_path, capsys):
+    import ray
+
+    args = [
+        "search", "run", "--data", str(manifest), "--space", "demo",
+        "--backbones", "test_resnet,no_such_net", "--modes", "stress,sideways",
+        "--samples", "0", "--reduction-factor", "1", "--cpus-per-trial", "999",
+        "--storage", str(tmp_path / "runs"),
+    ]  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    for expected in (
+        "no_such_net", "needs view 'sideways'", "samples", "reduction factor",
+        "cpus per trial 999",
+    ):  # fmt: skip
+        assert expected in err, expected
+    assert "5 problem(s)" in err
+    assert not ray.is_initialized()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_space_is_a_usage_error(manifest, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "run", "--data", str(manifest), "--space", "papers"])
+    assert exited.value.code == 2
+    assert "known: demo, paper-binary, paper-triad" in capsys.readouterr().err
+
+
+def test_the_dry_run_plans_and_starts_nothing(manifest, tmp_path, capsys):
+    import ray
+
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--modes", "stress,dual"]
+    assert main([*args, "--storage", str(tmp_path / "runs"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 pairs x 6 trials = 12 trials" in out
+    assert "test_resnet/stress, test_resnet/dual" in out
+    assert "12 trials: 3, 9*, 27*" in out and "epoch budget: at most 162 epochs per pair" in out
+    assert "time estimate" in out and "test_resnet: frozen pass" in out
+    assert not ray.is_initialized() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_search_runs_end_to_end_and_prints_its_leaderboard(manifest, tmp_path, capsys):
+    storage = tmp_path / "runs"
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--modes", "stress,dual"]
+    args += ["--samples", "3", "--warmup-epochs", "1", "--finetune-epochs", "2"]
+    assert main([*args, "--storage", str(storage), "--name", "e2e"]) == 0
+    out = capsys.readouterr().out
+    board = out[out.index("leaderboard") :]
+    assert "test_resnet/stress" in board and "test_resnet/dual" in board
+    epochs = trial_epochs(storage / "e2e")
+    assert len(epochs) == 6
+    for rows in epochs.values():
+        assert rows == list(range(1, len(rows) + 1)) and rows[-1] <= 3
+    record = json.loads((storage / "e2e" / "polarmap-search.json").read_text())
+    assert record["space_name"] == "demo" and record["settings"]["name"] == "e2e"
+    assert record["provenance"]["libraries"]["ray"]
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp_path):
+    storage, name = tmp_path / "runs", "killed"
+    experiment = storage / name
+    command = [
+        sys.executable, "-m", "search", "search", "run", "--data", str(manifest), *SMALL,
+        "--modes", "stress", "--samples", "6", "--warmup-epochs", "3", "--finetune-epochs",
+        "6", "--storage", str(storage), "--name", name,
+    ]  # fmt: skip
+    driver = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill it once a trial has finished
+        if any(rows and rows[-1] == 9 for rows in trial_epochs(experiment).values()):
+            break
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+    driver.wait()
+    before = trial_epochs(experiment)
+    finished_before = {t for t, rows in before.items() if rows and rows[-1] == 9}
+    assert finished_before and len(finished_before) < 6 and len(before) <= 6
+
+    assert main(["search", "resume", str(experiment), "--quiet"]) == 0
+    after = trial_epochs(experiment)
+    assert len(after) == 6  # every trial, none lost, none added
+    for trial in finished_before:  # finished trials are not run again
+        assert after[trial] == before[trial]
+    for trial, rows in after.items():  # paused trials went on from their checkpoints
+        assert rows == list(range(1, len(rows) + 1)), (trial, before.get(trial), rows)
+        assert rows[: len(before.get(trial, []))] == before.get(trial, [])
+        assert rows[-1] <= 9
+    state = json.loads(
+        max(experiment.glob("experiment_state-*.json")).read_text()
+    )  # fmt: skip
+    assert state  # Ray's own record of the experiment survived the kill
