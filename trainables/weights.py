@@ -78,9 +78,7 @@ def create_backbone(
         ) from exc
 
 
-def weights_digest(
-    backbone: str, pretrained: bool, weights: str | Path | None, seed: int
-) -> str:
+def weights_digest(backbone: str, pretrained: bool, weights: str | Path | None, seed: int) -> str:
     """What decides the backbone's weights: the hub tag, the local file found for it (path,
     size, time of change), or the seed of a random initialisation.
 
