@@ -68,6 +68,12 @@ def run_search(
 
 def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
     space = settings.space
+    if settings.address and not _a_node_fits(settings):
+        print(
+            f"note: no node of the cluster has {settings.cpus_per_trial:g} CPUs and "
+            f"{settings.gpus_per_trial:g} GPUs free for a trial now; trials wait until the "
+            "autoscaler adds one (see cluster.yaml)"
+        )
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, data=prepared.data, frozen_store=str(default_store_dir())),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
@@ -138,6 +144,17 @@ def _start_ray(settings: SearchSettings) -> bool:
     else:  # a private Ray for this process: no dashboard, nothing listening beyond localhost
         ray.init(include_dashboard=False, log_to_driver=False)
     return True
+
+
+def _a_node_fits(settings: SearchSettings) -> bool:
+    for node in ray.nodes():
+        resources = node.get("Resources", {}) if node.get("Alive") else {}
+        if (
+            resources.get("CPU", 0) >= settings.cpus_per_trial
+            and resources.get("GPU", 0) >= settings.gpus_per_trial
+        ):
+            return True
+    return False
 
 
 def _pair_scheduler(settings: SearchSettings):
