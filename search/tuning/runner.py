@@ -41,10 +41,17 @@ SETTINGS_FILE = "polarmap-search.json"
 
 
 def experiment_path(settings: SearchSettings) -> str:
+    """STORAGE/NAME: a local folder made absolute, or a URI (its query string, such as
+    ?endpoint_override=..., kept at the end)."""
     storage = settings.storage
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
-    return f"{storage.rstrip('/')}/{settings.name}"
+    return _join(storage, settings.name)
+
+
+def _join(uri: str, name: str) -> str:
+    base, _, query = uri.partition("?")
+    return f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else "")
 
 
 def run_search(
@@ -120,7 +127,9 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
             ),
             run_config=tune.RunConfig(
                 name=settings.name,
-                storage_path=path.rsplit("/", 1)[0],
+                storage_path=settings.storage
+                if "://" in settings.storage
+                else str(Path(settings.storage).expanduser().resolve()),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 callbacks=[progress],
@@ -208,7 +217,7 @@ def _write_settings(settings: SearchSettings, path: str) -> None:
 
         fs, root = pafs.FileSystem.from_uri(path)
         fs.create_dir(root, recursive=True)
-        with fs.open_output_stream(f"{root}/{SETTINGS_FILE}") as out:
+        with fs.open_output_stream(f"{root.rstrip('/')}/{SETTINGS_FILE}") as out:
             out.write(text.encode())
         return
     from search.files import write_atomic
@@ -218,7 +227,7 @@ def _write_settings(settings: SearchSettings, path: str) -> None:
 
 def load_settings(experiment: str | Path) -> SearchSettings:
     """The settings a search was started with, from its folder (for `search resume`)."""
-    text = _read_text(f"{str(experiment).rstrip('/')}/{SETTINGS_FILE}")
+    text = _read_text(_join(str(experiment), SETTINGS_FILE))
     record = json.loads(text)
     stored = record["space"]
     space = replace(

@@ -138,3 +138,40 @@ def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp
         max(experiment.glob("experiment_state-*.json")).read_text()
     )  # fmt: skip
     assert state  # Ray's own record of the experiment survived the kill
+
+
+@pytest.fixture
+def s3_storage(monkeypatch):
+    """A bucket on a local S3-compatible server (moto) on 127.0.0.1, stopped afterwards;
+    the URI carries the endpoint as pyarrow reads it."""
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket="runs")
+    yield f"s3://runs/searches?endpoint_override={host}:{port}&scheme=http"
+    server.stop()
+
+
+@pytest.mark.slow
+def test_experiment_state_can_live_on_s3(manifest, s3_storage, capsys):
+    import pyarrow.fs as pafs
+
+    from search.tuning.runner import SETTINGS_FILE, load_settings
+
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--modes", "stress"]
+    args += ["--samples", "2", "--warmup-epochs", "1", "--finetune-epochs", "1"]
+    assert main([*args, "--storage", s3_storage, "--name", "on-s3"]) == 0
+    assert "leaderboard" in capsys.readouterr().out
+    fs, root = pafs.FileSystem.from_uri(s3_storage)
+    listed = fs.get_file_info(pafs.FileSelector(f"{root}/on-s3", recursive=True))
+    names = [info.base_name for info in listed]
+    assert SETTINGS_FILE in names and "tuner.pkl" in names
+    assert names.count("result.json") == 2  # one per trial
+    base, _, query = s3_storage.partition("?")
+    assert load_settings(f"{base}/on-s3?{query}").name == "on-s3"
