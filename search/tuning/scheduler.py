@@ -34,6 +34,7 @@ class PairScheduler(TrialScheduler):
         self._metric: str | None = None
         self._mode: str | None = None
         self.pairs: dict[str, TrialScheduler] = {}
+        self._scheduled: set[str] = set()  # ids of the trials handed to a pair's scheduler
         self._turn = 0
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
@@ -51,10 +52,17 @@ class PairScheduler(TrialScheduler):
         return self.pairs[pair]
 
     def on_trial_add(self, tune_controller: TuneController, trial: Trial) -> None:
+        # A resumed search re-adds its ended trials too. Given to a fresh Hyperband they
+        # would sit in its brackets as live trials that never report again, so no bracket
+        # holding one could ever halve, and its paused trials would wait forever.
+        if trial.status in (Trial.TERMINATED, Trial.ERROR):
+            return
+        self._scheduled.add(trial.trial_id)
         self.scheduler_of(trial).on_trial_add(tune_controller, trial)
 
     def on_trial_error(self, tune_controller: TuneController, trial: Trial) -> None:
-        self.scheduler_of(trial).on_trial_error(tune_controller, trial)
+        if trial.trial_id in self._scheduled:
+            self.scheduler_of(trial).on_trial_error(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         return self.scheduler_of(trial).on_trial_result(tune_controller, trial, result)
@@ -62,10 +70,12 @@ class PairScheduler(TrialScheduler):
     def on_trial_complete(
         self, tune_controller: TuneController, trial: Trial, result: dict
     ) -> None:
-        self.scheduler_of(trial).on_trial_complete(tune_controller, trial, result)
+        if trial.trial_id in self._scheduled:
+            self.scheduler_of(trial).on_trial_complete(tune_controller, trial, result)
 
     def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
-        self.scheduler_of(trial).on_trial_remove(tune_controller, trial)
+        if trial.trial_id in self._scheduled:
+            self.scheduler_of(trial).on_trial_remove(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
         schedulers = list(self.pairs.values())

@@ -137,3 +137,12 @@ def test_an_always_failing_trial_is_retried_then_errored_and_the_search_ends(ray
     assert len(list(attempts.iterdir())) == 3  # the first run and 2 retries
     good = [r for r in results if r.config["backbone"] == "good"]
     assert good[0].metrics["epoch"] == 9
+
+
+def test_the_time_budget_stops_the_search_cleanly(ray_session, tmp_path):
+    settings = replace(search_settings(tmp_path, samples=6), time_budget_s=4.0)
+    started = time.monotonic()
+    results = run(settings, sleep=0.5)  # 9 epochs of 0.5 s: no trial can finish in time
+    assert time.monotonic() - started < 60
+    assert not results.errors
+    assert all(r.metrics.get("epoch", 0) < 9 for r in results)

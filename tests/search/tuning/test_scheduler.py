@@ -1,0 +1,70 @@
+"""The per-pair scheduler's routing, without a Ray run."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+from search.tuning.scheduler import PairScheduler
+
+
+class Recorder(TrialScheduler):
+    """Records what it is told; runs the first pending trial it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.added, self.ended = [], []
+
+    def set_search_properties(self, metric, mode, **spec):
+        return True
+
+    def on_trial_add(self, tune_controller, trial):
+        self.added.append(trial.trial_id)
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self.ended.append(trial.trial_id)
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return TrialScheduler.CONTINUE
+
+    def choose_trial_to_run(self, tune_controller):
+        return self.pending.pop(0) if getattr(self, "pending", None) else None
+
+
+def trial(trial_id: str, pair: str, status: str = Trial.PENDING):
+    return SimpleNamespace(trial_id=trial_id, config={"pair": pair}, status=status)
+
+
+def test_each_pair_gets_only_its_own_trials():
+    scheduler = PairScheduler(Recorder)
+    for t in (trial("a1", "a/stress"), trial("b1", "b/stress"), trial("a2", "a/stress")):
+        scheduler.on_trial_add(None, t)
+    assert scheduler.pairs["a/stress"].added == ["a1", "a2"]
+    assert scheduler.pairs["b/stress"].added == ["b1"]
+
+
+def test_ended_trials_of_a_resumed_search_are_not_scheduled_again():
+    scheduler = PairScheduler(Recorder)
+    done = trial("a1", "a/stress", Trial.TERMINATED)
+    failed = trial("a2", "a/stress", Trial.ERROR)
+    paused = trial("a3", "a/stress", Trial.PENDING)  # a paused trial comes back pending
+    for t in (done, failed, paused):
+        scheduler.on_trial_add(None, t)
+    assert scheduler.pairs["a/stress"].added == ["a3"]
+    scheduler.on_trial_complete(None, done, {})  # events of unscheduled trials are ignored
+    scheduler.on_trial_complete(None, paused, {})
+    assert scheduler.pairs["a/stress"].ended == ["a3"]
+
+
+def test_pairs_take_turns_choosing_the_next_trial():
+    scheduler = PairScheduler(Recorder)
+    a, b = trial("a1", "a/stress"), trial("b1", "b/stress")
+    scheduler.on_trial_add(None, a)
+    scheduler.on_trial_add(None, b)
+    scheduler.pairs["a/stress"].pending = [a, trial("a2", "a/stress")]
+    scheduler.pairs["b/stress"].pending = [b]
+    chosen = [scheduler.choose_trial_to_run(None).trial_id for _ in range(3)]
+    assert chosen == ["a1", "b1", "a2"]
+    assert scheduler.choose_trial_to_run(None) is None
