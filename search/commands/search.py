@@ -9,7 +9,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from search.commands.options import UsageError, add_cache_option, argtype, split_from_args
+from search.commands.options import UsageError, add_cache_option, argtype
+from search.data import SplitSpec
 from search.tuning import SearchProblems, SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
 from search.tuning.leaderboard import format_leaderboard
@@ -109,8 +110,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--weights", default=None, help="local pretrained weights folder")
     data = parser.add_argument_group("data")
     data.add_argument("--split", default="70/15/15", help="train/validation/test percentages")
-    data.add_argument("--folds", type=int, default=None, help=argparse.SUPPRESS)
-    data.add_argument("--seed", type=int, default=0, help="split and sampler seed (default 0)")
+    data.add_argument("--seed", type=int, default=0, help="seed of the split, the samplers and training (default 0)")
     add_cache_option(parser)
     parser.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
 
@@ -128,6 +128,13 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"duration {text!r}: expected seconds or a form like 90m, 2h, 1h30m")
     hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def _split(args: argparse.Namespace) -> SplitSpec:
+    try:
+        return SplitSpec.parse(args.split, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--split {args.split}: {exc}") from exc
 
 
 def settings_from_args(args: argparse.Namespace) -> SearchSettings:
@@ -162,7 +169,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         threads=args.threads,
         weights=args.weights,
         address=args.address,
-        split=split_from_args(args),
+        split=_split(args),
         cache=args.cache,
     )
 

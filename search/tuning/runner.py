@@ -41,12 +41,15 @@ SETTINGS_FILE = "polarmap-search.json"
 
 
 def experiment_path(settings: SearchSettings) -> str:
-    """STORAGE/NAME: a local folder made absolute, or a URI (its query string, such as
-    ?endpoint_override=..., kept at the end)."""
-    storage = settings.storage
-    if "://" not in storage:
-        storage = str(Path(storage).expanduser().resolve())
-    return _join(storage, settings.name)
+    """STORAGE/NAME, with a URI's query string (such as ?endpoint_override=...) kept last."""
+    return _join(_storage(settings), settings.name)
+
+
+def _storage(settings: SearchSettings) -> str:
+    """A URI as given, a local folder made absolute (Ray needs one)."""
+    if "://" in settings.storage:
+        return settings.storage
+    return str(Path(settings.storage).expanduser().resolve())
 
 
 def _join(uri: str, name: str) -> str:
@@ -97,13 +100,14 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
         )
         pending = min(settings.trials, largest * len(settings.pairs))
         os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
-    suggest = functools.partial(
-        _suggest, space=space, fixed=_fixed_config(settings), max_unfreeze=prepared.max_unfreeze
-    )
     if resume:
         tuner = tune.Tuner.restore(path, trainable=wrapped, resume_unfinished=True)
     else:
         _write_settings(settings, path)
+        suggest = functools.partial(
+            _suggest, space=space, fixed=_fixed_config(settings),
+            max_unfreeze=prepared.max_unfreeze,
+        )  # fmt: skip
         tuner = tune.Tuner(
             wrapped,
             tune_config=tune.TuneConfig(
@@ -127,9 +131,7 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
             ),
             run_config=tune.RunConfig(
                 name=settings.name,
-                storage_path=settings.storage
-                if "://" in settings.storage
-                else str(Path(settings.storage).expanduser().resolve()),
+                storage_path=_storage(settings),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 callbacks=[progress],
