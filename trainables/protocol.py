@@ -423,6 +423,7 @@ class _Trainer:
                 "best_loss": self.best_loss,
                 "best_epoch": dict(self.best_epoch),
                 "unfreezing": self.unfreezing,
+                "compute_path": self.compute_path,
                 "history": self.history,
                 "torch_rng": torch.get_rng_state(),
             }

@@ -57,9 +57,19 @@ def polarmap_trainable(
             resume = load_state(Path(folder))
     resumed_at = resume["epoch"] if resume else 0
 
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+
     def report(record: dict[str, Any], state: dict[str, Any]) -> None:
         metrics = {k: v for k, v in record.items() if v is not None}
-        metrics["effective_unfreeze"] = state["unfreezing"].get("effective", 0)
+        unfreezing = state["unfreezing"]
+        metrics["requested_unfreeze"] = unfreezing.get("requested", trial.unfreeze)
+        metrics["effective_unfreeze"] = unfreezing.get("effective", 0)
+        metrics["trainable_share"] = unfreezing.get("trainable_share", 0.0)
+        metrics["best_warmup_epoch"] = state["best_epoch"]["warmup"]
+        metrics["best_finetune_epoch"] = state["best_epoch"]["finetune"]
+        for stage, path in state["compute_path"].items():
+            metrics[f"compute_path_{stage}"] = path
+        metrics["device"] = device
         metrics["resumed_at_epoch"] = resumed_at  # 0: this run started the trial afresh
         with tempfile.TemporaryDirectory() as folder:
             save_state(state, Path(folder))

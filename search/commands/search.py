@@ -110,7 +110,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--weights", default=None, help="local pretrained weights folder")
     data = parser.add_argument_group("data")
     data.add_argument("--split", default="70/15/15", help="train/validation/test percentages")
-    data.add_argument("--seed", type=int, default=0, help="seed of the split, the samplers and training (default 0)")
+    data.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, samplers and training (default 0)"
+    )
     add_cache_option(parser)
     parser.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
 

@@ -9,6 +9,7 @@ import functools
 import json
 import os
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ import ray
 from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler
 
+from results.store import ResultStore
 from search.data import SplitSpec, parse_mode
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
+from search.tuning.recorder import ResultsRecorder
 from search.tuning.scheduler import PAIR_KEY, PairScheduler
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings, hyperband_brackets
@@ -100,7 +103,14 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
         )
         pending = min(settings.trials, largest * len(settings.pairs))
         os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
+    store = ResultStore(results_root(settings))
+    search_row = search_record(settings, prepared)
+    before = store.table("searches", search=settings.name).to_pylist()
+    if resume and before:  # a resumed search keeps its start
+        search_row["started"] = before[0]["started"]
+    store.write_search(search_row)
     if resume:
+        _mark_recorded_trials_ended(path, store, settings.name)
         tuner = tune.Tuner.restore(path, trainable=wrapped, resume_unfinished=True)
     else:
         _write_settings(settings, path)
@@ -132,14 +142,22 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
             run_config=tune.RunConfig(
                 name=settings.name,
                 storage_path=_storage(settings),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                # two: a driver killed between deleting a trial's older checkpoint and
+                # saving the experiment state must find the one that state names
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                callbacks=[progress],
+                callbacks=[progress, ResultsRecorder(results_root(settings), settings.name)],
                 verbose=0,
             ),
         )
     results = tuner.fit()
     progress.finish()
+    now = datetime.now(UTC)
+    budget = settings.time_budget_s
+    spent = (now - search_row["started"]).total_seconds()
+    status = "stopped by the time budget" if budget and spent >= budget else "completed"
+    search_row.update(ended=now, status=status)
+    store.write_search(search_row)
     return results
 
 
@@ -202,6 +220,69 @@ def _suggest(
     drawn = suggest_config(trial, space.ranges, max_unfreeze[backbone])
     views = list(parse_mode(mode).views)
     return {**fixed, **drawn, "backbone": backbone, "mode": mode, "views": views}
+
+
+def _mark_recorded_trials_ended(path: str, store: ResultStore, search: str) -> None:
+    """A trial can end, and land in the result tables, in the moments before Ray next saves
+    its experiment state; killed then, Ray would resume it. Mark such trials ended in the
+    latest saved state (Ray 2.60's format), so every trial ends exactly once."""
+    import pyarrow.fs as pafs
+
+    ended = {
+        row["trial_id"]: "ERROR" if row["status"] == "errored" else "TERMINATED"
+        for row in store.table("trials", search=search).to_pylist()
+    }
+    fs, root = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+    root = root.split("?")[0]
+    states = sorted(
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(root))
+        if info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json")
+    )
+    if not ended or not states:
+        return
+    with fs.open_input_stream(states[-1]) as stream:
+        state = json.loads(stream.read())
+    changed = False
+    for entry in state["trial_data"]:
+        trial = json.loads(entry[0])
+        status = ended.get(trial.get("trial_id"))
+        if status and trial.get("status") != status:
+            trial["status"], entry[0], changed = status, None, True
+            entry[0] = json.dumps(trial)
+    if changed:
+        with fs.open_output_stream(states[-1]) as out:
+            out.write(json.dumps(state).encode())
+
+
+def results_root(settings: SearchSettings) -> str:
+    """Where the result tables go: STORAGE/results, beside the searches' own folders."""
+    return _join(_storage(settings), "results")
+
+
+def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[str, Any]:
+    """The search's row of the `searches` table, as it starts."""
+    space, dataset, split, origin = settings.space, prepared.dataset, prepared.split, provenance()
+    return {
+        "search": settings.name,
+        "space": space.name,
+        "space_digest": space.digest(),
+        "data_fingerprint": dataset.fingerprint if dataset else None,
+        "split_seed": settings.split.seed,
+        "split": settings.split.short(),
+        "test_fingerprint": split.test_fingerprint if split else None,
+        "classes": ",".join(dataset.class_set.names) if dataset else None,
+        "scheduler": settings.scheduler,
+        "reduction_factor": settings.reduction_factor,
+        "sampler": settings.sampler,
+        "samples_per_pair": space.samples,
+        "max_epochs": space.max_epochs,
+        "library_versions": json.dumps(origin["libraries"], sort_keys=True),
+        "git_revision": origin["git_revision"],
+        "started": datetime.now(UTC),
+        "ended": None,
+        "status": "running",
+    }
 
 
 def _write_settings(settings: SearchSettings, path: str) -> None:

@@ -35,6 +35,7 @@ class PairScheduler(TrialScheduler):
         self._mode: str | None = None
         self.pairs: dict[str, TrialScheduler] = {}
         self._scheduled: set[str] = set()  # ids of the trials handed to a pair's scheduler
+        self._sweeping = False
         self._turn = 0
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
@@ -63,6 +64,7 @@ class PairScheduler(TrialScheduler):
     def on_trial_error(self, tune_controller: TuneController, trial: Trial) -> None:
         if trial.trial_id in self._scheduled:
             self.scheduler_of(trial).on_trial_error(tune_controller, trial)
+            self._stop_paused_in_finished_brackets(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         return self.scheduler_of(trial).on_trial_result(tune_controller, trial, result)
@@ -76,6 +78,23 @@ class PairScheduler(TrialScheduler):
     def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
         if trial.trial_id in self._scheduled:
             self.scheduler_of(trial).on_trial_remove(tune_controller, trial)
+            self._stop_paused_in_finished_brackets(tune_controller, trial)
+
+    def _stop_paused_in_finished_brackets(self, tune_controller, trial: Trial) -> None:
+        """Ray's HyperBandScheduler (2.60) leaves trials paused at a bracket's last rung
+        when the trial they waited for errors or is removed: the bracket is then finished,
+        so it is not processed again, and no one stops them; the search would wait
+        forever. Stop them as the bracket would have."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+        try:
+            for band in getattr(self.scheduler_of(trial), "_hyperbands", []):
+                for bracket in band:
+                    if bracket is not None and bracket.finished():
+                        bracket.cleanup_full(tune_controller)
+        finally:
+            self._sweeping = False
 
     def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
         schedulers = list(self.pairs.values())

@@ -145,7 +145,13 @@ def settings_problems(settings: SearchSettings, local_gpus: int | None = None) -
     """Everything wrong with the settings that can be known without data or Ray."""
     import timm
 
+    from results.store import check_search_name
+
     space, problems = settings.space, []
+    try:
+        check_search_name(settings.name)
+    except ValueError as exc:
+        problems.append(str(exc))
     for backbone in space.backbones:
         if not timm.is_model(backbone.split(".")[0]):
             problems.append(f"backbone {backbone!r}: timm does not know it (timm.list_models())")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from results.store import ResultStore
 from search.cli import build_parser, main
 
 POLARMAP = Path(sys.executable).parent / "polarmap"
@@ -117,8 +118,10 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
     for pair in ("test_resnet/stress", "test_resnet/dual", "test_efficientnet/dual"):
         assert pair in board
     assert "test_efficientnet/stress" in board
-    runs = list((tmp_path / "run" / "runs").iterdir())
+    runs = [p for p in (tmp_path / "run" / "runs").iterdir() if p.name != "results"]
     assert len(runs) == 1 and (runs[0] / "polarmap-search.json").exists()
+    trials = ResultStore(tmp_path / "run" / "runs" / "results").table("trials")
+    assert trials.num_rows == 8  # 4 pairs x 2 trials, in the result tables
     assert "320 maps of 160 x 160 px (rest, stress): 320 cleaned now" in out
     assert f"cache: {cache}" in out and "Normal             84         18         18" in out
 

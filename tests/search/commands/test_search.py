@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from results.store import ResultStore
 from search.cli import main
 
 SMALL = [
@@ -97,6 +98,13 @@ def test_a_search_runs_end_to_end_and_prints_its_leaderboard(manifest, tmp_path,
     assert len(epochs) == 6
     for rows in epochs.values():
         assert rows == list(range(1, len(rows) + 1)) and rows[-1] <= 3
+    store = ResultStore(storage / "results")  # the result tables, one row per trial
+    trials = store.table("trials", search="e2e").to_pandas()
+    assert len(trials) == 6 and set(trials["mode"]) == {"stress", "dual"}
+    assert set(trials["status"]) <= {"completed", "stopped"}
+    assert store.table("epochs", search="e2e").num_rows == sum(map(len, epochs.values()))
+    search_row = store.table("searches", search="e2e").to_pylist()[0]
+    assert search_row["status"] == "completed" and search_row["data_fingerprint"]
     record = json.loads((storage / "e2e" / "polarmap-search.json").read_text())
     assert record["space_name"] == "demo" and record["settings"]["name"] == "e2e"
     assert record["provenance"]["libraries"]["ray"]
@@ -114,20 +122,25 @@ def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp
     driver = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    store = ResultStore(storage / "results")
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # kill it once a trial has finished
-        if any(rows and rows[-1] == 9 for rows in trial_epochs(experiment).values()):
+    while time.monotonic() < deadline:  # kill it once a trial has landed in the tables
+        if (experiment / "polarmap-search.json").exists() and store.table(
+            "trials", search=name
+        ).num_rows:
             break
         time.sleep(0.5)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
     driver.wait()
     before = trial_epochs(experiment)
-    finished_before = {t for t, rows in before.items() if rows and rows[-1] == 9}
-    assert finished_before and len(finished_before) < 6 and len(before) <= 6
+    kept = set(store.table("trials", search=name)["trial_id"].to_pylist())
+    finished_before = {t for t in before if t.split("_")[2] in kept}
+    assert kept and len(finished_before) == len(kept) < 6  # finished trials were kept
 
     assert main(["search", "resume", str(experiment), "--quiet"]) == 0
     after = trial_epochs(experiment)
     assert len(after) == 6  # every trial, none lost, none added
+    assert store.table("trials", search=name).num_rows == 6  # one row each, never two
     for trial in finished_before:  # finished trials are not run again
         assert after[trial] == before[trial]
     for trial, rows in after.items():  # paused trials went on from their checkpoints

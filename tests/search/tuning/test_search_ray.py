@@ -51,7 +51,16 @@ def stub_trainable(config, data=None, frozen_store=None):
 
     scratch = Path(frozen_store)
     options = json.loads((scratch / "stub.json").read_text())
-    if config["backbone"] == "failing":
+    failing = config["backbone"] == "failing"
+    if options.get("fail_first"):  # the first trial to start fails, in every attempt
+        claim = scratch / "first-trial"
+        try:
+            with open(claim, "x") as handle:
+                handle.write(tune.get_context().get_trial_id())
+        except FileExistsError:
+            pass
+        failing = claim.read_text() == tune.get_context().get_trial_id()
+    if failing:
         (scratch / "attempts").mkdir(exist_ok=True)
         (scratch / "attempts" / f"{time.time_ns()}").touch()
     start = 0
@@ -62,10 +71,10 @@ def stub_trainable(config, data=None, frozen_store=None):
     score = (0.9 if config["backbone"] == "good" else 0.1) + config["width"] / 1e4
     total = config["warmup_epochs"] + config["finetune_epochs"]
     for epoch in range(start + 1, total + 1):
-        if config["backbone"] == "failing" and epoch == 2:
+        if failing and epoch == 2:
             raise RuntimeError("this trial always fails at epoch 2")
         started = time.time()
-        time.sleep(options.get("sleep", 0.0))
+        time.sleep(options.get("fail_sleep" if failing else "sleep", options.get("sleep", 0.0)))
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
             tune.report(
@@ -146,3 +155,17 @@ def test_the_time_budget_stops_the_search_cleanly(ray_session, tmp_path):
     assert time.monotonic() - started < 60
     assert not results.errors
     assert all(r.metrics.get("epoch", 0) < 9 for r in results)
+
+
+def test_a_trial_failing_beside_paused_ones_does_not_stall_the_search(ray_session, tmp_path):
+    """Three trials in Hyperband's full-budget bracket: two reach the last rung and pause
+    for the third, which fails. Ray's HyperBand would leave the two paused for ever."""
+    settings = replace(
+        search_settings(tmp_path, backbones=("good",), samples=3),
+        max_failures=0, time_budget_s=60.0,  # a stalled search would end only here
+    )  # fmt: skip
+    started = time.monotonic()
+    results = run(settings, fail_first=True, sleep=0.1, fail_sleep=3.0)
+    assert time.monotonic() - started < 45
+    assert sorted(r.error is None for r in results) == [False, True, True]
+    assert sorted(r.metrics.get("epoch") for r in results if r.error is None) == [9, 9]

@@ -1,0 +1,112 @@
+"""The result tables' schemas: one typed column per fact, the same whatever the class set
+(per-class figures go to a long table). Versioned in each file's metadata."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from trainables.metrics import METRICS
+
+__all__ = ["MACRO_METRICS", "SCHEMA_VERSION", "TABLES", "schema"]
+
+SCHEMA_VERSION = "1"
+
+MACRO_METRICS = METRICS  # accuracy, balanced accuracy, sensitivity, ..., ROC AUC
+
+_STAMP = pa.timestamp("ms", tz="UTC")
+
+_SEARCHES = [
+    ("search", pa.string()),
+    ("space", pa.string()),
+    ("space_digest", pa.string()),
+    ("data_fingerprint", pa.string()),
+    ("split_seed", pa.int64()),
+    ("split", pa.string()),
+    ("test_fingerprint", pa.string()),
+    ("classes", pa.string()),
+    ("scheduler", pa.string()),
+    ("reduction_factor", pa.int64()),
+    ("sampler", pa.string()),
+    ("samples_per_pair", pa.int64()),
+    ("max_epochs", pa.int64()),
+    ("library_versions", pa.string()),
+    ("git_revision", pa.string()),
+    ("started", _STAMP),
+    ("ended", _STAMP),
+    ("status", pa.string()),
+]
+
+_TRIALS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("backbone", pa.string()),
+    ("mode", pa.string()),
+    ("width", pa.int64()),
+    ("depth", pa.int64()),
+    ("dropout", pa.float64()),
+    ("a", pa.float64()),
+    ("warmup_lr", pa.float64()),
+    ("finetune_lr", pa.float64()),
+    ("requested_unfreeze", pa.int64()),
+    ("effective_unfreeze", pa.int64()),
+    ("trainable_share", pa.float64()),
+    ("warmup_epochs", pa.int64()),
+    ("finetune_epochs", pa.int64()),
+    ("batch_size", pa.int64()),
+    ("augment", pa.string()),
+    ("compute_path_warmup", pa.string()),
+    ("compute_path_finetune", pa.string()),
+    ("best_warmup_epoch", pa.int64()),
+    ("best_finetune_epoch", pa.int64()),
+    ("best_epoch", pa.int64()),
+    ("selection_metric", pa.string()),
+    ("best_selection", pa.float64()),
+    *[(f"best_val_{m}", pa.float64()) for m in MACRO_METRICS],
+    ("best_val_loss", pa.float64()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("epochs_run", pa.int64()),
+    ("wall_seconds", pa.float64()),
+    ("device", pa.string()),
+    ("node", pa.string()),
+    ("seed", pa.int64()),
+    ("threads", pa.int64()),
+    ("started", _STAMP),
+    ("ended", _STAMP),
+]
+
+_EPOCHS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("epoch", pa.int64()),
+    ("stage", pa.string()),
+    ("stage_epoch", pa.int64()),
+    ("train_loss", pa.float64()),
+    ("val_loss", pa.float64()),
+    *[(f"val_{m}", pa.float64()) for m in MACRO_METRICS],
+    ("best_selection", pa.float64()),
+    ("epoch_seconds", pa.float64()),
+]
+
+_CLASS_METRICS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("epoch", pa.int64()),
+    ("class", pa.string()),
+    ("metric", pa.string()),
+    ("value", pa.float64()),
+]
+
+TABLES = {
+    "searches": _SEARCHES,
+    "trials": _TRIALS,
+    "epochs": _EPOCHS,
+    "class_metrics": _CLASS_METRICS,
+}
+
+
+def schema(table: str) -> pa.Schema:
+    """The Arrow schema of `table`, with the schema version in its metadata."""
+    return pa.schema(
+        TABLES[table], metadata={"polarmap.schema_version": SCHEMA_VERSION, "polarmap.table": table}
+    )

@@ -1,0 +1,102 @@
+"""The result tables on disk or object storage: Parquet files partitioned Hive-style by
+search name (`trials/search=NAME/...`), one file per trial and table, so a finished trial
+lands at once, a resumed search or a re-ingest rewrites the same file (one row per trial,
+never two), and a reader never sees half a file: on a local disk each file is written
+under a temporary name and renamed; on S3, where there is no rename, each file is one
+object put at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from results.rows import TrialRows
+from results.schema import TABLES, schema
+
+__all__ = ["ResultStore", "check_search_name"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_search_name(name: str) -> str:
+    """A search name fit for a folder name on every file system and S3.
+
+    Raises:
+        ValueError: it is not letters, digits, '.', '_' and '-'.
+    """
+    if not _NAME.match(name):
+        raise ValueError(
+            f"search name {name!r}: use letters, digits, '.', '_' and '-' (it names folders)"
+        )
+    return name
+
+
+class ResultStore:
+    """The tables under `root`: a folder, or a URI such as s3://bucket/results."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        root = str(root)
+        if "://" in root:
+            self.fs, self.root = pafs.FileSystem.from_uri(root)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(root)
+        self.root = self.root.rstrip("/")
+
+    # -- writing ----------------------------------------------------------------------
+    def write_trial(self, rows: TrialRows) -> None:
+        """The trial's row, epoch rows and per-class rows, each table's file replaced."""
+        search, trial_id = rows.trial["search"], rows.trial["trial_id"]
+        for table, records in (
+            ("trials", [rows.trial]),
+            ("epochs", rows.epochs),
+            ("class_metrics", rows.class_metrics),
+        ):
+            self._write(table, search, f"trial-{trial_id}.parquet", records)
+
+    def write_search(self, row: dict[str, Any]) -> None:
+        self._write("searches", row["search"], "search.parquet", [row])
+
+    def _write(self, table: str, search: str, name: str, records: list[dict]) -> None:
+        full = schema(table)
+        stored = pa.schema([f for f in full if f.name != "search"], metadata=full.metadata)
+        data = pa.Table.from_pylist(
+            [{k: v for k, v in r.items() if k != "search"} for r in records], schema=stored
+        )
+        folder = f"{self.root}/{table}/search={check_search_name(search)}"
+        self.fs.create_dir(folder, recursive=True)
+        target = f"{folder}/{name}"
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+            pq.write_table(data, temporary, filesystem=self.fs)
+            os.replace(temporary, target)
+        else:  # one object, put whole: readers see the old file or the new, never half
+            with self.fs.open_output_stream(target) as out:
+                pq.write_table(data, out)
+
+    # -- reading ----------------------------------------------------------------------
+    def table(self, name: str, search: str | None = None, filter=None) -> pa.Table:
+        """Table `name` (searches, trials, epochs, class_metrics), for one search or all."""
+        if name not in TABLES:
+            raise ValueError(f"no table {name!r}; the tables are {', '.join(TABLES)}")
+        folder = f"{self.root}/{name}"
+        if self.fs.get_file_info(folder).type == pafs.FileType.NotFound:
+            return schema(name).empty_table()
+        dataset = ds.dataset(
+            folder,
+            format="parquet",
+            filesystem=self.fs,
+            partitioning=ds.partitioning(pa.schema([("search", pa.string())]), flavor="hive"),
+            schema=schema(name),
+            exclude_invalid_files=True,
+        )
+        condition = ds.field("search") == search if search is not None else None
+        if filter is not None:
+            condition = filter if condition is None else condition & filter
+        return dataset.to_table(filter=condition)
