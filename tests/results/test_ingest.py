@@ -1,0 +1,60 @@
+"""Re-ingesting a search's folder rebuilds its tables, one row per trial, and the
+leaderboard reads them."""
+
+from __future__ import annotations
+
+import json
+
+from results.ingest import ingest_experiment
+from results.leaderboard import leaderboard
+from results.store import ResultStore
+
+CONFIG = {"backbone": "resnet18", "mode": "dual", "width": 64, "a": 3.5, "warmup_epochs": 2,
+          "finetune_epochs": 1}  # fmt: skip
+
+
+def records(epochs: int) -> list[dict]:
+    return [
+        {"epoch": e, "stage": "warmup" if e <= 2 else "finetune", "best_epoch": e,
+         "best_selection": 0.5 + e / 10, "val_balanced_accuracy": 0.5 + e / 10}
+        for e in range(1, epochs + 1)
+    ]  # fmt: skip
+
+
+def write_trial_folder(experiment, trial_id, config, epochs, error=None):
+    folder = experiment / f"polarmap_trainable_{trial_id}_1_a=3.5"
+    folder.mkdir(parents=True)
+    (folder / "params.json").write_text(json.dumps(config))
+    rows = [{**r, "trial_id": trial_id} for r in records(epochs)]
+    (folder / "result.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    if error:
+        (folder / "error.txt").write_text(f"Traceback ...\n{error}\n")
+
+
+def test_ingest_twice_leaves_one_row_per_trial_and_ranks_pairs(tmp_path):
+    experiment = tmp_path / "runs" / "s1"
+    write_trial_folder(experiment, "t1", CONFIG, 3)
+    write_trial_folder(experiment, "t2", {**CONFIG, "mode": "stress"}, 2)
+    write_trial_folder(experiment, "t3", CONFIG, 1, error="RuntimeError: out of memory")
+    assert ingest_experiment(experiment) == 3
+    assert ingest_experiment(experiment) == 3
+    store = ResultStore(tmp_path / "runs" / "results")
+    trials = store.table("trials", search="s1").to_pandas().set_index("trial_id")
+    assert len(trials) == 3
+    assert trials.loc["t3", "status"] == "errored"
+    assert trials.loc["t3", "error"] == "RuntimeError: out of memory"
+    board = leaderboard(str(tmp_path / "runs" / "results"))
+    assert list(board["mode"]) == ["dual", "stress"]
+    assert list(board["trials"]) == [2, 1] and board.loc[0, "trial_id"] == "t1"
+
+
+def test_the_commands_ingest_and_print_the_leaderboard(tmp_path, capsys):
+    from search.cli import main
+
+    experiment = tmp_path / "runs" / "s1"
+    write_trial_folder(experiment, "t1", CONFIG, 3)
+    assert main(["results", "ingest", str(experiment)]) == 0
+    assert "1 trials written" in capsys.readouterr().out
+    assert main(["results", "leaderboard", str(tmp_path / "runs" / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "dual" in out and "0.800" in out
