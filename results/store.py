@@ -1,15 +1,12 @@
 """The result tables on disk or object storage: Parquet files partitioned Hive-style by
 search name (`trials/search=NAME/...`), one file per trial and table, so a finished trial
 lands at once, a resumed search or a re-ingest rewrites the same file (one row per trial,
-never two), and a reader never sees half a file: on a local disk each file is written
-under a temporary name and renamed; on S3, where there is no rename, each file is one
-object put at once."""
+never two), and a reader never sees half a file (`search.files.write_file`)."""
 
 from __future__ import annotations
 
 import os
 import re
-import uuid
 from typing import Any
 
 import pyarrow as pa
@@ -19,6 +16,7 @@ import pyarrow.parquet as pq
 
 from results.rows import TrialRows
 from results.schema import TABLES, schema
+from search.files import open_location, write_file
 
 __all__ = ["ResultStore", "check_search_name"]
 
@@ -42,12 +40,7 @@ class ResultStore:
     """The tables under `root`: a folder, or a URI such as s3://bucket/results."""
 
     def __init__(self, root: str | os.PathLike[str]):
-        root = str(root)
-        if "://" in root:
-            self.fs, self.root = pafs.FileSystem.from_uri(root)
-        else:
-            self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(root)
-        self.root = self.root.rstrip("/")
+        self.fs, self.root = open_location(root)
 
     # -- writing ----------------------------------------------------------------------
     def write_trial(self, rows: TrialRows) -> None:
@@ -69,16 +62,10 @@ class ResultStore:
         data = pa.Table.from_pylist(
             [{k: v for k, v in r.items() if k != "search"} for r in records], schema=stored
         )
+        buffer = pa.BufferOutputStream()
+        pq.write_table(data, buffer)
         folder = f"{self.root}/{table}/search={check_search_name(search)}"
-        self.fs.create_dir(folder, recursive=True)
-        target = f"{folder}/{name}"
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-            pq.write_table(data, temporary, filesystem=self.fs)
-            os.replace(temporary, target)
-        else:  # one object, put whole: readers see the old file or the new, never half
-            with self.fs.open_output_stream(target) as out:
-                pq.write_table(data, out)
+        write_file(self.fs, f"{folder}/{name}", buffer.getvalue().to_pybytes())
 
     # -- reading ----------------------------------------------------------------------
     def table(self, name: str, search: str | None = None, filter=None) -> pa.Table:

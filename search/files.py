@@ -2,7 +2,9 @@
 
 Every output of the project goes through `write_atomic`: the bytes land in a temporary
 file beside the target, are flushed to disk, and only then renamed over it. A killed
-process leaves either the old file or the new one, never a torn one.
+process leaves either the old file or the new one, never a torn one. Where a search's
+state and results may live on object storage (s3://...), `open_location` gives a pyarrow
+file system and `write_file` keeps the same promise there: one object, put whole.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_atomic", "write_json_atomic"]
+__all__ = ["open_location", "read_file", "write_atomic", "write_file", "write_json_atomic"]
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
@@ -41,3 +43,33 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write `obj` as indented JSON, atomically."""
     return write_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def open_location(location: str | os.PathLike[str]):
+    """(pyarrow file system, path) for a local path (made absolute) or a URI such as
+    s3://bucket/path?endpoint_override=host:port (the query configures the file system)."""
+    import pyarrow.fs as pafs
+
+    location = str(location)
+    if "://" in location:
+        fs, path = pafs.FileSystem.from_uri(location)
+        return fs, path.rstrip("/")
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
+
+
+def write_file(fs, path: str, data: bytes | str) -> None:
+    """Write `data` at `path` of `fs`, never seen half-written: atomically on a local
+    disk, as one object put whole on object storage (which has no rename)."""
+    import pyarrow.fs as pafs
+
+    if isinstance(fs, pafs.LocalFileSystem):
+        write_atomic(path, data)
+        return
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as out:
+        out.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def read_file(fs, path: str) -> bytes:
+    with fs.open_input_stream(path) as stream:
+        return stream.read()

@@ -19,6 +19,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler
 
 from results.store import ResultStore
 from search.data import SplitSpec, parse_mode
+from search.files import open_location, read_file, write_file
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
@@ -232,8 +233,7 @@ def _mark_recorded_trials_ended(path: str, store: ResultStore, search: str) -> N
         row["trial_id"]: "ERROR" if row["status"] == "errored" else "TERMINATED"
         for row in store.table("trials", search=search).to_pylist()
     }
-    fs, root = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
-    root = root.split("?")[0]
+    fs, root = open_location(path)
     states = sorted(
         info.path
         for info in fs.get_file_info(pafs.FileSelector(root))
@@ -241,18 +241,16 @@ def _mark_recorded_trials_ended(path: str, store: ResultStore, search: str) -> N
     )
     if not ended or not states:
         return
-    with fs.open_input_stream(states[-1]) as stream:
-        state = json.loads(stream.read())
+    state = json.loads(read_file(fs, states[-1]))
     changed = False
     for entry in state["trial_data"]:
         trial = json.loads(entry[0])
         status = ended.get(trial.get("trial_id"))
         if status and trial.get("status") != status:
-            trial["status"], entry[0], changed = status, None, True
-            entry[0] = json.dumps(trial)
+            trial["status"] = status
+            entry[0], changed = json.dumps(trial), True
     if changed:
-        with fs.open_output_stream(states[-1]) as out:
-            out.write(json.dumps(state).encode())
+        write_file(fs, states[-1], json.dumps(state))
 
 
 def results_root(settings: SearchSettings) -> str:
@@ -294,24 +292,14 @@ def _write_settings(settings: SearchSettings, path: str) -> None:
         "space_digest": settings.space.digest(),
         "provenance": provenance(),
     }
-    text = json.dumps(record, indent=2, default=str)
-    if "://" in path:
-        import pyarrow.fs as pafs
-
-        fs, root = pafs.FileSystem.from_uri(path)
-        fs.create_dir(root, recursive=True)
-        with fs.open_output_stream(f"{root.rstrip('/')}/{SETTINGS_FILE}") as out:
-            out.write(text.encode())
-        return
-    from search.files import write_atomic
-
-    write_atomic(Path(path) / SETTINGS_FILE, text.encode())
+    fs, root = open_location(path)
+    write_file(fs, f"{root}/{SETTINGS_FILE}", json.dumps(record, indent=2, default=str))
 
 
 def load_settings(experiment: str | Path) -> SearchSettings:
     """The settings a search was started with, from its folder (for `search resume`)."""
-    text = _read_text(_join(str(experiment), SETTINGS_FILE))
-    record = json.loads(text)
+    fs, path = open_location(_join(str(experiment), SETTINGS_FILE))
+    record = json.loads(read_file(fs, path))
     stored = record["space"]
     space = replace(
         get_space(record["space_name"]),
@@ -352,13 +340,3 @@ def result_rows(results: tune.ResultGrid) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _read_text(path: str) -> str:
-    if "://" in path:
-        import pyarrow.fs as pafs
-
-        fs, inner = pafs.FileSystem.from_uri(path)
-        with fs.open_input_stream(inner) as stream:
-            return stream.read().decode()
-    return Path(path).read_text()
