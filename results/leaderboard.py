@@ -6,7 +6,7 @@ import pandas as pd
 
 from results.store import ResultStore
 
-__all__ = ["leaderboard"]
+__all__ = ["format_leaderboard", "leaderboard"]
 
 COLUMNS = [
     "search", "backbone", "mode", "best_selection", "best_val_roc_auc", "best_epoch",
@@ -26,3 +26,22 @@ def leaderboard(results_root: str, search: str | None = None) -> pd.DataFrame:
     best = trials.sort_values("best_selection", ascending=False).drop_duplicates(keys)
     board = best.join(counts, on=keys).sort_values("best_selection", ascending=False)
     return board[COLUMNS].reset_index(drop=True)
+
+
+def format_leaderboard(board: pd.DataFrame) -> str:
+    """The leaderboard as a text table, one line per backbone/mode, best first."""
+    lines = [
+        "\nleaderboard (best validation selection metric per backbone and mode)",
+        f"  {'#':>2} {'backbone/mode':32} {'best':>6} {'epoch':>5} {'trials':>6}  "
+        "width depth dropout    a  unfreeze",
+    ]
+    for rank, row in enumerate(board.itertuples(index=False), start=1):
+        pair = f"{row.backbone}/{row.mode}"
+        lines.append(
+            f"  {rank:>2} {pair:32} {row.best_selection:>6.3f} {row.best_epoch:>5} "
+            f"{row.trials:>6}  {row.width:>5} {row.depth:>5} {row.dropout:>7.2f} "
+            f"{row.a:>4.2f} {row.effective_unfreeze:>9}"
+        )
+    if board.empty:
+        lines.append("  (no trial reported a score)")
+    return "\n".join(lines)

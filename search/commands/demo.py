@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from results.leaderboard import format_leaderboard, leaderboard
 from search.commands.data import split_record
 from search.commands.options import add_cache_option
 from search.commands.preprocess import format_cleaning, write_preview
@@ -25,7 +26,6 @@ from search.files import write_json_atomic
 from search.synth import write_synthetic_dataset
 from search.tuning import SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
-from search.tuning.leaderboard import format_leaderboard
 from spaces import get_space
 
 __all__ = ["register"]
@@ -99,10 +99,10 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     prepared = prepare_search(settings, check_search(settings))
     print(format_plan(settings, prepared, measure=False))
-    from search.tuning.runner import experiment_path, result_rows, run_search
+    from search.tuning.runner import experiment_path, results_root, run_search
 
-    results = run_search(settings, prepared, quiet=args.quiet)
-    print(format_leaderboard(result_rows(results)))
+    run_search(settings, prepared, quiet=args.quiet)
+    print(format_leaderboard(leaderboard(results_root(settings), settings.name)))
     print(f"experiment: {experiment_path(settings)}")
 
     print(

@@ -37,11 +37,12 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
-    from results.leaderboard import leaderboard
+    from results.leaderboard import format_leaderboard, leaderboard
 
     board = leaderboard(args.results, args.search)
-    if board.empty:
-        print("no trial with a score in these tables")
-        return 0
-    print(board.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.search is None and board["search"].nunique() > 1:
+        for search, part in board.groupby("search", sort=False):
+            print(f"\nsearch {search}:" + format_leaderboard(part))
+    else:
+        print(format_leaderboard(board))
     return 0

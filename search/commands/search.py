@@ -9,11 +9,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from results.leaderboard import format_leaderboard, leaderboard
 from search.commands.options import UsageError, add_cache_option, argtype
 from search.data import SplitSpec
 from search.tuning import SearchProblems, SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
-from search.tuning.leaderboard import format_leaderboard
 from spaces import PRESETS, get_space
 
 __all__ = ["register", "settings_from_args"]
@@ -202,9 +202,9 @@ def _run(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> 
     print(format_plan(settings, prepared, measure=dry_run))
     if dry_run:
         return 0
-    from search.tuning.runner import experiment_path, result_rows, run_search
+    from search.tuning.runner import experiment_path, results_root, run_search
 
-    results = run_search(settings, prepared, resume=resume, quiet=quiet)
-    print(format_leaderboard(result_rows(results)))
+    run_search(settings, prepared, resume=resume, quiet=quiet)
+    print(format_leaderboard(leaderboard(results_root(settings), settings.name)))
     print(f"\nexperiment: {experiment_path(settings)}")
     return 0

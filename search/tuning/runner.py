@@ -24,7 +24,7 @@ from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
 from search.tuning.recorder import ResultsRecorder
-from search.tuning.scheduler import PAIR_KEY, PairScheduler
+from search.tuning.scheduler import PairScheduler
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings, hyperband_brackets
 from spaces import SearchSpace, get_space, suggest_config
@@ -36,7 +36,7 @@ __all__ = [
     "SETTINGS_FILE",
     "experiment_path",
     "load_settings",
-    "result_rows",
+    "results_root",
     "run_search",
 ]
 
@@ -321,22 +321,3 @@ def load_settings(experiment: str | Path) -> SearchSettings:
     values["cache"] = Path(values["cache"]) if values.get("cache") else None
     values["split"] = SplitSpec(**values["split"])
     return SearchSettings(**values)
-
-
-def result_rows(results: tune.ResultGrid) -> list[dict[str, Any]]:
-    """One plain row per trial: pair, trial id, status, epochs, best selection metric and
-    the hyperparameters it drew."""
-    rows = []
-    for result in results:
-        config, metrics = result.config or {}, result.metrics or {}
-        rows.append(
-            {
-                "pair": config.get(PAIR_KEY, ""),
-                "trial_id": metrics.get("trial_id", ""),
-                "status": "errored" if result.error else "finished",
-                "epochs": metrics.get("epoch", 0),
-                "best_selection": metrics.get(METRIC),
-                **{k: config.get(k) for k in ("width", "depth", "dropout", "a", "unfreeze")},
-            }
-        )
-    return rows
