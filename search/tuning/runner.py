@@ -106,9 +106,9 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
         os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
     store = ResultStore(results_root(settings))
     search_row = search_record(settings, prepared)
-    before = store.table("searches", search=settings.name).to_pylist()
-    if resume and before:  # a resumed search keeps its start
-        search_row["started"] = before[0]["started"]
+    if resume:  # a resumed search keeps its start
+        for before in store.table("searches", search=settings.name).to_pylist():
+            search_row["started"] = before["started"]
     store.write_search(search_row)
     if resume:
         _mark_recorded_trials_ended(path, store, settings.name)

@@ -85,7 +85,7 @@ class PairSearcher(Searcher):
         if trial_id not in self._live:
             return
         pair, trial = self._live.pop(trial_id)
-        last = result or self._last.pop(trial_id, None)
+        last = result or self._last.get(trial_id)
         self._last.pop(trial_id, None)
         study = self.studies[pair]
         if error or not last or self.metric not in last:
