@@ -10,6 +10,7 @@ import time
 
 from search.tuning.prepare import PreparedSearch
 from search.tuning.settings import SearchSettings, epoch_budget, hyperband_brackets
+from spaces import IntRange
 
 __all__ = ["EpochCost", "format_plan", "measure_epoch_cost"]
 
@@ -41,7 +42,10 @@ def measure_epoch_cost(prepared: PreparedSearch, settings: SearchSettings, backb
     views = max((parse_mode(m).views for m in space.modes), key=len)
     limit = prepared.max_unfreeze[backbone]
     spec = space.ranges.unfreeze  # fine-tune cost grows with depth: time the middle one
-    low, high = (spec.low, spec.high or limit) if hasattr(spec, "low") else (limit, limit)
+    if isinstance(spec, IntRange):
+        low, high = spec.low, limit if spec.high is None else spec.high
+    else:
+        low = high = limit
     middle = (min(low, limit) + min(high, limit)) // 2
     config = TrialConfig(
         backbone=backbone, views=views, warmup_epochs=2, finetune_epochs=1, unfreeze=middle,
