@@ -107,7 +107,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     print(
         f"\nDone in {time.perf_counter() - started:.0f} s: synthetic exports made, checked, "
-        f"cleaned into {cleaned.cache}, split, and searched. Not built yet, so not run: "
-        "result tables, finalists."
+        f"cleaned into {cleaned.cache}, split, searched, and every trial written to the "
+        f"result tables in {results_root(settings)}. Not built yet, so not run: finalists."
     )
     return 0
