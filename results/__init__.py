@@ -1,4 +1,35 @@
-"""Results: the searches, trials and epochs tables in Parquet, for analysts with any tool.
-Filled by the results work."""
+"""Results: the searches, trials and epochs tables in Parquet, for analysts with any tool
+(docs/results.md), and what the commands read from them: the leaderboard, a trial's
+learning curves, a search's summary. Plots are in `results.plots`."""
 
-__all__: list[str] = []
+from results.ingest import ingest_experiment
+from results.leaderboard import format_leaderboard, leaderboard
+from results.read import (
+    learning_curves,
+    load_class_metrics,
+    load_epochs,
+    load_searches,
+    load_table,
+    load_trials,
+)
+from results.schema import SCHEMA_VERSION, schema
+from results.store import ResultStore
+from results.summary import SearchSummary, format_summary, search_summaries
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ResultStore",
+    "SearchSummary",
+    "format_leaderboard",
+    "format_summary",
+    "ingest_experiment",
+    "leaderboard",
+    "learning_curves",
+    "load_class_metrics",
+    "load_epochs",
+    "load_searches",
+    "load_table",
+    "load_trials",
+    "schema",
+    "search_summaries",
+]

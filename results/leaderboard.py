@@ -4,28 +4,37 @@ from __future__ import annotations
 
 import pandas as pd
 
-from results.store import ResultStore
+from results.read import load_trials
 
-__all__ = ["format_leaderboard", "leaderboard"]
+__all__ = ["format_leaderboard", "leaderboard", "rank_trials"]
 
 COLUMNS = [
-    "search", "backbone", "mode", "best_selection", "best_val_roc_auc", "best_epoch",
-    "trials", "width", "depth", "dropout", "a", "effective_unfreeze", "trial_id",
+    "search", "backbone", "mode", "selection_metric", "best_selection", "best_val_roc_auc",
+    "best_epoch", "trials", "width", "depth", "dropout", "a", "effective_unfreeze", "trial_id",
 ]  # fmt: skip
 
 
+# best first; ties go to the lower validation loss (as epochs are chosen), then the trial id
+RANKING = ["best_selection", "best_val_loss", "trial_id"]
+
+
 def leaderboard(results_root: str, search: str | None = None) -> pd.DataFrame:
-    """One row per (search, backbone, mode): its best trial by the selection metric, with
-    the number of trials the pair ran; best first."""
-    trials = ResultStore(results_root).table("trials", search=search).to_pandas()
-    trials = trials.dropna(subset=["best_selection"])
+    """One row per (search, backbone, mode): its best trial by the selection metric (ties:
+    lower validation loss, then trial id), with the number of trials the pair ran; best
+    first."""
+    trials = rank_trials(load_trials(results_root, search))
     if trials.empty:
         return pd.DataFrame(columns=COLUMNS)
     keys = ["search", "backbone", "mode"]
     counts = trials.groupby(keys).size().rename("trials")
-    best = trials.sort_values("best_selection", ascending=False).drop_duplicates(keys)
-    board = best.join(counts, on=keys).sort_values("best_selection", ascending=False)
-    return board[COLUMNS].reset_index(drop=True)
+    best = trials.drop_duplicates(keys).join(counts, on=keys)
+    return best[COLUMNS].reset_index(drop=True)
+
+
+def rank_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """Scored trials, best first (the leaderboard's order)."""
+    scored = trials.dropna(subset=["best_selection"])
+    return scored.sort_values(RANKING, ascending=[False, True, True], kind="stable")
 
 
 def format_leaderboard(board: pd.DataFrame) -> str:

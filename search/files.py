@@ -15,7 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["open_location", "read_file", "write_atomic", "write_file", "write_json_atomic"]
+__all__ = [
+    "join_location",
+    "open_location",
+    "read_file",
+    "sibling_location",
+    "write_atomic",
+    "write_file",
+    "write_json_atomic",
+]
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
@@ -55,6 +63,19 @@ def open_location(location: str | os.PathLike[str]):
         fs, path = pafs.FileSystem.from_uri(location)
         return fs, path.rstrip("/")
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
+
+
+def join_location(location: str | os.PathLike[str], name: str) -> str:
+    """`name` inside `location`, a folder or a URI (whose query stays at the end)."""
+    base, _, query = str(location).partition("?")
+    return f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else "")
+
+
+def sibling_location(location: str | os.PathLike[str], name: str) -> str:
+    """`name` beside `location` (in the same parent folder), a folder or a URI."""
+    base, _, query = str(location).partition("?")
+    parent = base.rstrip("/").rsplit("/", 1)[0] if "/" in base.rstrip("/") else "."
+    return join_location(parent + (f"?{query}" if query else ""), name)
 
 
 def write_file(fs, path: str, data: bytes | str) -> None:

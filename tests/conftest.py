@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +91,46 @@ def edit_manifest(manifest: Path):
         return write_rows(manifest, rows)
 
     return edit
+
+
+@dataclass
+class FinishedSearch:
+    """A real search's folders: `storage` holds its experiment (`storage/name`) and the
+    result tables (`results`); `out` is what it printed."""
+
+    root: Path
+    storage: Path
+    name: str
+    out: str
+
+    @property
+    def results(self) -> Path:
+        return self.storage / "results"
+
+    @property
+    def experiment(self) -> Path:
+        return self.storage / self.name
+
+
+@pytest.fixture(scope="session")
+def finished_search(tmp_path_factory) -> FinishedSearch:
+    """A real search on Ray, run once per session for the tests that read what a search
+    leaves: test_resnet, stress and dual, 3 trials a pair, 1 + 2 epochs, in the default
+    storage folder (`polarmap-runs`) under `root`, named `my-search`."""
+    from search.cli import main
+
+    root = tmp_path_factory.mktemp("finished-search")
+    manifest = write_example_dataset(root / "data")
+    storage = root / "polarmap-runs"
+    args = [
+        "search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
+        "test_resnet", "--modes", "stress,dual", "--split", "50/25/25", "--samples", "3",
+        "--warmup-epochs", "1", "--finetune-epochs", "2", "--storage", str(storage),
+        "--name", "my-search", "--quiet",
+    ]  # fmt: skip
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(printed):
+        env.setenv("POLARMAP_CACHE", str(root / "map-cache"))  # session-wide: no autouse
+        env.setenv("POLARMAP_FROZEN", str(root / "frozen"))
+        assert main(args) == 0
+    return FinishedSearch(root, storage, "my-search", printed.getvalue())

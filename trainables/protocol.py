@@ -167,7 +167,7 @@ class _Trainer:
             self.start_finetune()
         stage = self._stage = "warmup" if self.epoch < self.config.warmup_epochs else "finetune"
         self.epoch += 1
-        train_loss = self._train_one_epoch()
+        train_loss, train_accuracy = self._train_one_epoch()
         val_loss, probabilities = self._evaluate()
         macro, per_class = classification_metrics(self.val_y.cpu().numpy(), probabilities)
         score = macro[self.config.selection]
@@ -183,6 +183,7 @@ class _Trainer:
             "stage": stage,
             "stage_epoch": self.epoch - (0 if stage == "warmup" else self.config.warmup_epochs),
             "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
             "val_loss": val_loss,
             **{f"val_{name}": value for name, value in macro.items()},
             "selection_metric": self.config.selection,
@@ -337,7 +338,9 @@ class _Trainer:
         return self.model.head(self.model.features_from(start[index], self._chain, self._top_start))
 
     # -- one epoch ------------------------------------------------------------------------
-    def _train_one_epoch(self) -> float:
+    def _train_one_epoch(self) -> tuple[float, float]:
+        """Mean loss and accuracy over the epoch's batches, as they trained (the running
+        figures Keras reports, so curves compare with the seeds' Figure 4)."""
         config = self.config
         self.model.train()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch)
@@ -348,6 +351,7 @@ class _Trainer:
                 config.augment_copies, (len(self.train_y),), generator=generator
             ).to(self.device)
         total, count = torch.zeros((), device=self.device), 0  # summed on the device
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             with self._autocast():
@@ -358,8 +362,10 @@ class _Trainer:
             loss.backward()
             self.optimizer.step()
             total += loss.detach() * len(index)
+            correct += (logits.detach().argmax(1) == self.train_y[index]).sum()
             count += len(index)
-        return total.item() / count  # one device-to-host copy per epoch
+        # one device-to-host copy per figure per epoch
+        return total.item() / count, correct.item() / count
 
     @torch.no_grad()
     def _evaluate(self) -> tuple[float, np.ndarray]:

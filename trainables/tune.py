@@ -70,6 +70,8 @@ def polarmap_trainable(
         for stage, path in state["compute_path"].items():
             metrics[f"compute_path_{stage}"] = path
         metrics["device"] = device
+        metrics["batch_size"] = trial.batch_size  # as the trial ran them, defaults included
+        metrics["augment"] = str(trial.augment)
         metrics["resumed_at_epoch"] = resumed_at  # 0: this run started the trial afresh
         with tempfile.TemporaryDirectory() as folder:
             save_state(state, Path(folder))

@@ -1,8 +1,11 @@
 """Writes each trial's rows into the result tables the moment it ends (a Ray Tune
-callback on the driver), so a search killed midway keeps every finished trial."""
+callback on the driver), so a search killed midway keeps every finished trial. A table
+that cannot be written (a full disk, lost credentials) costs a warning, not the search:
+`polarmap results ingest` rebuilds the tables from the search's folder afterwards."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ray.tune import Callback
@@ -32,5 +35,13 @@ class ResultsRecorder(Callback):
     def _write(self, trial: Trial, error: str | None) -> None:
         # this run's reports, after those of an earlier run (a resumed search) on disk
         records = trial_records(trial.local_path) + self._records.pop(trial.trial_id, [])
-        rows = trial_rows(self.search, trial.trial_id, trial.config, records, error)
-        ResultStore(self.results_root).write_trial(rows)
+        try:
+            rows = trial_rows(self.search, trial.trial_id, trial.config, records, error)
+            ResultStore(self.results_root).write_trial(rows)
+        except Exception as exc:  # the search's own state is intact; the tables can be rebuilt
+            print(
+                f"warning: trial {trial.trial_id} could not be written to the result tables "
+                f"in {self.results_root} ({type(exc).__name__}: {exc}); the search goes on, "
+                "and `polarmap results ingest` rebuilds the tables from its folder",
+                file=sys.stderr,
+            )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +18,10 @@ import ray
 from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler
 
+from results.ingest import SEARCH_FILE
 from results.store import ResultStore
 from search.data import SplitSpec, parse_mode
-from search.files import open_location, read_file, write_file
+from search.files import join_location, open_location, read_file, write_file
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
@@ -41,12 +43,12 @@ __all__ = [
 ]
 
 METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
-SETTINGS_FILE = "polarmap-search.json"
+SETTINGS_FILE = SEARCH_FILE  # the settings, the space and the searches row, at the start
 
 
 def experiment_path(settings: SearchSettings) -> str:
     """STORAGE/NAME, with a URI's query string (such as ?endpoint_override=...) kept last."""
-    return _join(_storage(settings), settings.name)
+    return join_location(_storage(settings), settings.name)
 
 
 def _storage(settings: SearchSettings) -> str:
@@ -54,11 +56,6 @@ def _storage(settings: SearchSettings) -> str:
     if "://" in settings.storage:
         return settings.storage
     return str(Path(settings.storage).expanduser().resolve())
-
-
-def _join(uri: str, name: str) -> str:
-    base, _, query = uri.partition("?")
-    return f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else "")
 
 
 def run_search(
@@ -114,7 +111,7 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
         _mark_recorded_trials_ended(path, store, settings.name)
         tuner = tune.Tuner.restore(path, trainable=wrapped, resume_unfinished=True)
     else:
-        _write_settings(settings, path)
+        _write_settings(settings, path, search_row)
         suggest = functools.partial(
             _suggest, space=space, fixed=_fixed_config(settings),
             max_unfreeze=prepared.max_unfreeze,
@@ -151,8 +148,14 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
                 verbose=0,
             ),
         )
-    results = tuner.fit()
+    try:
+        results = tuner.fit()
+    except BaseException:  # the tables say the search did not finish; resume can go on
+        search_row.update(ended=datetime.now(UTC), status="interrupted")
+        store.write_search(search_row)
+        raise
     progress.finish()
+    _warn_of_unrecorded_trials(results, store, settings.name, path)
     now = datetime.now(UTC)
     budget = settings.time_budget_s
     spent = (now - search_row["started"]).total_seconds()
@@ -160,6 +163,24 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
     search_row.update(ended=now, status=status)
     store.write_search(search_row)
     return results
+
+
+def _warn_of_unrecorded_trials(results, store: ResultStore, search: str, path: str) -> None:
+    """Say how to rebuild the tables if the recorder could not write every trial that
+    reported (it warned as it went, and the search went on)."""
+    try:
+        recorded = set(store.table("trials", search=search)["trial_id"].to_pylist())
+    except Exception as exc:
+        recorded, reason = set(), f" ({type(exc).__name__}: {exc})"
+    else:
+        reason = ""
+    reported = {r.metrics["trial_id"] for r in results if r.metrics and "trial_id" in r.metrics}
+    if reported - recorded:
+        print(
+            f"warning: {len(reported - recorded)} trials are missing from the result tables"
+            f"{reason}; rebuild them with: polarmap results ingest {path}",
+            file=sys.stderr,
+        )
 
 
 def _start_ray(settings: SearchSettings) -> bool:
@@ -209,6 +230,8 @@ def _fixed_config(settings: SearchSettings) -> dict[str, Any]:
         "weights": settings.weights,
         "seed": settings.seed,
         "threads": settings.threads,
+        "cpus": settings.cpus_per_trial,  # the trial's Ray resources, for compute hours
+        "gpus": settings.gpus_per_trial,
         "max_layer_share": space.max_layer_share,
         "max_param_share": space.max_param_share,
         "class_weighted": space.class_weighted,
@@ -255,7 +278,7 @@ def _mark_recorded_trials_ended(path: str, store: ResultStore, search: str) -> N
 
 def results_root(settings: SearchSettings) -> str:
     """Where the result tables go: STORAGE/results, beside the searches' own folders."""
-    return _join(_storage(settings), "results")
+    return join_location(_storage(settings), "results")
 
 
 def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[str, Any]:
@@ -275,6 +298,8 @@ def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[st
         "sampler": settings.sampler,
         "samples_per_pair": space.samples,
         "max_epochs": space.max_epochs,
+        "cpus_per_trial": settings.cpus_per_trial,
+        "gpus_per_trial": settings.gpus_per_trial,
         "library_versions": json.dumps(origin["libraries"], sort_keys=True),
         "git_revision": origin["git_revision"],
         "started": datetime.now(UTC),
@@ -283,9 +308,13 @@ def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[st
     }
 
 
-def _write_settings(settings: SearchSettings, path: str) -> None:
-    """What `polarmap search resume` needs to rebuild the search, beside Ray's state."""
+def _write_settings(settings: SearchSettings, path: str, search_row: dict[str, Any]) -> None:
+    """What `polarmap search resume` needs to rebuild the search, beside Ray's state, and
+    the searches row as it started (for `polarmap results ingest`)."""
     record = {
+        "search_row": {
+            k: v.isoformat() if isinstance(v, datetime) else v for k, v in search_row.items()
+        },
         "settings": asdict(replace(settings, space=None)),
         "space": asdict(settings.space),
         "space_name": settings.space.name,
@@ -298,7 +327,7 @@ def _write_settings(settings: SearchSettings, path: str) -> None:
 
 def load_settings(experiment: str | Path) -> SearchSettings:
     """The settings a search was started with, from its folder (for `search resume`)."""
-    fs, path = open_location(_join(str(experiment), SETTINGS_FILE))
+    fs, path = open_location(join_location(str(experiment), SETTINGS_FILE))
     record = json.loads(read_file(fs, path))
     stored = record["space"]
     space = replace(

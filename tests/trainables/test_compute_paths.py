@@ -46,7 +46,7 @@ def test_cached_and_exact_paths_give_the_same_losses_and_weights(data):
     }
     assert exact.compute_path == {"warmup": "full", "finetune": "full", "augmentation": "none"}
     for a, b in zip(cached.history, exact.history, strict=True):
-        for key in ("train_loss", "val_loss", "val_roc_auc"):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_roc_auc"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["epoch"], key)
     with torch.no_grad():
         x = data.val_x

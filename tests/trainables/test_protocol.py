@@ -65,7 +65,7 @@ def test_learning_rates_are_ten_to_minus_a_then_minus_a_plus_two(uninterrupted):
     assert len(finetune_lr) == 1 and finetune_lr.pop() == pytest.approx(10**-4.5)
 
 
-def test_reports_carry_the_metrics_and_the_best_so_far(uninterrupted):
+def test_reports_carry_the_metrics_and_the_best_so_far(uninterrupted, data):
     result, _ = uninterrupted
     best = float("-inf")
     for record in result.history:
@@ -73,6 +73,11 @@ def test_reports_carry_the_metrics_and_the_best_so_far(uninterrupted):
         assert record["best_selection"] == best
         for name in ("val_loss", "train_loss", "val_roc_auc", "val_f1", "val_sensitivity/B"):
             assert name in record
+        # the share of training maps the batches classified right as they trained
+        assert record["train_accuracy"] * len(data.train_y) == pytest.approx(
+            round(record["train_accuracy"] * len(data.train_y))
+        )
+        assert 0 <= record["train_accuracy"] <= 1
 
 
 def test_the_best_epoch_is_really_restored(uninterrupted, data):

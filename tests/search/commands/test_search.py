@@ -86,27 +86,23 @@ def test_the_dry_run_plans_and_starts_nothing(manifest, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_search_runs_end_to_end_and_prints_its_leaderboard(manifest, tmp_path, capsys):
-    storage = tmp_path / "runs"
-    args = ["search", "run", "--data", str(manifest), *SMALL, "--modes", "stress,dual"]
-    args += ["--samples", "3", "--warmup-epochs", "1", "--finetune-epochs", "2"]
-    assert main([*args, "--storage", str(storage), "--name", "e2e"]) == 0
-    out = capsys.readouterr().out
+def test_a_search_runs_end_to_end_and_prints_its_leaderboard(finished_search):
+    out, storage, name = finished_search.out, finished_search.storage, finished_search.name
     board = out[out.index("leaderboard") :]
     assert "test_resnet/stress" in board and "test_resnet/dual" in board
-    epochs = trial_epochs(storage / "e2e")
+    epochs = trial_epochs(finished_search.experiment)
     assert len(epochs) == 6
     for rows in epochs.values():
         assert rows == list(range(1, len(rows) + 1)) and rows[-1] <= 3
-    store = ResultStore(storage / "results")  # the result tables, one row per trial
-    trials = store.table("trials", search="e2e").to_pandas()
+    store = ResultStore(finished_search.results)  # the result tables, one row per trial
+    trials = store.table("trials", search=name).to_pandas()
     assert len(trials) == 6 and set(trials["mode"]) == {"stress", "dual"}
     assert set(trials["status"]) <= {"completed", "stopped"}
-    assert store.table("epochs", search="e2e").num_rows == sum(map(len, epochs.values()))
-    search_row = store.table("searches", search="e2e").to_pylist()[0]
+    assert store.table("epochs", search=name).num_rows == sum(map(len, epochs.values()))
+    search_row = store.table("searches", search=name).to_pylist()[0]
     assert search_row["status"] == "completed" and search_row["data_fingerprint"]
-    record = json.loads((storage / "e2e" / "polarmap-search.json").read_text())
-    assert record["space_name"] == "demo" and record["settings"]["name"] == "e2e"
+    record = json.loads((storage / name / "polarmap-search.json").read_text())
+    assert record["space_name"] == "demo" and record["settings"]["name"] == name
     assert record["provenance"]["libraries"]["ray"]
 
 
