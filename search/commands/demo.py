@@ -2,8 +2,8 @@
 
 So far the main job is: generate the synthetic exports, check them, clean them into the
 map cache (with a preview to look at), split them by patient and record the split, then
-search the `demo` space and print the leaderboard. The result tables and the finalists
-join this command as they land.
+search the `demo` space, print the leaderboard and the best trial's learning curves read
+from the result tables, and draw both. The finalists join this command as they land.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from results.leaderboard import format_leaderboard, leaderboard
 from search.commands.data import split_record
 from search.commands.options import add_cache_option
 from search.commands.preprocess import format_cleaning, write_preview
@@ -102,12 +101,15 @@ def run_demo(args: argparse.Namespace) -> int:
     from search.tuning.runner import experiment_path, results_root, run_search
 
     run_search(settings, prepared, quiet=args.quiet)
-    print(format_leaderboard(leaderboard(results_root(settings), settings.name)))
+    from search.commands.results import show_results
+
+    show_results(results_root(settings), settings.name, plots=out / "plots")
     print(f"experiment: {experiment_path(settings)}")
 
     print(
         f"\nDone in {time.perf_counter() - started:.0f} s: synthetic exports made, checked, "
         f"cleaned into {cleaned.cache}, split, searched, and every trial written to the "
-        f"result tables in {results_root(settings)}. Not built yet, so not run: finalists."
+        f"result tables in {results_root(settings)}, plots in {out / 'plots'}. Not built yet, "
+        "so not run: finalists."
     )
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from search.commands.options import UsageError
 
-__all__ = ["register"]
+__all__ = ["register", "show_results"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -65,7 +65,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     board = leaderboard(args.results, args.search)
     if board.empty:
         raise UsageError(_nothing(args))
-    for search, part in board.groupby("search", sort=False):
+    for search, part in board.groupby("search"):  # by name
         print(f"\nsearch {search}:" + format_leaderboard(part))
         if not args.no_plot:
             from results.plots import leaderboard_figure, save_png
@@ -121,6 +121,14 @@ def run_summary(args: argparse.Namespace) -> int:
         raise UsageError(_nothing(args))
     print("\n\n".join(format_summary(s) for s in summaries))
     return 0
+
+
+def show_results(results: str, search: str, plots: Path | None = None) -> None:
+    """The search's leaderboard and its best trial's learning curves, printed, and drawn
+    into `plots` when given (for `polarmap demo`)."""
+    options = dict(results=results, search=search, plots=plots, no_plot=plots is None)
+    run_leaderboard(argparse.Namespace(**options))
+    run_curves(argparse.Namespace(**options, trial=None, top=1))
 
 
 def _format_curves(curves, best_epoch) -> str:

@@ -206,5 +206,7 @@ def _run(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> 
 
     run_search(settings, prepared, resume=resume, quiet=quiet)
     print(format_leaderboard(leaderboard(results_root(settings), settings.name)))
-    print(f"\nexperiment: {experiment_path(settings)}")
+    tables = results_root(settings)
+    print(f"\nexperiment: {experiment_path(settings)}\nresult tables: {tables}")
+    print(f"  polarmap results summary|curves|leaderboard {tables} --search {settings.name}")
     return 0

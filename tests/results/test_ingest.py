@@ -4,7 +4,12 @@ leaderboard reads them."""
 from __future__ import annotations
 
 import json
+import shutil
 
+import pandas as pd
+import pytest
+
+from results import load_epochs, load_searches, load_trials
 from results.ingest import ingest_experiment
 from results.leaderboard import leaderboard
 from results.store import ResultStore
@@ -58,3 +63,21 @@ def test_the_commands_ingest_and_print_the_leaderboard(tmp_path, capsys):
     assert main(["results", "leaderboard", str(tmp_path / "runs" / "results")]) == 0
     out = capsys.readouterr().out
     assert "resnet18" in out and "dual" in out and "0.800" in out
+
+
+@pytest.mark.slow
+def test_lost_tables_are_rebuilt_from_a_real_searchs_folder(finished_search, tmp_path):
+    copy = tmp_path / "runs" / finished_search.name  # the search's folder, tables lost
+    shutil.copytree(finished_search.experiment, copy)
+    assert ingest_experiment(copy) == 6
+    rebuilt, original = tmp_path / "runs" / "results", finished_search.results
+    (row,) = load_searches(rebuilt).to_dict("records")
+    (first,) = load_searches(original).to_dict("records")
+    assert row["status"] == "ingested" and first["status"] == "completed"
+    for column in ("space_digest", "data_fingerprint", "test_fingerprint", "started", "split"):
+        assert row[column] == first[column], column
+    trials, before = load_trials(rebuilt), load_trials(original)
+    assert row["ended"] == trials["ended"].max()
+    columns = ["trial_id", "status", "epochs_run", "best_selection", "device", "gpus"]
+    pd.testing.assert_frame_equal(trials[columns], before[columns])
+    assert len(load_epochs(rebuilt)) == len(load_epochs(original))

@@ -122,6 +122,9 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
     assert len(runs) == 1 and (runs[0] / "polarmap-search.json").exists()
     trials = ResultStore(tmp_path / "run" / "runs" / "results").table("trials")
     assert trials.num_rows == 8  # 4 pairs x 2 trials, in the result tables
+    plots = sorted(p.name for p in (tmp_path / "run" / "plots").iterdir())
+    assert len(plots) == 2 and plots[1].startswith("leaderboard-demo-")  # and the best curves
+    assert plots[0].startswith("curves-demo-") and "<- best" in out
     assert "320 maps of 160 x 160 px (rest, stress): 320 cleaned now" in out
     assert f"cache: {cache}" in out and "Normal             84         18         18" in out
 

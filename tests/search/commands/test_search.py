@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from results import load_trials
 from results.store import ResultStore
 from search.cli import main
 
@@ -137,6 +138,14 @@ def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp
     after = trial_epochs(experiment)
     assert len(after) == 6  # every trial, none lost, none added
     assert store.table("trials", search=name).num_rows == 6  # one row each, never two
+    recorded = store.table("trials", search=name).to_pandas().set_index("trial_id")
+    assert main(["results", "ingest", str(experiment)]) == 0  # rebuilt: the same rows
+    ingested = store.table("trials", search=name).to_pandas().set_index("trial_id")
+    assert len(ingested) == 6 and store.table("epochs", search=name).num_rows == sum(
+        map(len, trial_epochs(experiment).values())
+    )
+    columns = ["status", "epochs_run", "best_epoch", "best_selection", "width", "a"]
+    assert ingested.loc[recorded.index, columns].equals(recorded[columns])
     for trial in finished_before:  # finished trials are not run again
         assert after[trial] == before[trial]
     for trial, rows in after.items():  # paused trials went on from their checkpoints
@@ -147,24 +156,6 @@ def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp
         max(experiment.glob("experiment_state-*.json")).read_text()
     )  # fmt: skip
     assert state  # Ray's own record of the experiment survived the kill
-
-
-@pytest.fixture
-def s3_storage(monkeypatch):
-    """A bucket on a local S3-compatible server (moto) on 127.0.0.1, stopped afterwards;
-    the URI carries the endpoint as pyarrow reads it."""
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket="runs")
-    yield f"s3://runs/searches?endpoint_override={host}:{port}&scheme=http"
-    server.stop()
 
 
 @pytest.mark.slow
@@ -184,3 +175,5 @@ def test_experiment_state_can_live_on_s3(manifest, s3_storage, capsys):
     assert names.count("result.json") == 2  # one per trial
     base, _, query = s3_storage.partition("?")
     assert load_settings(f"{base}/on-s3?{query}").name == "on-s3"
+    trials = load_trials(f"{base}/results?{query}", "on-s3")  # the tables beside it
+    assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}

@@ -45,7 +45,8 @@ def prepared(settings: SearchSettings) -> PreparedSearch:
 def stub_trainable(config, data=None, frozen_store=None):
     """Reports a fixed score per backbone ('good' 0.9, others 0.1, a little noise by
     width so ranks are defined), one epoch a report, with a checkpoint, resuming from it;
-    'failing' raises at epoch 2 and leaves a file for each attempt. Its options come from
+    'failing' raises at epoch 2 and leaves a file for each attempt; with the option
+    'watch' it reports how many trials the result tables there hold. Its options come from
     stub.json in the folder the runner names as the frozen-work store (a test's own)."""
     from ray import tune
 
@@ -68,6 +69,9 @@ def stub_trainable(config, data=None, frozen_store=None):
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             start = json.loads((Path(folder) / "state.json").read_text())["epoch"]
+    seen = {}
+    if options.get("watch"):  # how many trials the result tables hold as this one starts
+        seen["rows_seen"] = len(list(Path(options["watch"]).glob("trials/*/*.parquet")))
     score = (0.9 if config["backbone"] == "good" else 0.1) + config["width"] / 1e4
     total = config["warmup_epochs"] + config["finetune_epochs"]
     for epoch in range(start + 1, total + 1):
@@ -79,7 +83,7 @@ def stub_trainable(config, data=None, frozen_store=None):
             (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
             tune.report(
                 {"epoch": epoch, "best_selection": score, "started": started,
-                 "ended": time.time()},
+                 "ended": time.time(), **seen},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )  # fmt: skip
 
@@ -169,3 +173,13 @@ def test_a_trial_failing_beside_paused_ones_does_not_stall_the_search(ray_sessio
     assert time.monotonic() - started < 45
     assert sorted(r.error is None for r in results) == [False, True, True]
     assert sorted(r.metrics.get("epoch") for r in results if r.error is None) == [9, 9]
+
+
+def test_trials_land_in_the_tables_while_the_search_runs(ray_session, tmp_path):
+    settings = search_settings(
+        tmp_path, backbones=("good",), samples=3, scheduler="asha", max_concurrent=1
+    )
+    results = run(settings, watch=str(tmp_path / "runs" / "results"))
+    seen = sorted(r.metrics_dataframe["rows_seen"].iloc[0] for r in results)
+    # one trial at a time: each found every trial that ended before it in the tables
+    assert seen == [0, 1, 2]
