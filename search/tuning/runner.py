@@ -37,6 +37,7 @@ __all__ = [
     "METRIC",
     "SETTINGS_FILE",
     "experiment_path",
+    "final_status",
     "load_settings",
     "results_root",
     "run_search",
@@ -155,14 +156,29 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
         store.write_search(search_row)
         raise
     progress.finish()
-    _warn_of_unrecorded_trials(results, store, settings.name, path)
     now = datetime.now(UTC)
     budget = settings.time_budget_s
     spent = (now - search_row["started"]).total_seconds()
-    status = "stopped by the time budget" if budget and spent >= budget else "completed"
+    status = final_status(results, settings.trials, spent, budget)
+    if status == "interrupted":
+        print(f"interrupted; go on with: polarmap search resume {path}", file=sys.stderr)
+    else:  # every trial that reported has ended: each should have its rows
+        _warn_of_unrecorded_trials(results, store, settings.name, path)
     search_row.update(ended=now, status=status)
     store.write_search(search_row)
     return results
+
+
+def final_status(results, trials: int, spent_s: float, budget_s: float | None) -> str:
+    """How the search ended, for its searches row: `interrupted` when Ray returned before
+    all `trials` were made and ended (Ctrl-C stops Tune gracefully and it returns as if
+    done)."""
+    if budget_s and spent_s >= budget_s:
+        return "stopped by the time budget"
+    ended = results.num_terminated + results.num_errors
+    if len(results) < trials or ended < len(results):
+        return "interrupted"
+    return "completed"
 
 
 def _warn_of_unrecorded_trials(results, store: ResultStore, search: str, path: str) -> None:

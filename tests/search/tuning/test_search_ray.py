@@ -4,6 +4,8 @@ side by side, trials pause and resume without gaps, failing trials end as errore
 from __future__ import annotations
 
 import json
+import os
+import signal
 import tempfile
 import time
 from dataclasses import replace
@@ -46,7 +48,8 @@ def stub_trainable(config, data=None, frozen_store=None):
     """Reports a fixed score per backbone ('good' 0.9, others 0.1, a little noise by
     width so ranks are defined), one epoch a report, with a checkpoint, resuming from it;
     'failing' raises at epoch 2 and leaves a file for each attempt; with the option
-    'watch' it reports how many trials the result tables there hold. Its options come from
+    'watch' it reports how many trials the result tables there hold; with 'signal_driver'
+    the first trial stops the search as Ctrl-C does. Its options come from
     stub.json in the folder the runner names as the frozen-work store (a test's own)."""
     from ray import tune
 
@@ -69,6 +72,9 @@ def stub_trainable(config, data=None, frozen_store=None):
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             start = json.loads((Path(folder) / "state.json").read_text())["epoch"]
+    if options.get("signal_driver") and not (scratch / "signalled").exists():
+        (scratch / "signalled").touch()  # once: as a user pressing Ctrl-C (SIGUSR1 here)
+        os.kill(options["signal_driver"], signal.SIGUSR1)
     seen = {}
     if options.get("watch"):  # how many trials the result tables hold as this one starts
         seen["rows_seen"] = len(list(Path(options["watch"]).glob("trials/*/*.parquet")))
@@ -88,11 +94,13 @@ def stub_trainable(config, data=None, frozen_store=None):
             )  # fmt: skip
 
 
-def run(settings, **options):
+def run(settings, resume=False, **options):
     from search.tuning.runner import run_search
 
     (default_store_dir() / "stub.json").write_text(json.dumps(options))
-    return run_search(settings, prepared(settings), quiet=True, trainable=stub_trainable)
+    return run_search(
+        settings, prepared(settings), resume=resume, quiet=True, trainable=stub_trainable
+    )
 
 
 def epochs_per_pair(results) -> dict[str, list[int]]:
@@ -183,3 +191,19 @@ def test_trials_land_in_the_tables_while_the_search_runs(ray_session, tmp_path):
     seen = sorted(r.metrics_dataframe["rows_seen"].iloc[0] for r in results)
     # one trial at a time: each found every trial that ended before it in the tables
     assert seen == [0, 1, 2]
+
+
+def test_a_search_stopped_by_the_user_says_so_in_its_searches_row(ray_session, tmp_path, capsys):
+    from results import load_searches, load_trials
+
+    settings = search_settings(
+        tmp_path, backbones=("good",), samples=3, scheduler="asha", max_concurrent=1
+    )
+    run(settings, signal_driver=os.getpid(), sleep=0.5)
+    (row,) = load_searches(tmp_path / "runs" / "results").to_dict("records")
+    assert row["status"] == "interrupted" and row["ended"] is not None
+    assert f"polarmap search resume {tmp_path / 'runs' / 's'}" in capsys.readouterr().err
+    run(settings, resume=True)  # as `polarmap search resume` does: the rest of the trials
+    (row,) = load_searches(tmp_path / "runs" / "results").to_dict("records")
+    trials = load_trials(tmp_path / "runs" / "results")
+    assert row["status"] == "completed" and len(trials) == 3
