@@ -28,6 +28,8 @@ _ORDER = {
     "trials": ["search", "started", "trial_id"],
     "epochs": ["search", "trial_id", "epoch"],
     "class_metrics": ["search", "trial_id", "epoch", "class", "metric"],
+    "finals": ["search", "trial_id", "seed"],
+    "final_class_metrics": ["search", "trial_id", "seed", "class", "metric"],
 }
 
 

@@ -3,6 +3,7 @@ one per epoch, as in its result.json) and its configuration. Nothing here import
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +83,7 @@ def trial_rows(
         if records
         else None,
         "ended": _time(last.get("timestamp")),
+        "config": json.dumps(config, sort_keys=True, default=str),
     }
     epochs = [
         {

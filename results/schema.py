@@ -77,6 +77,7 @@ _TRIALS = [
     ("threads", pa.int64()),
     ("started", _STAMP),
     ("ended", _STAMP),
+    ("config", pa.string()),
 ]
 
 _EPOCHS = [
@@ -102,11 +103,55 @@ _CLASS_METRICS = [
     ("value", pa.float64()),
 ]
 
+_FINALS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("backbone", pa.string()),
+    ("mode", pa.string()),
+    ("seed", pa.int64()),
+    ("threshold", pa.float64()),
+    ("test_patients", pa.int64()),
+    ("bootstrap", pa.int64()),
+    *[
+        column
+        for m in MACRO_METRICS
+        for column in (
+            (f"test_{m}", pa.float64()),
+            (f"test_{m}_low", pa.float64()),
+            (f"test_{m}_high", pa.float64()),
+        )
+    ],
+    ("test_ece", pa.float64()),
+    ("confusion", pa.string()),
+    ("val_selection", pa.float64()),
+    ("best_epoch", pa.int64()),
+    ("model_dir", pa.string()),
+    ("data_fingerprint", pa.string()),
+    ("test_fingerprint", pa.string()),
+    ("wall_seconds", pa.float64()),
+    ("device", pa.string()),
+    ("started", _STAMP),
+    ("ended", _STAMP),
+]
+
+_FINAL_CLASS_METRICS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("seed", pa.int64()),
+    ("class", pa.string()),
+    ("metric", pa.string()),
+    ("value", pa.float64()),
+    ("low", pa.float64()),
+    ("high", pa.float64()),
+]
+
 TABLES = {
     "searches": _SEARCHES,
     "trials": _TRIALS,
     "epochs": _EPOCHS,
     "class_metrics": _CLASS_METRICS,
+    "finals": _FINALS,
+    "final_class_metrics": _FINAL_CLASS_METRICS,
 }
 
 

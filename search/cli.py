@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from search.commands import data, demo, results, search, spaces, train
+from search.commands import data, demo, finalize, results, search, spaces, train
 from search.commands.options import UsageError
 from search.data import DataError
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data.register(commands)
     demo.register(commands)
+    finalize.register(commands)
     results.register(commands)
     search.register(commands)
     spaces.register(commands)

@@ -27,13 +27,15 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int
 
 
 def classification_metrics(
-    labels: np.ndarray, probabilities: np.ndarray
+    labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray | None = None
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Metrics of predicted class probabilities against true labels.
 
     Args:
         labels: (n,) true class indices.
-        probabilities: (n, classes) predicted probabilities; the prediction is the argmax.
+        probabilities: (n, classes) predicted probabilities (ROC AUC ranks them).
+        predicted: (n,) predicted classes; default the argmax (a binary model's chosen
+            threshold gives others).
 
     Returns:
         Macro figures by name (`accuracy`, `balanced_accuracy` and the macro mean of each
@@ -42,7 +44,9 @@ def classification_metrics(
     labels = np.asarray(labels)
     probabilities = np.asarray(probabilities, dtype=float)
     num_classes = probabilities.shape[1]
-    matrix = confusion_matrix(labels, probabilities.argmax(axis=1), num_classes)
+    if predicted is None:
+        predicted = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(labels, predicted, num_classes)
     true_pos = np.diag(matrix).astype(float)
     actual = matrix.sum(axis=1).astype(float)
     predicted = matrix.sum(axis=0).astype(float)

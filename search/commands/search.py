@@ -182,7 +182,7 @@ def run_search_command(args: argparse.Namespace) -> int:
 
 
 def resume_search_command(args: argparse.Namespace) -> int:
-    from search.tuning.runner import load_settings
+    from search.tuning.record import load_settings
 
     try:
         settings = load_settings(args.experiment)

@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import sys
-from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,18 @@ import ray
 from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler
 
-from results.ingest import SEARCH_FILE
 from results.store import ResultStore
-from search.data import SplitSpec, parse_mode
+from search.data import parse_mode
 from search.files import join_location, open_location, read_file, write_file
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
+from search.tuning.record import SETTINGS_FILE, write_settings
 from search.tuning.recorder import ResultsRecorder
 from search.tuning.scheduler import PairScheduler
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings, hyperband_brackets
-from spaces import SearchSpace, get_space, suggest_config
+from spaces import SearchSpace, suggest_config
 from trainables.frozen_store import default_store_dir
 from trainables.tune import polarmap_trainable
 
@@ -38,13 +37,11 @@ __all__ = [
     "SETTINGS_FILE",
     "experiment_path",
     "final_status",
-    "load_settings",
     "results_root",
     "run_search",
 ]
 
 METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
-SETTINGS_FILE = SEARCH_FILE  # the settings, the space and the searches row, at the start
 
 
 def experiment_path(settings: SearchSettings) -> str:
@@ -112,7 +109,7 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
         _mark_recorded_trials_ended(path, store, settings.name)
         tuner = tune.Tuner.restore(path, trainable=wrapped, resume_unfinished=True)
     else:
-        _write_settings(settings, path, search_row)
+        write_settings(settings, path, search_row)
         suggest = functools.partial(
             _suggest, space=space, fixed=_fixed_config(settings),
             max_unfreeze=prepared.max_unfreeze,
@@ -322,47 +319,3 @@ def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[st
         "ended": None,
         "status": "running",
     }
-
-
-def _write_settings(settings: SearchSettings, path: str, search_row: dict[str, Any]) -> None:
-    """What `polarmap search resume` needs to rebuild the search, beside Ray's state, and
-    the searches row as it started (for `polarmap results ingest`)."""
-    record = {
-        "search_row": {
-            k: v.isoformat() if isinstance(v, datetime) else v for k, v in search_row.items()
-        },
-        "settings": asdict(replace(settings, space=None)),
-        "space": asdict(settings.space),
-        "space_name": settings.space.name,
-        "space_digest": settings.space.digest(),
-        "provenance": provenance(),
-    }
-    fs, root = open_location(path)
-    write_file(fs, f"{root}/{SETTINGS_FILE}", json.dumps(record, indent=2, default=str))
-
-
-def load_settings(experiment: str | Path) -> SearchSettings:
-    """The settings a search was started with, from its folder (for `search resume`)."""
-    fs, path = open_location(join_location(str(experiment), SETTINGS_FILE))
-    record = json.loads(read_file(fs, path))
-    stored = record["space"]
-    space = replace(
-        get_space(record["space_name"]),
-        backbones=tuple(stored["backbones"]),
-        modes=tuple(stored["modes"]),
-        warmup_epochs=stored["warmup_epochs"],
-        finetune_epochs=stored["finetune_epochs"],
-        samples=stored["samples"],
-        pretrained=stored["pretrained"],
-    )
-    if space.digest() != record["space_digest"]:
-        raise ValueError(
-            f"space {space.name!r} has changed since the search started; resume it with the "
-            "version of polarmap-search that started it"
-        )
-    values = record["settings"]
-    values["space"] = space
-    values["data"] = Path(values["data"])
-    values["cache"] = Path(values["cache"]) if values.get("cache") else None
-    values["split"] = SplitSpec(**values["split"])
-    return SearchSettings(**values)

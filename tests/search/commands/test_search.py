@@ -162,7 +162,7 @@ def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp
 def test_experiment_state_can_live_on_s3(manifest, s3_storage, capsys):
     import pyarrow.fs as pafs
 
-    from search.tuning.runner import SETTINGS_FILE, load_settings
+    from search.tuning.record import SETTINGS_FILE, load_settings
 
     args = ["search", "run", "--data", str(manifest), *SMALL, "--modes", "stress"]
     args += ["--samples", "2", "--warmup-epochs", "1", "--finetune-epochs", "1"]

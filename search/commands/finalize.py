@@ -1,0 +1,64 @@
+"""`polarmap finalize`: retrain a search's winners over several seeds, test each once on the
+held-out split, export the models and write the `finals` tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from search.commands.options import UsageError
+
+__all__ = ["register"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    finalize = commands.add_parser(
+        "finalize",
+        help="retrain the winners, test them once on the held-out split, export them",
+        description="Pick the winners from the trials table (default: the best trial of "
+        "each backbone and mode), retrain each with its own settings and compute path for "
+        "every seed (epochs chosen on validation, as in the search), then test it once on "
+        "the held-out split the search never read: figures with bootstrap 95 %% intervals, "
+        "the model exported (safetensors + config + model card), rows in the finals table.",
+    )
+    finalize.add_argument("results", help="the result tables, e.g. polarmap-runs/results")
+    finalize.add_argument("--search", default=None, help="the search (needed when several)")
+    winners = finalize.add_mutually_exclusive_group()
+    winners.add_argument(
+        "--per", default="backbone,mode",
+        help="the best trial per backbone, per mode, or per both (default backbone,mode)",
+    )  # fmt: skip
+    winners.add_argument("--top", type=int, default=None, help="the K best trials instead")
+    finalize.add_argument("--seeds", type=int, default=3, help="seeds per winner (default 3)")
+    finalize.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    finalize.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)"
+    )
+    finalize.add_argument("--data", type=Path, default=None, help="the data set, if it moved")
+    finalize.add_argument("--cache", type=Path, default=None, help="map cache folder")
+    finalize.add_argument(
+        "--out", type=Path, default=None,
+        help="models and report folder (default STORAGE/finals/SEARCH beside the tables)",
+    )  # fmt: skip
+    finalize.set_defaults(func=run_finalize, parser=finalize)
+
+
+def run_finalize(args: argparse.Namespace) -> int:
+    from search.finalize.pipeline import FinalizeSettings, finalize
+    from search.tuning.prepare import SearchProblems
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds: need at least 1, got {args.seeds}")
+    per = None if args.top is not None else tuple(p.strip() for p in args.per.split(","))
+    settings = FinalizeSettings(
+        results=args.results, search=args.search, per=per, top=args.top, seeds=args.seeds,
+        threads=args.threads, bootstrap=args.bootstrap, data=args.data, cache=args.cache,
+        out=args.out,
+    )  # fmt: skip
+    try:
+        finalize(settings)
+    except SearchProblems as exc:
+        raise UsageError(str(exc)) from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return 0

@@ -1,0 +1,290 @@
+"""Finalize: each winner retrained with its own settings over several seeds, then tested
+once on the held-out split the search never read; the models exported, the figures put in
+the `finals` tables. Runs in this process (no Ray): a handful of trials."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from results import load_searches, load_trials
+from results.store import ResultStore
+from search.data.normalize import backbone_input, normalize_maps
+from search.files import sibling_location
+from search.finalize.evaluate import EvaluationFigures, choose_threshold, evaluate_predictions
+from search.finalize.export import ExportedModel, predict_probabilities, save_model
+from search.finalize.winners import GROUPINGS, select_winners
+from search.provenance import provenance
+from search.tuning.prepare import PreparedSearch, check_search, prepare_search
+from search.tuning.record import load_settings
+from search.tuning.settings import SearchSettings
+from trainables.config import TrialConfig
+from trainables.data import SearchData, select_views
+from trainables.frozen_store import FrozenWorkStore
+from trainables.metrics import METRICS
+from trainables.protocol import run_protocol
+
+__all__ = ["FinalModel", "FinalizeSettings", "finalize", "load_search"]
+
+
+@dataclass(frozen=True)
+class FinalizeSettings:
+    """What `polarmap finalize` was asked: which search, which winners, how many seeds."""
+
+    results: str
+    search: str | None = None
+    per: tuple[str, ...] | None = GROUPINGS
+    top: int | None = None
+    seeds: int = 3
+    threads: int = 2
+    bootstrap: int = 1000
+    data: Path | None = None  # the data set, when it moved since the search
+    cache: Path | None = None
+    out: Path | None = None  # default: STORAGE/finals/SEARCH beside the tables
+
+
+@dataclass
+class FinalModel:
+    """One winner retrained with one seed and tested."""
+
+    trial: dict[str, Any]  # its row of the trials table
+    seed: int
+    folder: Path
+    figures: EvaluationFigures
+    validation: dict[str, Any]
+    test_ids: tuple[str, ...]
+    test_probabilities: np.ndarray
+
+
+def load_search(settings: FinalizeSettings) -> tuple[str, dict[str, Any], SearchSettings]:
+    """The search's name, its searches row and the settings it ran with.
+
+    Raises:
+        ValueError: no such search, several and none named, or its folder is gone.
+    """
+    searches = load_searches(settings.results)
+    names = list(searches["search"])
+    if settings.search is None and len(names) != 1:
+        listed = ", ".join(names) or "none"
+        raise ValueError(f"{settings.results}: name a search with --search (there: {listed})")
+    name = settings.search or names[0]
+    if name not in names:
+        raise ValueError(f"{settings.results}: no search {name!r} (there: {', '.join(names)})")
+    row = searches[searches["search"] == name].iloc[0].to_dict()
+    experiment = sibling_location(settings.results, name)
+    try:
+        search_settings = load_settings(experiment)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{experiment}: the search's folder (its settings) is needed") from exc
+    changes: dict[str, Any] = {"address": None, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0}
+    if settings.data is not None:
+        changes["data"] = settings.data
+    if settings.cache is not None:
+        changes["cache"] = settings.cache
+    return name, row, replace(search_settings, **changes)
+
+
+def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> list[FinalModel]:
+    """Retrain and test every winner for every seed; write models and `finals` rows.
+
+    Raises:
+        ValueError: the search or its winners cannot be found, or the data set is not the
+            one the search used (its fingerprint or test split differ).
+        SearchProblems: the data set has problems.
+    """
+    name, search_row, search_settings = load_search(settings)
+    winners = select_winners(load_trials(settings.results, name), settings.per, settings.top)
+    if winners["config"].isna().any():
+        experiment = sibling_location(settings.results, name)
+        raise ValueError(
+            f"search {name}: its trials table has no configurations (written by an older "
+            f"version); rebuild it with: polarmap results ingest {experiment}"
+        )
+    backbones = tuple(dict.fromkeys(winners["backbone"]))
+    space = replace(search_settings.space, backbones=backbones)
+    search_settings = replace(search_settings, space=space)
+    dataset = check_search(search_settings)
+    prepared = prepare_search(search_settings, dataset)
+    _check_same_data(prepared, search_row, search_settings)
+    if not prepared.split.test:
+        raise ValueError(f"search {name}: its split holds no test patients to test on")
+    out = settings.out or Path(sibling_location(settings.results, "finals")) / name
+    store = ResultStore(settings.results)
+    say(f"finalizing {len(winners)} winners of {name} x {settings.seeds} seeds into {out}")
+    finals = []
+    for trial in winners.to_dict("records"):
+        for offset in range(settings.seeds):
+            final = _retrain_and_test(trial, offset, settings, prepared, out)
+            store.write_finals(final_rows(name, final, search_row))
+            say(_one_line(final))
+            finals.append(final)
+    return finals
+
+
+def _check_same_data(prepared: PreparedSearch, row: dict, search_settings: SearchSettings):
+    data, test = prepared.dataset.fingerprint, prepared.split.test_fingerprint
+    if row.get("data_fingerprint") and data != row["data_fingerprint"]:
+        raise ValueError(
+            f"{search_settings.data}: not the data set the search used (fingerprint "
+            f"{data[:12]}, the search's {row['data_fingerprint'][:12]}); give --data"
+        )
+    if row.get("test_fingerprint") and test != row["test_fingerprint"]:
+        raise ValueError("the test split differs from the search's: same seed and shares needed")
+
+
+def _retrain_and_test(trial, offset, settings, prepared: PreparedSearch, out: Path) -> FinalModel:
+    flat = json.loads(trial["config"])
+    seed = int(flat.get("seed", 0)) + offset
+    config = TrialConfig.from_flat({**flat, "seed": seed, "threads": settings.threads})
+    data: SearchData = prepared.data
+    started, clock = datetime.now(UTC), time.perf_counter()
+    result = run_protocol(config, data.for_trial(config.backbone, config.views),
+                          store=FrozenWorkStore())  # fmt: skip
+    model = result.model.cpu().eval()
+    val = data.for_trial(config.backbone, config.views)
+    val_probabilities = predict_probabilities(model, val.val_x).numpy()
+    class_names = data.class_names
+    threshold = (
+        choose_threshold(val.val_y.numpy(), val_probabilities) if len(class_names) == 2 else None
+    )
+    test_ids, test_x, test_y = held_out_tensors(data, config.backbone, config.views)
+    probabilities = predict_probabilities(model, test_x).numpy()
+    figures = evaluate_predictions(
+        test_y.numpy(), probabilities, class_names, threshold, settings.bootstrap, seed
+    )
+    figures.extra.update(
+        wall_seconds=time.perf_counter() - clock, started=started, ended=datetime.now(UTC),
+        device="cuda" if torch.cuda.is_available() else "CPU",
+    )  # fmt: skip
+    folder = out / f"{trial['backbone']}-{trial['mode']}-{trial['trial_id']}" / f"seed-{seed}"
+    exported = ExportedModel(
+        trial=config.to_flat(),
+        class_names=class_names,
+        input_size=backbone_input(config.backbone).size,
+        threshold=threshold,
+        provenance={"search": trial["search"], "trial_id": trial["trial_id"], "seed": seed,
+                    "test_fingerprint": prepared.split.test_fingerprint,
+                    "data_fingerprint": prepared.dataset.fingerprint, **provenance()},
+    )  # fmt: skip
+    final = FinalModel(trial, seed, folder, figures, result.best, test_ids, probabilities)
+    save_model(folder, model, exported, model_card(final, exported))
+    return final
+
+
+def held_out_tensors(
+    data: SearchData, backbone: str, views: tuple[str, ...]
+) -> tuple[tuple[str, ...], torch.Tensor, torch.Tensor]:
+    """The held-out test patients' ids, maps (N, V, 3, H, W) and labels: read here, once
+    per model, and nowhere in the search."""
+    inputs = backbone_input(backbone)
+    cleaned = data.maps[inputs.size]
+    row = cleaned.index()
+    ids = tuple(data.split.test)
+    maps = select_views(cleaned, views)[[row[i] for i in ids]]
+    labels = torch.tensor([data.labels[i] for i in ids], dtype=torch.long)
+    return ids, normalize_maps(maps, inputs), labels
+
+
+def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, list[dict]]:
+    """The model's row of `finals` and its rows of `final_class_metrics`."""
+    f, trial = final.figures, final.trial
+    row: dict[str, Any] = {
+        "search": search, "trial_id": trial["trial_id"], "backbone": trial["backbone"],
+        "mode": trial["mode"], "seed": final.seed, "threshold": f.threshold,
+        "test_patients": f.count, "bootstrap": f.bootstrap, "test_ece": f.ece,
+        "confusion": json.dumps(f.confusion),
+        "val_selection": final.validation.get("val_" + str(trial.get("selection_metric"))),
+        "best_epoch": final.validation.get("epoch"), "model_dir": str(final.folder),
+        "data_fingerprint": search_row.get("data_fingerprint"),
+        "test_fingerprint": search_row.get("test_fingerprint"),
+        "wall_seconds": f.extra.get("wall_seconds"), "device": f.extra.get("device"),
+        "started": f.extra.get("started"), "ended": f.extra.get("ended"),
+    }  # fmt: skip
+    for metric in METRICS:
+        low, high = f.intervals.get(metric, (None, None))
+        row.update({f"test_{metric}": f.macro[metric], f"test_{metric}_low": low,
+                    f"test_{metric}_high": high})  # fmt: skip
+    per_class = [
+        {"search": search, "trial_id": trial["trial_id"], "seed": final.seed, "class": cls,
+         "metric": metric, "value": values[c],
+         "low": f.intervals.get(f"{metric}/{cls}", (None, None))[0],
+         "high": f.intervals.get(f"{metric}/{cls}", (None, None))[1]}
+        for metric, values in f.per_class.items()
+        for c, cls in enumerate(f.class_names)
+    ]  # fmt: skip
+    return {"finals": [row], "final_class_metrics": per_class}
+
+
+def model_card(final: FinalModel, exported: ExportedModel) -> str:
+    """A short model card: what it is, what it was trained and tested on, how well, and
+    what it is for (research, not diagnosis)."""
+    f, trial, c = final.figures, final.trial, exported.config
+    lines = [
+        f"# {trial['backbone']} / {trial['mode']} (search {trial['search']}, trial "
+        f"{trial['trial_id']}, seed {final.seed})",
+        "",
+        "**Intended use: research on myocardial perfusion SPECT polar maps. Not for "
+        "diagnosis or any clinical decision.**",
+        "",
+        f"- Input: {' + '.join(c.views)} polar map(s), {exported.input_size} px, cleaned as "
+        "polarmap-search cleans exports.",
+        f"- Classes: {', '.join(exported.class_names)}"
+        + (
+            f"; class {exported.class_names[1]} from probability {f.threshold:.3f} (chosen on "
+            "validation)"
+            if f.threshold is not None
+            else "; the most probable class"
+        ),
+        f"- Model: timm `{c.backbone}`, head widths {list(c.head.widths)}, dropouts "
+        f"{list(c.head.dropouts)}; warm-up {c.warmup_epochs} epochs at lr 10^-{c.a:.2f}, "
+        f"fine-tune {c.finetune_epochs} epochs of the top {c.unfreeze} layers at lr "
+        f"10^-{c.a + 2:.2f}; epochs chosen on validation {c.selection}.",
+        f"- Data: fingerprint {exported.provenance['data_fingerprint'][:16]}; test split "
+        f"fingerprint {exported.provenance['test_fingerprint'][:16]} ({f.count} patients, "
+        "never used by the search).",
+        "",
+        f"## Test figures ({f.count} patients; 95 % bootstrap intervals over patients, "
+        f"{f.bootstrap} resamples)",
+        "",
+        "| metric | value | 95 % interval |",
+        "| --- | --- | --- |",
+    ]
+    for metric in METRICS:
+        low, high = f.intervals.get(metric, (float("nan"), float("nan")))
+        lines.append(f"| {metric.replace('_', ' ')} | {f.macro[metric]:.3f} | "
+                     f"{low:.3f} - {high:.3f} |")  # fmt: skip
+    lines += [
+        f"| expected calibration error | {f.ece:.3f} | |",
+        "",
+        f"With {f.count} test patients the intervals are wide: read them before the values.",
+        "",
+        f"Versions: {json.dumps(exported.provenance.get('libraries', {}), sort_keys=True)}; "
+        f"git {exported.provenance.get('git_revision')}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(final: FinalModel) -> str:
+    f, trial = final.figures, final.trial
+    low, high = f.intervals.get("balanced_accuracy", (float("nan"), float("nan")))
+    return (
+        f"  {trial['backbone']}/{trial['mode']} trial {trial['trial_id']} seed {final.seed}: "
+        f"test balanced accuracy {f.macro['balanced_accuracy']:.3f} [{low:.3f}, {high:.3f}], "
+        f"ROC AUC {f.macro['roc_auc']:.3f}, ECE {f.ece:.3f} ({f.count} patients) -> {final.folder}"
+    )
+
+
+def finals_frame(results: str, search: str | None = None) -> pd.DataFrame:
+    """The finals table (see docs/results.md)."""
+    from results.read import load_table
+
+    return load_table(results, "finals", search)
