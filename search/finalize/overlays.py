@@ -1,0 +1,75 @@
+"""One patient's class activation maps drawn over its cleaned polar maps, view by view, as
+the seed papers show them: where the classifier looked, next to what it decided."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from search.data.segments import polar_grid
+
+__all__ = ["cam_panel_figure"]
+
+CAM_ALPHA = 0.45  # the map stays readable under the CAM
+
+
+def cam_panel_figure(
+    maps: np.ndarray,
+    cams: np.ndarray,
+    view_names: Sequence[str],
+    predicted: str,
+    probability: float,
+    truth: str | None = None,
+    patient: str | None = None,
+) -> Figure:
+    """Each view's cleaned map with its CAM over it (jet, semi-transparent, only inside
+    the disc), side by side, titled with the predicted class and its probability (and the
+    true class when given).
+
+    Args:
+        maps: (V, H, W, 3) uint8 cleaned polar maps.
+        cams: (V, h, w) CAMs in [0, 1]; stretched over the map if their size differs.
+        view_names: V names, in the order of `maps`.
+        predicted: the predicted class; `probability` its softmax probability.
+        truth: the true class, when known.
+        patient: the patient's (de-identified) id.
+    """
+    maps, cams = np.asarray(maps), np.asarray(cams, dtype=np.float64)
+    views = len(view_names)
+    if maps.ndim != 4 or maps.shape[0] != views or maps.shape[-1] != 3:
+        raise ValueError(f"expected ({views}, H, W, 3) maps, got shape {maps.shape}")
+    if cams.ndim != 3 or cams.shape[0] != views:
+        raise ValueError(f"expected ({views}, H, W) CAMs, got shape {cams.shape}")
+
+    figure = Figure(figsize=(3.2 * views + 0.8, 3.6), layout="constrained")
+    axes = figure.subplots(1, views, squeeze=False)[0]
+    height, width = maps.shape[1:3]
+    extent = (-0.5, width - 0.5, height - 0.5, -0.5)  # the CAM covers the map exactly
+    image = None
+    for ax, name, polar_map, cam in zip(axes, view_names, maps, cams, strict=True):
+        ax.imshow(polar_map, extent=extent)
+        image = ax.imshow(
+            _inside_disc(cam), cmap="jet", alpha=CAM_ALPHA, vmin=0, vmax=1, extent=extent
+        )
+        ax.set_title(name)
+        ax.set_axis_off()
+    figure.colorbar(image, ax=list(axes), shrink=0.8, label="Grad-CAM")
+
+    title = f"predicted {predicted} ({probability:.0%})"
+    if truth is not None:
+        title += f", true {truth}"
+    if patient is not None:
+        title = f"{patient}: {title}"
+    figure.suptitle(title)
+    return figure
+
+
+def _inside_disc(cam: np.ndarray) -> np.ndarray:
+    """The CAM masked outside the polar map's disc (the disc fills a square map), so the
+    black corners stay black."""
+    if cam.shape[0] != cam.shape[1]:
+        return cam
+    radius, _ = polar_grid(cam.shape[0])
+    return np.ma.masked_where(radius >= 1, cam)

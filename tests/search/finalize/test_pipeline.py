@@ -1,0 +1,101 @@
+"""Finalize on a real search: the winners retrained from their recorded configurations,
+tested once on the held-out split, the same figures for the same seeds and threads, the
+models exported and reloaded, the finals tables written; data that changed is refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from results import load_table, load_trials
+from search.cli import main
+from search.finalize.export import load_model, predict_probabilities
+from search.finalize.pipeline import FinalizeSettings, finalize, held_out_tensors, load_search
+
+pytestmark = pytest.mark.slow
+
+
+def settings(finished_search, tmp_path, **changes) -> FinalizeSettings:
+    values = dict(results=str(finished_search.results), top=1, seeds=1, bootstrap=50,
+                  out=tmp_path / "finals")  # fmt: skip
+    return FinalizeSettings(**{**values, **changes})
+
+
+def held_out_ids(finished_search, tmp_path) -> list[str]:
+    """The search's held-out patients, as its settings split them."""
+    from search.tuning.prepare import check_search, prepare_search
+
+    _, _, search_settings = load_search(settings(finished_search, tmp_path))
+    return list(prepare_search(search_settings, check_search(search_settings)).split.test)
+
+
+def test_the_same_seeds_and_threads_give_the_same_models_and_figures(finished_search, tmp_path):
+    first = finalize(settings(finished_search, tmp_path / "a"), say=lambda _: None)
+    second = finalize(settings(finished_search, tmp_path / "b"), say=lambda _: None)
+    (one,), (two,) = first, second
+    best = load_trials(finished_search.results, "my-search").sort_values(
+        ["best_selection", "best_val_loss"], ascending=[False, True]
+    )
+    assert one.trial["trial_id"] == best.iloc[0]["trial_id"]  # the top trial won
+    np.testing.assert_array_equal(one.test_probabilities, two.test_probabilities)
+    assert one.figures.macro == two.figures.macro and one.figures.intervals == two.figures.intervals
+    weights = [(f / "model.safetensors").read_bytes() for f in (one.folder, two.folder)]
+    assert weights[0] == weights[1]
+
+
+def test_a_finalized_model_reloads_and_predicts_its_test_probabilities(finished_search, tmp_path):
+    (final,) = finalize(settings(finished_search, tmp_path, seeds=1), say=lambda _: None)
+    model, exported = load_model(final.folder)
+    config = exported.config
+    assert config.backbone == final.trial["backbone"] and exported.views == config.views
+    assert json.loads(final.trial["config"])["width"] == config.head.widths[0]
+    _, _, search_settings = load_search(settings(finished_search, tmp_path))
+    from search.tuning.prepare import check_search, prepare_search
+
+    prepared = prepare_search(search_settings, check_search(search_settings))
+    ids, x, _ = held_out_tensors(prepared.data, config.backbone, config.views)
+    assert ids == final.test_ids and len(ids) == final.figures.count
+    assert set(ids) == set(prepared.split.test) and ids  # the held-out split, nothing else
+    again = predict_probabilities(model, x).numpy()
+    np.testing.assert_allclose(again, final.test_probabilities, rtol=1e-5, atol=1e-6)
+    card = (final.folder / "MODEL_CARD.md").read_text()
+    assert "Not for diagnosis" in card and "95 % interval" in card
+    assert isinstance(model, torch.nn.Module) and not model.training
+
+
+def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys):
+    out = tmp_path / "finals"
+    args = ["finalize", str(finished_search.results), "--per", "mode", "--seeds", "2"]
+    assert main([*args, "--bootstrap", "40", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("test balanced accuracy") == 4  # 2 modes x 2 seeds
+    finals = load_table(finished_search.results, "finals", "my-search")
+    assert len(finals) == 4 and set(finals["mode"]) == {"stress", "dual"}
+    assert sorted(set(finals["seed"])) == [0, 1]
+    test_count = len(held_out_ids(finished_search, tmp_path))
+    for row in finals.to_dict("records"):
+        assert row["test_balanced_accuracy_low"] <= row["test_balanced_accuracy"]
+        assert row["test_balanced_accuracy"] <= row["test_balanced_accuracy_high"]
+        assert sum(map(sum, json.loads(row["confusion"]))) == row["test_patients"] == test_count
+    per_class = load_table(finished_search.results, "final_class_metrics", "my-search")
+    assert len(per_class) == 4 * 3 * 5  # models x classes x metrics
+    assert main([*args, "--bootstrap", "40", "--out", str(out)]) == 0  # again: replaced
+    assert len(load_table(finished_search.results, "finals", "my-search")) == 4
+
+
+def test_a_changed_data_set_is_refused_before_any_training(finished_search, tmp_path, capsys):
+    import shutil
+
+    moved = tmp_path / "data"
+    shutil.copytree(finished_search.root / "data", moved)
+    manifest = moved / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines[:-1]) + "\n")  # one patient fewer
+    with pytest.raises(SystemExit) as exited:
+        main(["finalize", str(finished_search.results), "--data", str(manifest), "--top", "1"])
+    assert exited.value.code == 2
+    assert "not the data set the search used" in capsys.readouterr().err
+    assert not (finished_search.storage / "finals").exists()
