@@ -123,6 +123,9 @@ _FINALS = [
     ],
     ("test_ece", pa.float64()),
     ("confusion", pa.string()),
+    ("cam_territory_match", pa.float64()),
+    ("cam_territory_baseline", pa.float64()),
+    ("cam_territory_patients", pa.int64()),
     ("val_selection", pa.float64()),
     ("best_epoch", pa.int64()),
     ("model_dir", pa.string()),
@@ -145,6 +148,17 @@ _FINAL_CLASS_METRICS = [
     ("high", pa.float64()),
 ]
 
+_FINAL_SUBGROUPS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("seed", pa.int64()),
+    ("attribute", pa.string()),
+    ("group", pa.string()),
+    ("patients", pa.int64()),
+    ("metric", pa.string()),
+    ("value", pa.float64()),
+]
+
 TABLES = {
     "searches": _SEARCHES,
     "trials": _TRIALS,
@@ -152,6 +166,7 @@ TABLES = {
     "class_metrics": _CLASS_METRICS,
     "finals": _FINALS,
     "final_class_metrics": _FINAL_CLASS_METRICS,
+    "final_subgroups": _FINAL_SUBGROUPS,
 }
 
 

@@ -54,8 +54,8 @@ class ResultStore:
             self._write(table, search, f"trial-{trial_id}.parquet", records)
 
     def write_finals(self, rows: dict[str, list[dict[str, Any]]]) -> None:
-        """A finalized model's rows (`finals`, `final_class_metrics`), one file per trial and
-        seed, replaced when finalize runs again."""
+        """A finalized model's rows (`finals`, `final_class_metrics`, `final_subgroups`), one
+        file per trial and seed, replaced when finalize runs again."""
         (final,) = rows["finals"]
         name = f"trial-{final['trial_id']}-seed-{final['seed']}.parquet"
         for table, records in rows.items():

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from search.commands import data, demo, finalize, results, search, spaces, train
+from search.commands import data, demo, finalize, predict, results, search, spaces, train
 from search.commands.options import UsageError
 from search.data import DataError
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(commands)
     demo.register(commands)
     finalize.register(commands)
+    predict.register(commands)
     results.register(commands)
     search.register(commands)
     spaces.register(commands)

@@ -70,6 +70,7 @@ def check_dataset(
     split: SplitSpec | None = None,
     splittable: bool = True,
     min_size: int = DEFAULT_MIN_SIZE,
+    require_labels: bool = True,
 ) -> CheckReport:
     """Check a manifest CSV, or a folder-per-class root, for everything later steps need.
 
@@ -82,6 +83,9 @@ def check_dataset(
         splittable: False for jobs that do not split (preprocessing, previews): skip the
             class-size check.
         min_size: smallest accepted image side, in pixels.
+        require_labels: False for a manifest of patients to predict: the `label` column
+            may be missing and cells empty (those patients get label None); a label that
+            is written must still be of the class set. Class folders are always labelled.
     """
     path = Path(path)
     split = split or SplitSpec()
@@ -103,7 +107,7 @@ def check_dataset(
             )
     else:
         class_set = class_set or TRIAD
-        records, views, metadata_columns, problems = read_manifest(path, class_set)
+        records, views, metadata_columns, problems = read_manifest(path, class_set, require_labels)
     needed = mode.views if mode else views
     problems += _missing_view_columns(path, needed, views, mode, manifest=not folders)
     problems += _duplicate_ids(records)
@@ -126,7 +130,7 @@ def check_dataset(
     patients = tuple(
         Patient(
             patient_id=r.patient_id,
-            label=r.label,  # type: ignore[arg-type]  # no errors: every label is known
+            label=r.label,  # no errors: every label is known, or None where optional
             images={v: r.images[v] for v in needed},  # type: ignore[misc]
             metadata=r.metadata,
             row=r.row,

@@ -42,10 +42,11 @@ class Record:
 
 @dataclass(frozen=True, eq=False)
 class Patient:
-    """A checked patient: unique id, valid label, and a readable image per view."""
+    """A checked patient: unique id, valid label, and a readable image per view. The label
+    is None only for an unlabelled patient of a check with `require_labels=False`."""
 
     patient_id: str
-    label: int
+    label: int | None
     images: dict[str, Path]
     metadata: dict[str, str]
     row: int | None = None
@@ -76,8 +77,8 @@ class Dataset:
         return len(self.patients)
 
     @property
-    def labels(self) -> dict[str, int]:
-        """patient id -> class index."""
+    def labels(self) -> dict[str, int | None]:
+        """patient id -> class index (None: unlabelled, see `Patient`)."""
         return {p.patient_id: p.label for p in self.patients}
 
     def class_counts(self) -> dict[str, int]:
@@ -94,7 +95,7 @@ class Dataset:
             row: dict[str, object] = {
                 "patient_id": p.patient_id,
                 "label": p.label,
-                "label_name": self.class_set.names[p.label],
+                "label_name": self.class_set.names[p.label] if p.label is not None else None,
             }
             row.update({f"{v}_path": str(p.images[v]) for v in self.views})
             row.update({c: p.metadata.get(c, "") for c in self.metadata_columns})

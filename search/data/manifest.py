@@ -2,7 +2,9 @@
 
 Columns: `patient_id`, one `<view>_path` per view (paths relative to the manifest's
 folder), `label` (class name or index); every other column is patient metadata.
-Row numbers count the header as row 1, as a spreadsheet shows them.
+Row numbers count the header as row 1, as a spreadsheet shows them. Labels may be made
+optional (a manifest of new patients to predict): then the column may be absent and a
+cell empty, but a label that is written must still be one of the class set's.
 """
 
 from __future__ import annotations
@@ -15,16 +17,23 @@ from search.data.classes import ClassSet
 from search.data.dataset import Record
 from search.data.problems import Problem
 
-__all__ = ["PATH_SUFFIX", "manifest_text", "read_manifest"]
+__all__ = ["CLASS_SET_HINT", "PATH_SUFFIX", "manifest_text", "read_manifest"]
 
 PATH_SUFFIX = "_path"
 REQUIRED_COLUMNS = ("patient_id", "label")
+CLASS_SET_HINT = " (choose another with --classes)"  # commands whose class set is fixed drop it
 
 
 def read_manifest(
-    path: Path, class_set: ClassSet
+    path: Path, class_set: ClassSet, require_labels: bool = True
 ) -> tuple[list[Record], tuple[str, ...], tuple[str, ...], list[Problem]]:
     """Parse the manifest's structure: columns, ids and labels (images are checked later).
+
+    Args:
+        path: the manifest CSV.
+        class_set: the classes labels are read as.
+        require_labels: False accepts a manifest without a `label` column and empty
+            label cells (their records get label None); unknown labels stay errors.
 
     Returns:
         records, the views its columns offer, the metadata columns, and the problems found.
@@ -44,7 +53,8 @@ def read_manifest(
     if header is None:
         return [], (), (), [Problem(source, "the manifest is empty; expected a header row", row=1)]
     columns = [c.strip() for c in header]
-    problems = _header_problems(source, columns, header_line=text.splitlines()[0])
+    required = REQUIRED_COLUMNS if require_labels else ("patient_id",)
+    problems = _header_problems(source, columns, required, header_line=text.splitlines()[0])
     views = tuple(c[: -len(PATH_SUFFIX)] for c in columns if c.endswith(PATH_SUFFIX))
     metadata_columns = tuple(
         c for c in columns if c and c not in REQUIRED_COLUMNS and not c.endswith(PATH_SUFFIX)
@@ -63,17 +73,19 @@ def read_manifest(
             continue
         values = {c: v.strip() for c, v in zip(columns, cells, strict=True)}
         records.append(_record(source, path.parent, row, values, views, metadata_columns))
-        problems.extend(_row_problems(source, records[-1], values, class_set))
+        problems.extend(_row_problems(source, records[-1], values, class_set, require_labels))
     if not records:
         problems.append(Problem(source, "the manifest has a header but no patient rows"))
     return records, views, metadata_columns, problems
 
 
-def _header_problems(source: str, columns: list[str], header_line: str) -> list[Problem]:
+def _header_problems(
+    source: str, columns: list[str], required: tuple[str, ...], header_line: str
+) -> list[Problem]:
     problems = []
-    for required in REQUIRED_COLUMNS:
-        if required not in columns:
-            problems.append(Problem(source, f"missing column '{required}'", row=1))
+    for name in required:
+        if name not in columns:
+            problems.append(Problem(source, f"missing column '{name}'", row=1))
     if not any(c.endswith(PATH_SUFFIX) for c in columns):
         problems.append(
             Problem(
@@ -122,7 +134,7 @@ def _record(
 
 
 def _row_problems(
-    source: str, record: Record, values: dict[str, str], class_set: ClassSet
+    source: str, record: Record, values: dict[str, str], class_set: ClassSet, require_labels: bool
 ) -> list[Problem]:
     problems = []
     if "patient_id" in values and not record.patient_id:
@@ -130,13 +142,13 @@ def _row_problems(
     if "label" in values:
         text = values["label"]
         record.label = class_set.index_of(text) if text else None
-        if record.label is None:
+        if record.label is None and (text or require_labels):
             found = f"unknown label {text!r}" if text else "empty label"
             problems.append(
                 Problem(
                     source,
                     f"{found}; expected a class name or index of class set "
-                    f"'{class_set.name}': {class_set.describe()} (choose another with --classes)",
+                    f"'{class_set.name}': {class_set.describe()}{CLASS_SET_HINT}",
                     row=record.row,
                     field="label",
                 )

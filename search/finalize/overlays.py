@@ -24,9 +24,9 @@ def cam_panel_figure(
     truth: str | None = None,
     patient: str | None = None,
 ) -> Figure:
-    """Each view's cleaned map with its CAM over it (jet, semi-transparent, only inside
-    the disc), side by side, titled with the predicted class and its probability (and the
-    true class when given).
+    """Each view's cleaned map as it is (top row) and with its CAM over it (bottom row; jet,
+    semi-transparent, only inside the disc), views side by side, titled with the
+    predicted class and its probability (and the true class when given).
 
     Args:
         maps: (V, H, W, 3) uint8 cleaned polar maps.
@@ -43,26 +43,30 @@ def cam_panel_figure(
     if cams.ndim != 3 or cams.shape[0] != views:
         raise ValueError(f"expected ({views}, H, W) CAMs, got shape {cams.shape}")
 
-    figure = Figure(figsize=(3.2 * views + 0.8, 3.6), layout="constrained")
-    axes = figure.subplots(1, views, squeeze=False)[0]
+    figure = Figure(figsize=(2.6 * views + 0.9, 5.4), layout="constrained")
+    grid = figure.subplots(2, views, squeeze=False)
     height, width = maps.shape[1:3]
     extent = (-0.5, width - 0.5, height - 0.5, -0.5)  # the CAM covers the map exactly
     image = None
-    for ax, name, polar_map, cam in zip(axes, view_names, maps, cams, strict=True):
-        ax.imshow(polar_map, extent=extent)
-        image = ax.imshow(
+    for v, (name, polar_map, cam) in enumerate(zip(view_names, maps, cams, strict=True)):
+        plain, overlaid = grid[0, v], grid[1, v]
+        plain.imshow(polar_map, extent=extent)
+        plain.set_title(f"{name} map")
+        overlaid.imshow(polar_map, extent=extent)
+        image = overlaid.imshow(
             _inside_disc(cam), cmap="jet", alpha=CAM_ALPHA, vmin=0, vmax=1, extent=extent
         )
-        ax.set_title(name)
-        ax.set_axis_off()
-    figure.colorbar(image, ax=list(axes), shrink=0.8, label="Grad-CAM")
+        overlaid.set_title(name)
+        plain.set_axis_off()
+        overlaid.set_axis_off()
+    figure.colorbar(image, ax=list(grid[1]), shrink=0.8, label="Grad-CAM")
 
     title = f"predicted {predicted} ({probability:.0%})"
     if truth is not None:
-        title += f", true {truth}"
+        title += f"\ntrue {truth}"
     if patient is not None:
         title = f"{patient}: {title}"
-    figure.suptitle(title)
+    figure.suptitle(title, fontsize=10)  # two lines: fits one view's narrow panel
     return figure
 
 

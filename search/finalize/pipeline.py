@@ -20,8 +20,22 @@ from results import load_searches, load_trials
 from results.store import ResultStore
 from search.data.normalize import backbone_input, normalize_maps
 from search.files import sibling_location
-from search.finalize.evaluate import EvaluationFigures, choose_threshold, evaluate_predictions
+from search.finalize.evaluate import (
+    EvaluationFigures,
+    choose_threshold,
+    evaluate_predictions,
+    predict_classes,
+)
+from search.finalize.explain import (
+    CamFindings,
+    TestPatients,
+    explain_model,
+    read_defect_territories,
+)
 from search.finalize.export import ExportedModel, predict_probabilities, save_model
+from search.finalize.plots import save_evaluation_plots
+from search.finalize.report import write_report
+from search.finalize.tables import subgroup_rows
 from search.finalize.winners import GROUPINGS, select_winners
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch, check_search, prepare_search
@@ -33,7 +47,7 @@ from trainables.frozen_store import FrozenWorkStore
 from trainables.metrics import METRICS
 from trainables.protocol import run_protocol
 
-__all__ = ["FinalModel", "FinalizeSettings", "finalize", "load_search"]
+__all__ = ["FinalModel", "FinalizeSettings", "finalize", "held_out_patients", "load_search"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,10 @@ class FinalModel:
     validation: dict[str, Any]
     test_ids: tuple[str, ...]
     test_probabilities: np.ndarray
+    test_predicted: np.ndarray
+    cams: CamFindings
+    subgroups: list[dict]
+    plots: dict[str, Path]  # roc, calibration, confusion PNGs
 
 
 def load_search(settings: FinalizeSettings) -> tuple[str, dict[str, Any], SearchSettings]:
@@ -127,6 +145,7 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
             store.write_finals(final_rows(name, final, search_row))
             say(_one_line(final))
             finals.append(final)
+    say(f"report: {write_report(out, name, finals, settings.results, search_row)}")
     return finals
 
 
@@ -156,10 +175,11 @@ def _retrain_and_test(trial, offset, settings, prepared: PreparedSearch, out: Pa
     threshold = (
         choose_threshold(val.val_y.numpy(), val_probabilities) if len(class_names) == 2 else None
     )
-    test_ids, test_x, test_y = held_out_tensors(data, config.backbone, config.views)
-    probabilities = predict_probabilities(model, test_x).numpy()
+    patients = held_out_patients(prepared, config.backbone, config.views)
+    probabilities = predict_probabilities(model, patients.x).numpy()
+    predicted = predict_classes(probabilities, threshold)
     figures = evaluate_predictions(
-        test_y.numpy(), probabilities, class_names, threshold, settings.bootstrap, seed
+        patients.labels, probabilities, class_names, threshold, settings.bootstrap, seed
     )
     figures.extra.update(
         wall_seconds=time.perf_counter() - clock, started=started, ended=datetime.now(UTC),
@@ -173,25 +193,45 @@ def _retrain_and_test(trial, offset, settings, prepared: PreparedSearch, out: Pa
         threshold=threshold,
         provenance={"search": trial["search"], "trial_id": trial["trial_id"], "seed": seed,
                     "test_fingerprint": prepared.split.test_fingerprint,
+                    "split": {part: len(getattr(prepared.split, part))
+                              for part in ("train", "val", "test")},
                     "data_fingerprint": prepared.dataset.fingerprint, **provenance()},
     )  # fmt: skip
-    final = FinalModel(trial, seed, folder, figures, result.best, test_ids, probabilities)
+    # Panels for the first seed only: the reader looks at one model per winner; the
+    # segment statistics and the territory check are taken for every seed.
+    cams = explain_model(model, patients, probabilities, predicted, class_names,
+                         folder / "cams", panels=offset == 0)  # fmt: skip
+    metadata = _test_metadata(prepared, patients.ids)
+    subgroups = subgroup_rows(patients.labels, probabilities, metadata, threshold)
+    plots = dict(zip(("roc", "calibration", "confusion"),
+                     save_evaluation_plots(figures, folder / "figures"), strict=True))  # fmt: skip
+    final = FinalModel(trial, seed, folder, figures, result.best, patients.ids, probabilities,
+                       predicted, cams, subgroups, plots)  # fmt: skip
     save_model(folder, model, exported, model_card(final, exported))
     return final
 
 
-def held_out_tensors(
-    data: SearchData, backbone: str, views: tuple[str, ...]
-) -> tuple[tuple[str, ...], torch.Tensor, torch.Tensor]:
-    """The held-out test patients' ids, maps (N, V, 3, H, W) and labels: read here, once
-    per model, and nowhere in the search."""
+def held_out_patients(prepared: PreparedSearch, backbone: str, views: tuple[str, ...]):
+    """The held-out test patients as `backbone` sees them in `views`: read here, once per
+    model, and nowhere in the search."""
+    data = prepared.data
     inputs = backbone_input(backbone)
     cleaned = data.maps[inputs.size]
     row = cleaned.index()
     ids = tuple(data.split.test)
     maps = select_views(cleaned, views)[[row[i] for i in ids]]
-    labels = torch.tensor([data.labels[i] for i in ids], dtype=torch.long)
-    return ids, normalize_maps(maps, inputs), labels
+    labels = np.asarray([data.labels[i] for i in ids], dtype=np.int64)
+    source = Path(prepared.dataset.source)
+    truth = source.parent / "truth" if source.is_file() else source / "truth"
+    territories = read_defect_territories(truth, ids) if truth.is_dir() else {}
+    return TestPatients(ids, normalize_maps(maps, inputs), maps, labels, views, territories)
+
+
+def _test_metadata(prepared: PreparedSearch, ids: tuple[str, ...]) -> dict[str, list[str]]:
+    """Each manifest metadata column's value for the test patients, in `ids` order."""
+    by_id = {p.patient_id: p for p in prepared.dataset.patients}
+    return {column: [by_id[i].metadata.get(column, "") for i in ids]
+            for column in prepared.dataset.metadata_columns}  # fmt: skip
 
 
 def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, list[dict]]:
@@ -202,6 +242,9 @@ def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, li
         "mode": trial["mode"], "seed": final.seed, "threshold": f.threshold,
         "test_patients": f.count, "bootstrap": f.bootstrap, "test_ece": f.ece,
         "confusion": json.dumps(f.confusion),
+        "cam_territory_match": final.cams.match_rate,
+        "cam_territory_baseline": final.cams.match_baseline,
+        "cam_territory_patients": final.cams.match_patients,
         "val_selection": final.validation.get("val_" + str(trial.get("selection_metric"))),
         "best_epoch": final.validation.get("epoch"), "model_dir": str(final.folder),
         "data_fingerprint": search_row.get("data_fingerprint"),
@@ -221,7 +264,9 @@ def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, li
         for metric, values in f.per_class.items()
         for c, cls in enumerate(f.class_names)
     ]  # fmt: skip
-    return {"finals": [row], "final_class_metrics": per_class}
+    subgroups = [{"search": search, "trial_id": trial["trial_id"], "seed": final.seed, **r}
+                 for r in final.subgroups]  # fmt: skip
+    return {"finals": [row], "final_class_metrics": per_class, "final_subgroups": subgroups}
 
 
 def model_card(final: FinalModel, exported: ExportedModel) -> str:
@@ -251,6 +296,8 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
         f"- Data: fingerprint {exported.provenance['data_fingerprint'][:16]}; test split "
         f"fingerprint {exported.provenance['test_fingerprint'][:16]} ({f.count} patients, "
         "never used by the search).",
+        "- Split: {train} training, {val} validation, {test} test patients (by patient, "
+        "stratified by class).".format(**exported.provenance.get("split", {})),
         "",
         f"## Test figures ({f.count} patients; 95 % bootstrap intervals over patients, "
         f"{f.bootstrap} resamples)",
@@ -267,10 +314,23 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
         "",
         f"With {f.count} test patients the intervals are wide: read them before the values.",
         "",
+        *_card_cam_lines(final.cams),
+        "",
         f"Versions: {json.dumps(exported.provenance.get('libraries', {}), sort_keys=True)}; "
         f"git {exported.provenance.get('git_revision')}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _card_cam_lines(cams: CamFindings) -> list[str]:
+    if cams.match_rate is None:
+        return ["Grad-CAM territory check: no ground truth of defect territories.", ""]
+    return [
+        f"Grad-CAM territory check (synthetic ground truth, {cams.match_patients} patients "
+        f"with a defect): the hottest territory is the defect's in {cams.match_rate:.0%}; "
+        f"always naming the most common territory gives {cams.match_baseline:.0%}.",
+        "",
+    ]
 
 
 def _one_line(final: FinalModel) -> str:

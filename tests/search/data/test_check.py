@@ -266,3 +266,31 @@ def test_fingerprint_follows_data_not_row_order_or_metadata(manifest, edit_manif
 def test_missing_manifest(tmp_path: Path):
     report = check_dataset(tmp_path / "absent.csv")
     assert [p.message for p in report.errors] == ["manifest file not found"]
+
+
+# -- labels made optional: a manifest of new patients to predict
+
+
+def test_optional_labels_accept_a_manifest_without_a_label_column(edit_manifest):
+    path = edit_manifest(lambda rows: [row.pop(3) for row in rows])
+    report = check_dataset(path, require_labels=False, splittable=False)
+    assert report.ok, [str(p) for p in report.problems]
+    assert all(p.label is None for p in report.dataset.patients)
+    assert report.dataset.metadata_columns == ("sex",)
+    assert report.dataset.to_frame()["label_name"].isna().all()
+
+
+def test_optional_labels_accept_empty_cells_and_keep_the_others(edit_manifest):
+    path = edit_manifest(lambda rows: rows[3].__setitem__(3, ""))
+    assert errors_at(check_dataset(path), row=4, field="label") == [
+        "empty label; expected a class name or index of class set 'triad': Infarction (0), "
+        "Ischemia (1), Normal (2) (choose another with --classes)"
+    ]  # labels are required by default
+    dataset = load_dataset(path, require_labels=False, splittable=False)
+    assert dataset.labels["P003"] is None and dataset.labels["P001"] == 0
+
+
+def test_optional_labels_still_refuse_an_unknown_label(edit_manifest):
+    path = edit_manifest(lambda rows: rows[4].__setitem__(3, "Infraction"))
+    report = check_dataset(path, require_labels=False, splittable=False)
+    assert "unknown label 'Infraction'" in only_error(report, row=5, field="label")

@@ -266,7 +266,9 @@ def test_cam_panel_has_one_overlaid_map_per_view_and_the_decision_in_its_title()
     figure = cam_panel_figure(
         polar_maps, cams, ["rest", "stress"], "Ischemia", 0.873, truth="Normal", patient="P007"
     )
-    image_axes = [ax for ax in figure.axes if ax.get_images()]
+    plain = [ax for ax in figure.axes if len(ax.get_images()) == 1]
+    assert [ax.get_title() for ax in plain] == ["rest map", "stress map"]  # the map alone
+    image_axes = [ax for ax in figure.axes if len(ax.get_images()) == 2]
     assert [ax.get_title() for ax in image_axes] == ["rest", "stress"]
     for ax in image_axes:
         _map, overlay = ax.get_images()

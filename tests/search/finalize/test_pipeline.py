@@ -13,7 +13,7 @@ import torch
 from results import load_table, load_trials
 from search.cli import main
 from search.finalize.export import load_model, predict_probabilities
-from search.finalize.pipeline import FinalizeSettings, finalize, held_out_tensors, load_search
+from search.finalize.pipeline import FinalizeSettings, finalize, held_out_patients, load_search
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,8 @@ def test_a_finalized_model_reloads_and_predicts_its_test_probabilities(finished_
     from search.tuning.prepare import check_search, prepare_search
 
     prepared = prepare_search(search_settings, check_search(search_settings))
-    ids, x, _ = held_out_tensors(prepared.data, config.backbone, config.views)
+    patients = held_out_patients(prepared, config.backbone, config.views)
+    ids, x = patients.ids, patients.x
     assert ids == final.test_ids and len(ids) == final.figures.count
     assert set(ids) == set(prepared.split.test) and ids  # the held-out split, nothing else
     again = predict_probabilities(model, x).numpy()

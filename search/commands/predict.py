@@ -1,0 +1,135 @@
+"""`polarmap predict` and `polarmap evaluate`: an exported model on new patients (class
+probabilities as CSV) or on a labelled external set (the test figures with intervals)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from search.commands.options import UsageError, add_cache_option
+from search.data import DEFAULT_MIN_SIZE
+
+__all__ = ["register"]
+
+MANIFEST_HELP = (
+    "manifest CSV: patient_id, one <view>_path column per view of the model (paths "
+    "relative to the manifest's folder), label, metadata..."
+)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="class probabilities of an exported model for new patients, as CSV",
+        description="Check the manifest against the model (its views must include the "
+        "model's; labels are optional, but a label given must be one of the model's "
+        "classes), listing every problem before any compute; clean the exports at the "
+        "model's input size through the map cache; write one row per patient, in manifest "
+        "order: patient_id, label (when the manifest has labels), predicted, "
+        "probability_<class> per class. A binary model calls class 1 from its threshold.",
+    )
+    _add_common(predict)
+    predict.add_argument(
+        "--out", type=Path, default=Path("predictions.csv"),
+        help="CSV to write (default predictions.csv in the current folder)",
+    )  # fmt: skip
+    predict.set_defaults(func=run_predict, parser=predict)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="test figures of an exported model on a labelled external set",
+        description="As predict, but every patient must carry a label of the model's "
+        "classes. Prints accuracy, balanced accuracy, sensitivity, specificity, precision, "
+        "F1 and ROC AUC (macro with bootstrap 95 %% intervals over patients, and per "
+        "class), the confusion matrix, the expected calibration error and the patient "
+        "count; writes OUT/predictions.csv, OUT/figures.json and ROC, calibration and "
+        "confusion plots.",
+    )
+    _add_common(evaluate)
+    evaluate.add_argument(
+        "--out", type=Path, default=Path("evaluation"),
+        help="folder to write predictions.csv, figures.json and the plots into "
+        "(default ./evaluation)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000; 0: none)"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    evaluate.set_defaults(func=run_evaluate, parser=evaluate)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL_DIR", type=Path,
+                        help="a model folder written by polarmap finalize")  # fmt: skip
+    parser.add_argument("manifest", metavar="MANIFEST", type=Path, help=MANIFEST_HELP)
+    add_cache_option(parser)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="cleaning processes (default: one per core)"
+    )
+    parser.add_argument(
+        "--min-size", type=int, default=DEFAULT_MIN_SIZE,
+        help=f"smallest accepted image side in pixels (default {DEFAULT_MIN_SIZE})",
+    )  # fmt: skip
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from search.finalize.external import predict_manifest, write_predictions
+
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out}: a folder; give the CSV file to write")
+    model, exported, dataset = _checked(args, require_labels=False)
+    predictions = predict_manifest(model, exported, dataset, args.cache, args.workers)
+    write_predictions(args.out, predictions)
+    labelled = "" if predictions.labels is None else ", with their labels"
+    print(f"wrote {args.out}: {len(predictions)} patients{labelled}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from search.files import write_json_atomic
+    from search.finalize.external import (
+        evaluate_manifest,
+        evaluation_record,
+        evaluation_table,
+        predict_manifest,
+        write_predictions,
+    )
+    from search.finalize.plots import save_evaluation_plots
+
+    if args.bootstrap < 0:
+        raise UsageError(f"--bootstrap {args.bootstrap}: expected 0 or more resamples")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: a file; give the folder to write into")
+    model, exported, dataset = _checked(args, require_labels=True)
+    predictions = predict_manifest(model, exported, dataset, args.cache, args.workers)
+    figures = evaluate_manifest(predictions, args.bootstrap, args.seed)
+    print(f"{args.model} on {args.manifest}")
+    print(evaluation_table(figures))
+    written = [
+        write_predictions(args.out / "predictions.csv", predictions),
+        write_json_atomic(
+            args.out / "figures.json", evaluation_record(figures, args.model, dataset, args.seed)
+        ),
+        *save_evaluation_plots(figures, args.out),
+    ]
+    print(f"wrote {', '.join(p.name for p in written)} in {args.out}")
+    return 0
+
+
+def _checked(args: argparse.Namespace, require_labels: bool):
+    """The model, what its folder says of it, and the manifest checked against it; every
+    problem a usage error (exit status 2) before any compute."""
+    from search.finalize.export import load_model
+    from search.finalize.external import ManifestProblems, load_manifest_for_model
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: expected at least 1")
+    try:
+        model, exported = load_model(args.model)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:  # not a model folder
+        raise UsageError(f"MODEL_DIR {args.model}: {exc}") from exc
+    try:
+        dataset = load_manifest_for_model(args.manifest, exported, require_labels, args.min_size)
+    except ManifestProblems as exc:
+        raise UsageError(str(exc)) from exc
+    return model, exported, dataset

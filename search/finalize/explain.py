@@ -1,0 +1,191 @@
+"""Where a finalized model looked: Grad-CAMs of every test patient and view, summarized on
+the AHA 17-segment model, checked against the synthetic ground truth where there is one,
+and drawn for the reader.
+
+Two CAMs answer two questions. The panels show the CAM of the *predicted* class (what the
+model argued for, as in the seeds' figures); the territory check uses the CAM of the
+*true* disease class, so a missed defect still counts: does the model's evidence for the
+disease lie in the diseased territory?
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from results.plots import save_png
+from search.files import write_atomic, write_json_atomic
+from search.finalize.cams import grad_cams
+from search.finalize.overlays import cam_panel_figure
+from search.finalize.segments import (
+    TERRITORY_NAMES,
+    bullseye_figure,
+    hottest_territory,
+    segment_means,
+    territory_match,
+    territory_means,
+)
+from trainables.model import PolarMapNet
+
+__all__ = ["CamFindings", "TestPatients", "explain_model", "read_defect_territories"]
+
+SEGMENT_COLUMNS = [f"segment_{s}" for s in range(1, 18)]
+
+
+@dataclass(frozen=True)
+class TestPatients:
+    """The held-out patients as a model sees them and as a reader sees them."""
+
+    ids: tuple[str, ...]
+    x: torch.Tensor  # (N, V, 3, H, W), normalized for the backbone
+    maps: np.ndarray  # (N, V, H, W, 3) uint8 cleaned maps (no burned-in text)
+    labels: np.ndarray  # (N,) class indices
+    views: tuple[str, ...]
+    territories: dict[str, str] = field(default_factory=dict)  # id -> true defect territory
+
+
+@dataclass
+class CamFindings:
+    """What the CAMs of one model say, with the files they were drawn into."""
+
+    segments: pd.DataFrame  # patient, view, target, explains, segment_1..17
+    bullseyes: dict[str, np.ndarray]  # predicted class -> mean CAM per segment (17,)
+    bullseye_counts: dict[str, int]
+    territories: pd.DataFrame  # patient, true/hottest territory, LAD/RCA/LCx means, match
+    match_rate: float | None  # hottest territory == true defect territory
+    match_baseline: float | None  # always the most common defect territory
+    match_patients: int
+    panels: dict[str, Path]  # patient -> overlay panel PNG
+    misclassified: tuple[str, ...]
+    bullseye_files: dict[str, Path]
+
+
+def read_defect_territories(truth_folder: Path, ids: tuple[str, ...]) -> dict[str, str]:
+    """Each patient's true defect territory from `truth/<patient>.json` sidecars (written by
+    `polarmap data synth`); patients without a sidecar or a defect are left out."""
+    territories = {}
+    for pid in ids:
+        path = truth_folder / f"{pid}.json"
+        if not path.is_file():
+            continue
+        try:
+            defect = json.loads(path.read_text()).get("defect") or {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        if defect.get("territory") in TERRITORY_NAMES:
+            territories[pid] = defect["territory"]
+    return territories
+
+
+def explain_model(
+    model: PolarMapNet,
+    patients: TestPatients,
+    probabilities: np.ndarray,
+    predicted: np.ndarray,
+    class_names: tuple[str, ...],
+    folder: Path,
+    panels: bool = True,
+) -> CamFindings:
+    """CAMs of every test patient and view, their 17-segment means, per-class bullseyes,
+    the territory check and (with `panels`) one overlay panel per patient; files go under
+    `folder` (segments.csv, territories.csv, cams.json, bullseye-<class>.png,
+    panels/<patient>.jpg)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids, views = patients.ids, patients.views
+    cams = grad_cams(model, patients.x, targets=predicted)  # (N, V, H, W)
+    per_view = segment_means(cams.reshape(-1, *cams.shape[2:])).reshape(len(ids), len(views), 17)
+    segments = _segment_frame(ids, views, per_view, predicted, class_names, "predicted")
+
+    mean_over_views = per_view.mean(axis=1)
+    bullseyes, counts, bullseye_files = {}, {}, {}
+    for c, name in enumerate(class_names):
+        chosen = predicted == c
+        counts[name] = int(chosen.sum())
+        if chosen.any():
+            bullseyes[name] = mean_over_views[chosen].mean(axis=0)
+            title = f"mean Grad-CAM, predicted {name} ({counts[name]} patients)"
+            bullseye_files[name] = save_png(
+                bullseye_figure(bullseyes[name], title=title), folder / f"bullseye-{name}.png"
+            )
+
+    territories, rate, baseline = _territory_check(model, patients, predicted, class_names)
+    misclassified = tuple(pid for pid, p, y in zip(ids, predicted, patients.labels, strict=True)
+                          if p != y)  # fmt: skip
+    drawn = {}
+    if panels:
+        for i, pid in enumerate(ids):
+            truth = class_names[patients.labels[i]]
+            figure = cam_panel_figure(
+                patients.maps[i], cams[i], views, class_names[predicted[i]],
+                float(probabilities[i, predicted[i]]), truth=truth, patient=pid,
+            )  # fmt: skip
+            drawn[pid] = _save_jpeg(figure, folder / "panels" / f"{pid}.jpg")
+
+    write_atomic(folder / "segments.csv", segments.to_csv(index=False))
+    write_atomic(folder / "territories.csv", territories.to_csv(index=False))
+    write_json_atomic(
+        folder / "cams.json",
+        {"explains": "predicted class (panels, bullseyes); true class (territory check)",
+         "territory_match_rate": rate, "territory_match_baseline": baseline,
+         "territory_patients": len(territories),
+         "bullseyes": {k: v.round(4).tolist() for k, v in bullseyes.items()},
+         "bullseye_patients": counts, "misclassified": list(misclassified)},
+    )  # fmt: skip
+    return CamFindings(
+        segments, bullseyes, counts, territories, rate, baseline, len(territories), drawn,
+        misclassified, bullseye_files,
+    )  # fmt: skip
+
+
+def _save_jpeg(figure, path: Path) -> Path:
+    """Panels are photographs of maps: JPEG keeps a gallery of dozens in a few MB."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="jpeg", dpi=80, pil_kwargs={"quality": 82})
+    return write_atomic(path, buffer.getvalue())
+
+
+def _territory_check(model, patients: TestPatients, predicted, class_names):
+    """Per diseased patient with a known territory: the true class's CAM, its territory
+    means (views averaged) and whether the hottest is the true one."""
+    known = [i for i, pid in enumerate(patients.ids) if pid in patients.territories]
+    columns = ["patient", "true_class", "predicted", "true_territory", *TERRITORY_NAMES,
+               "hottest_territory", "match"]  # fmt: skip
+    if not known:
+        return pd.DataFrame(columns=columns), None, None
+    targets = patients.labels[known]
+    cams = grad_cams(model, patients.x[known], targets=targets)
+    values = segment_means(cams.reshape(-1, *cams.shape[2:])).reshape(len(known), -1, 17)
+    means = territory_means(values.mean(axis=1))
+    hottest = hottest_territory(means)
+    truth = [patients.territories[patients.ids[i]] for i in known]
+    rate, baseline = territory_match(list(hottest), truth)
+    frame = pd.DataFrame(
+        {
+            "patient": [patients.ids[i] for i in known],
+            "true_class": [class_names[t] for t in targets],
+            "predicted": [class_names[predicted[i]] for i in known],
+            "true_territory": truth,
+            **{name: means[:, k].round(4) for k, name in enumerate(TERRITORY_NAMES)},
+            "hottest_territory": hottest,
+            "match": [h == t for h, t in zip(hottest, truth, strict=True)],
+        }
+    )
+    return frame[columns], rate, baseline
+
+
+def _segment_frame(ids, views, per_view, targets, class_names, explains) -> pd.DataFrame:
+    rows = []
+    for i, pid in enumerate(ids):
+        for v, view in enumerate(views):
+            rows.append(
+                {"patient": pid, "view": view, "target": class_names[targets[i]],
+                 "explains": explains, **dict(zip(SEGMENT_COLUMNS, per_view[i, v].round(4),
+                                                  strict=True))}
+            )  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,319 @@
+"""The finalize report: one self-contained HTML file (every image embedded, no script, no
+network) that a reader opens from disk. It shows the test figures with their intervals,
+the search's learning curves, ROC and calibration curves, confusion matrices, the CAM
+bullseyes and galleries and the model cards. The maps shown are the cleaned ones, so no
+text burned into the raw exports appears."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from results.plots import learning_curves_figure
+from results.read import learning_curves
+from search.files import write_atomic
+from search.finalize.segments import TERRITORY_NAMES
+from search.finalize.tables import TABLE_METRICS, backbone_mode_table, over_seeds
+from search.provenance import provenance
+from trainables.metrics import METRICS
+
+__all__ = ["REPORT_FILE", "write_report"]
+
+REPORT_FILE = "report.html"
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 1180px; padding: 0 1.5rem; color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; }
+h3 { margin-top: 1.8rem; }
+.warning { background: #fff4e5; border-left: 4px solid #e8a33d; padding: 0.6rem 1rem; }
+.muted { color: #666; font-size: 0.9rem; }
+table { border-collapse: collapse; margin: 0.6rem 0 1rem; font-size: 0.88rem; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.55rem; text-align: right;
+         white-space: nowrap; }
+table.facts td { text-align: left; white-space: normal; }
+th { background: #f3f4f6; }
+td:first-child, th:first-child { text-align: left; }
+.figures { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+.figures figure { margin: 0; }
+figcaption { font-size: 0.85rem; color: #555; max-width: 460px; }
+img { max-width: 100%; height: auto; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+           gap: 0.8rem; }
+.gallery img { border: 1px solid #ddd; }
+.card { white-space: pre-wrap; background: #f8f8f8; border: 1px solid #ddd;
+        padding: 0.8rem; font-size: 0.82rem; }
+details summary { cursor: pointer; font-weight: 600; margin: 0.6rem 0; }
+nav ul { columns: 2; }
+"""
+
+
+def write_report(
+    out: Path,
+    search: str,
+    finals: Sequence,
+    results: str,
+    search_row: dict,
+) -> Path:
+    """Write `out/report.html` for the finalized models `finals` (FinalModel) of `search`,
+    whose tables are under `results`; returns its path."""
+    frame = pd.DataFrame([_finals_row(f) for f in finals])
+    summary = over_seeds(frame)
+    winners = _group_by_winner(finals)
+    parts = [
+        f"<h1>polarmap-search: finalized models of search {_e(search)}</h1>",
+        '<p class="warning"><strong>Research use only; not for diagnosis or any clinical '
+        "decision.</strong> Every figure below comes from one held-out test split that the "
+        "search never read.</p>",
+        _provenance_block(search_row, finals),
+        _contents(winners),
+        "<h2 id='table'>Test figures, backbone x mode</h2>",
+        f"<p>Mean ± standard deviation over seeds of the retrained winners, on "
+        f"{_e(summary['test_patients'].iloc[0] if len(summary) else 0)} test patients "
+        "(macro averages over classes). Each seed's 95 % bootstrap intervals are in its "
+        "winner's section: with this few patients they are wide.</p>",
+        _table(backbone_mode_table(summary)),
+    ]
+    for key, models in winners.items():
+        parts.append(_winner_section(key, models, results))
+    body = "\n".join(parts)
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>polarmap-search report: {_e(search)}</title>"
+        f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
+    return write_atomic(out / REPORT_FILE, page)
+
+
+def _finals_row(final) -> dict:
+    f = final.figures
+    row = {"search": final.trial["search"], "trial_id": final.trial["trial_id"],
+           "backbone": final.trial["backbone"], "mode": final.trial["mode"],
+           "seed": final.seed, "test_patients": f.count, "test_ece": f.ece}  # fmt: skip
+    for metric in METRICS:
+        low, high = f.intervals.get(metric, (float("nan"), float("nan")))
+        row.update({f"test_{metric}": f.macro[metric], f"test_{metric}_low": low,
+                    f"test_{metric}_high": high})  # fmt: skip
+    return row
+
+
+def _group_by_winner(finals: Sequence) -> dict[tuple[str, str, str], list]:
+    winners: dict[tuple[str, str, str], list] = {}
+    for final in finals:
+        t = final.trial
+        winners.setdefault((t["backbone"], t["mode"], t["trial_id"]), []).append(final)
+    return winners
+
+
+def _provenance_block(row: dict, finals: Sequence) -> str:
+    facts = provenance()
+    libraries = ", ".join(f"{k} {v}" for k, v in sorted(facts["libraries"].items()))
+    first = finals[0].figures if finals else None
+    lines = [
+        ("created", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("data fingerprint", row.get("data_fingerprint") or "n/a"),
+        ("test split fingerprint", row.get("test_fingerprint") or "n/a"),
+        ("test patients", first.count if first else 0),
+        ("classes", ", ".join(first.class_names) if first else ""),
+        ("bootstrap resamples", first.bootstrap if first else 0),
+        ("git revision", facts.get("git_revision") or "n/a"),
+        ("libraries", libraries),
+    ]
+    items = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in lines)
+    return f"<table class='facts muted'>{items}</table>"
+
+
+def _contents(winners: dict) -> str:
+    links = "".join(
+        f"<li><a href='#{_anchor(key)}'>{_e(key[0])} / {_e(key[1])} (trial {_e(key[2])})</a></li>"
+        for key in winners
+    )
+    top = "<li><a href='#table'>Backbone x mode</a></li>"
+    return f"<nav><strong>Contents</strong><ul>{top}{links}</ul></nav>"
+
+
+def _winner_section(key, models: list, results: str) -> str:
+    backbone, mode, trial_id = key
+    first = models[0]
+    parts = [
+        f"<h2 id='{_anchor(key)}'>{_e(backbone)} / {_e(mode)} (trial {_e(trial_id)})</h2>",
+        "<h3>Test figures per seed</h3>",
+        "<p>Value and 95 % bootstrap interval over test patients; ECE: expected "
+        "calibration error.</p>",
+        _table(_seed_table(models)),
+        f"<h3>Per class (seed {first.seed})</h3>",
+        _table(_class_table(first)),
+        "<h3>Curves</h3>",
+        "<div class='figures'>",
+        _learning_curves(results, first),
+        _figure_file(first.plots["roc"], "ROC curves, one class against the rest."),
+        _figure_file(
+            first.plots["calibration"],
+            "Reliability diagram: accuracy against confidence per bin, with the bin's patients.",
+        ),
+        _figure_file(first.plots["confusion"], f"Confusion matrix, seed {first.seed}."),
+        "</div>",
+    ]
+    subgroups = _subgroup_table(models)
+    if subgroups is not None:
+        parts += ["<h3>Subgroups</h3>", "<p>Macro figures within each value of the "
+                  "manifest's metadata columns, mean over seeds. Groups are small.</p>",
+                  _table(subgroups)]  # fmt: skip
+    parts += _cam_parts(models)
+    parts += [
+        "<h3>Model cards</h3>",
+        *(f"<details><summary>seed {m.seed}: {_e(m.folder)}</summary>"
+          f"<div class='card'>{_e((m.folder / 'MODEL_CARD.md').read_text())}</div></details>"
+          for m in models),
+    ]  # fmt: skip
+    return "\n".join(parts)
+
+
+def _seed_table(models: list) -> pd.DataFrame:
+    rows = []
+    for m in models:
+        f = m.figures
+        row = {"seed": m.seed, "patients": f.count,
+               "threshold": "argmax" if f.threshold is None else f"{f.threshold:.3f}"}  # fmt: skip
+        for metric in TABLE_METRICS:
+            row[metric.replace("_", " ")] = _with_interval(f.macro[metric], f.intervals.get(metric))
+        row["ECE"] = f"{f.ece:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _class_table(final) -> pd.DataFrame:
+    f = final.figures
+    rows = []
+    for c, name in enumerate(f.class_names):
+        row = {"class": name, "patients": sum(f.confusion[c])}
+        for metric, values in f.per_class.items():
+            interval = f.intervals.get(f"{metric}/{name}")
+            row[metric.replace("_", " ")] = _with_interval(values[c], interval)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _subgroup_table(models: list) -> pd.DataFrame | None:
+    rows = [r for m in models for r in m.subgroups]
+    if not rows:
+        return None
+    long = pd.DataFrame(rows)
+    keys = ["attribute", "group", "patients", "metric"]
+    wide = long.groupby(keys, sort=False)["value"].mean().unstack("metric")
+    wide = wide.reindex(columns=list(TABLE_METRICS)).reset_index()
+    wide.columns = [str(c).replace("_", " ") for c in wide.columns]
+    return wide.round(3)
+
+
+def _cam_parts(models: list) -> list[str]:
+    first = models[0]
+    cams = first.cams
+    parts = [
+        "<h3>Where the model looked (Grad-CAM)</h3>",
+        "<p>Grad-CAM at the backbone's last feature stage. Bullseyes: the mean CAM per AHA "
+        "segment of the patients predicted as each class (views averaged), anterior at "
+        f"the top, septal on the left (seed {first.seed}).</p>",
+        "<div class='figures'>",
+        *(_figure_file(path, f"Predicted {name}: {cams.bullseye_counts[name]} patients.")
+          for name, path in cams.bullseye_files.items()),
+        "</div>",
+    ]  # fmt: skip
+    rates = [(m.seed, m.cams.match_rate, m.cams.match_baseline, m.cams.match_patients)
+             for m in models if m.cams.match_rate is not None]  # fmt: skip
+    if rates:
+        listed = "; ".join(f"seed {s}: {r:.0%} (baseline {b:.0%}, {n} patients)"
+                           for s, r, b, n in rates)  # fmt: skip
+        parts += [
+            "<p><strong>Territory check on the synthetic ground truth.</strong> For test "
+            "patients with a defect, the CAM of the true class, averaged per territory "
+            f"({', '.join(TERRITORY_NAMES)}; means, not sums: LAD has 7 segments, the others "
+            "5). How often its hottest territory is the defect's, next to always answering "
+            f"the most common defect territory: {_e(listed)}.</p>",
+            f"<details><summary>Territory means per patient (seed {first.seed})</summary>"
+            f"{_table(cams.territories)}</details>",
+        ]
+    else:
+        parts.append("<p>No ground truth of defect territories (truth/*.json) for these "
+                     "patients: no territory check.</p>")  # fmt: skip
+    wrong = [pid for pid in cams.misclassified if pid in cams.panels]
+    parts.append(f"<h3>Misclassified test patients ({len(cams.misclassified)} of "
+                 f"{first.figures.count}, seed {first.seed})</h3>")  # fmt: skip
+    parts.append(_gallery([cams.panels[p] for p in wrong]) if wrong else "<p>None.</p>")
+    parts += [
+        f"<details><summary>Every test patient ({len(cams.panels)}): cleaned maps and their "
+        "Grad-CAM of the predicted class</summary>",
+        _gallery(list(cams.panels.values())),
+        "</details>",
+    ]
+    return parts
+
+
+def _learning_curves(results: str, final) -> str:
+    trial = final.trial
+    try:
+        curves = learning_curves(results, trial["trial_id"], trial["search"])
+    except LookupError:
+        return "<p>No epochs recorded for this trial.</p>"
+    best = trial.get("best_epoch")
+    figure = learning_curves_figure(
+        curves, f"search trial {trial['trial_id']}: learning curves",
+        None if pd.isna(best) else int(best),
+    )  # fmt: skip
+    return _figure_bytes(_png(figure), "The search's trial: accuracy and loss per epoch, "
+                         "the epoch kept dashed.", width=720)  # fmt: skip
+
+
+def _gallery(paths: list[Path]) -> str:
+    images = "".join(
+        f"<img src='{_data_uri(p.read_bytes(), p.suffix)}' alt='{_e(p.stem)}'>" for p in paths
+    )
+    return f"<div class='gallery'>{images}</div>"
+
+
+def _figure_file(path: Path, caption: str) -> str:
+    return _figure_bytes(Path(path).read_bytes(), caption)
+
+
+def _figure_bytes(data: bytes, caption: str, width: int = 420) -> str:
+    return (f"<figure><img src='{_data_uri(data)}' width='{width}' alt='{_e(caption)}'>"
+            f"<figcaption>{_e(caption)}</figcaption></figure>")  # fmt: skip
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def _data_uri(data: bytes, suffix: str = ".png") -> str:
+    kind = "jpeg" if suffix.lower() in (".jpg", ".jpeg") else "png"
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
+
+
+def _with_interval(value: float, interval: tuple[float, float] | None) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    if not interval:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, na_rep="n/a", escape=True)
+
+
+def _anchor(key: tuple[str, ...]) -> str:
+    return "winner-" + "-".join("".join(ch if ch.isalnum() else "-" for ch in k) for k in key)
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
