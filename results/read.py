@@ -30,6 +30,7 @@ _ORDER = {
     "class_metrics": ["search", "trial_id", "epoch", "class", "metric"],
     "finals": ["search", "trial_id", "seed"],
     "final_class_metrics": ["search", "trial_id", "seed", "class", "metric"],
+    "final_subgroups": ["search", "trial_id", "seed", "attribute", "group", "metric"],
 }
 
 

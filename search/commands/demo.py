@@ -3,7 +3,8 @@
 So far the main job is: generate the synthetic exports, check them, clean them into the
 map cache (with a preview to look at), split them by patient and record the split, then
 search the `demo` space, print the leaderboard and the best trial's learning curves read
-from the result tables, and draw both. The finalists join this command as they land.
+from the result tables, and draw both; then finalize the winners (retrain per seed, test
+once on the held-out split, export, CAMs) and write the HTML report.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "in the first seed's 65/18/4 proportions), check them, clean them into the map "
         "cache at the demo backbone's input size, draw a preview, split them 70/15/15 by "
         "patient and record the split, then search the demo space on Ray Tune (started "
-        "here) and print the leaderboard.",
+        "here), print the leaderboard, finalize the winners and write the report.",
     )
     demo.add_argument(
         "--out", type=Path, default=Path("demo-run"), help="output folder (default demo-run)"
@@ -54,6 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--samples", type=int, default=None, help="trials per pair (default: the demo space's)"
     )
+    demo.add_argument("--seeds", type=int, default=3, help="seeds per finalized winner (default 3)")
     demo.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
     demo.set_defaults(func=run_demo)
 
@@ -106,10 +108,20 @@ def run_demo(args: argparse.Namespace) -> int:
     show_results(results_root(settings), settings.name, plots=out / "plots")
     print(f"experiment: {experiment_path(settings)}")
 
+    print("\n6. Finalizing: the best trial of each backbone and mode, retrained per seed and "
+          "tested once on the held-out split")  # fmt: skip
+    from search.finalize.pipeline import FinalizeSettings, finalize
+    from search.finalize.report import REPORT_FILE
+
+    finals_folder = out / "finals"
+    finalize(FinalizeSettings(results=results_root(settings), search=settings.name,
+                              seeds=args.seeds, cache=args.cache, out=finals_folder))  # fmt: skip
+    report = (finals_folder / REPORT_FILE).resolve()
     print(
         f"\nDone in {time.perf_counter() - started:.0f} s: synthetic exports made, checked, "
-        f"cleaned into {cleaned.cache}, split, searched, and every trial written to the "
-        f"result tables in {results_root(settings)}, plots in {out / 'plots'}. Not built yet, "
-        "so not run: finalists."
+        f"cleaned into {cleaned.cache}, split, searched, every trial written to the result "
+        f"tables in {results_root(settings)}, plots in {out / 'plots'}, the winners "
+        f"retrained, tested and exported in {finals_folder}.\n"
+        f"Report (open it in a browser): {report}"
     )
     return 0

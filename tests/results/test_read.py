@@ -100,3 +100,12 @@ def test_pandas_pyarrow_duckdb_and_polars_read_the_same_rows(finished_search):
         mine = frame.sort_values(keys)[[*keys, "val_loss"]].reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, reference, check_dtype=False)
     assert len(reference) == by_polars.height == by_arrow.num_rows > 0
+
+
+def test_every_table_reads_in_a_stable_order():
+    from results.read import _ORDER
+
+    for table, columns in _ORDER.items():
+        names = [name for name, _ in TABLES[table]]
+        assert set(columns) <= set(names), table
+    assert set(_ORDER) == set(TABLES)

@@ -102,18 +102,22 @@ def test_split_refuses_bad_data_before_splitting(edit_manifest, tmp_path, capsys
 
 @pytest.mark.slow
 def test_demo_runs_the_main_job(tmp_path, capsys):
-    """`make demo` as a user runs it: synthetic exports, check, clean, preview, split, and
-    the search with its leaderboard (fewer trials per pair than `make demo`)."""
+    """`make demo` as a user runs it: synthetic exports, check, clean, preview, split, the
+    search with its leaderboard, and finalize with its report (fewer trials per pair and
+    seeds than `make demo`)."""
     cache = tmp_path / "cache"
     args = ["demo", "--out", str(tmp_path / "run"), "--cache", str(cache), "--quiet"]
-    assert main([*args, "--samples", "2"]) == 0
+    assert main([*args, "--samples", "2", "--seeds", "1"]) == 0
     record = json.loads((tmp_path / "run" / "split.json").read_text())
     assert len(record["patients"]["test"]) == 1 + 5 + 18  # 15 % of 7, 33 and 120
     assert (tmp_path / "run" / "data" / "truth" / "SYN0001.json").exists()
     assert len(list(cache.rglob("*.npy"))) == 320
     assert Image.open(tmp_path / "run" / "preview.png").size[1] > 6 * 256
     out = capsys.readouterr().out
-    assert "Infarction 7, Ischemia 33, Normal 120" in out and "Not built yet" in out
+    assert "Infarction 7, Ischemia 33, Normal 120" in out
+    report = tmp_path / "run" / "finals" / "report.html"
+    assert out.rstrip().endswith(f"Report (open it in a browser): {report.resolve()}")
+    assert report.stat().st_size > 0 and out.count("test balanced accuracy") == 4  # 4 winners
     board = out[out.index("leaderboard") :]
     for pair in ("test_resnet/stress", "test_resnet/dual", "test_efficientnet/dual"):
         assert pair in board

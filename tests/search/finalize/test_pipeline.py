@@ -83,8 +83,34 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
         assert sum(map(sum, json.loads(row["confusion"]))) == row["test_patients"] == test_count
     per_class = load_table(finished_search.results, "final_class_metrics", "my-search")
     assert len(per_class) == 4 * 3 * 5  # models x classes x metrics
+    subgroups = load_table(finished_search.results, "final_subgroups", "my-search")
+    for _, model in subgroups[subgroups["metric"] == "accuracy"].groupby(["trial_id", "seed"]):
+        assert set(model["attribute"]) == {"sex"} and set(model["group"]) <= {"F", "M"}
+        assert model["patients"].sum() == test_count  # every test patient in one group
     assert main([*args, "--bootstrap", "40", "--out", str(out)]) == 0  # again: replaced
     assert len(load_table(finished_search.results, "finals", "my-search")) == 4
+    assert printed.rstrip().endswith(f"report: {out / 'report.html'}")
+
+
+def test_the_report_is_one_self_contained_page(finished_search, tmp_path):
+    import re
+
+    finals = finalize(settings(finished_search, tmp_path, top=None, seeds=2), say=lambda _: None)
+    page = (tmp_path / "finals" / "report.html").read_text()
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    sources = re.findall(r"<img src='([^']*)'", page)
+    assert sources and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
+                           for s in sources)  # fmt: skip
+    assert "<link" not in page and "url(" not in page  # no stylesheet or font fetched
+    winners = {(f.trial["backbone"], f.trial["mode"]) for f in finals}
+    assert page.count("<h2 id='winner-") == len(winners) == 2  # backbone x mode
+    for backbone, mode in winners:
+        assert f"{backbone} / {mode}" in page
+    assert page.count("Not for diagnosis") == 2 * len(winners)  # each seed's model card
+    test_ids = finals[0].test_ids
+    panels = [src for src in sources if src.startswith("data:image/jpeg")]
+    assert len(panels) >= len(winners) * len(test_ids)  # every test patient, each winner
+    assert "no territory check" in page  # this data set has no ground-truth sidecars
 
 
 def test_a_changed_data_set_is_refused_before_any_training(finished_search, tmp_path, capsys):
