@@ -3,7 +3,8 @@
 Plain numpy, so an epoch's evaluation costs microseconds and needs no scikit-learn import;
 the tests check every figure against scikit-learn. Where a figure is undefined (a class
 never predicted, or absent from the labels) it follows scikit-learn: precision, recall and
-F1 are 0; a one-vs-rest AUC is NaN and left out of the macro mean.
+F1 are 0; a one-vs-rest AUC is NaN and left out of the macro mean. Macro means run over
+the classes in the labels or the predictions, as scikit-learn's do.
 """
 
 from __future__ import annotations
@@ -68,9 +69,15 @@ def classification_metrics(
         # scikit-learn's balanced accuracy: mean recall over the classes present
         "balanced_accuracy": float(sensitivity[present].mean()) if present.any() else 0.0,
     }
+    # As scikit-learn's macro average: over the classes that occur in the labels or the
+    # predictions, so a class absent from a small set (or a bootstrap resample) does not
+    # count as a 0.
+    counted = present | (predicted > 0)
+    for name in ("sensitivity", "specificity", "precision", "f1"):
+        macro[name] = float(per_class[name][counted].mean()) if counted.any() else 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN AUC: no class to rank
-        macro.update({name: float(np.nanmean(values)) for name, values in per_class.items()})
+        macro["roc_auc"] = float(np.nanmean(per_class["roc_auc"]))
     return macro, per_class
 
 

@@ -139,10 +139,14 @@ def _bootstrap(labels, probabilities, threshold, class_names, resamples, seed):
         macro, per_class = classification_metrics(y, p, predict_classes(p, threshold))
         for name, value in macro.items():
             draws.setdefault(name, []).append(value)
-        present = np.bincount(y, minlength=len(class_names)) > 0
+        counts = np.bincount(y, minlength=len(class_names))
+        called = np.bincount(predict_classes(p, threshold), minlength=len(class_names))
+        # Where a class's figure is 0/0 in this resample, it is left out, not counted as 0.
+        defined = {"specificity": counts < len(y), "precision": called > 0}
+        present = counts > 0
         for name in PER_CLASS_METRICS:
             for c, cls in enumerate(class_names):
-                if present[c] or name in ("specificity", "precision"):
+                if defined.get(name, present)[c]:
                     draws.setdefault(f"{name}/{cls}", []).append(per_class[name][c])
     intervals = {}
     for name, values in draws.items():

@@ -30,16 +30,16 @@ REPORT_FILE = "report.html"
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-       max-width: 1180px; padding: 0 1.5rem; color: #1d1d1f; line-height: 1.45; }
+       max-width: 1320px; padding: 0 1.5rem; color: #1d1d1f; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
 h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; }
 h3 { margin-top: 1.8rem; }
 .warning { background: #fff4e5; border-left: 4px solid #e8a33d; padding: 0.6rem 1rem; }
 .muted { color: #666; font-size: 0.9rem; }
-table { border-collapse: collapse; margin: 0.6rem 0 1rem; font-size: 0.88rem; }
-th, td { border: 1px solid #ddd; padding: 0.25rem 0.55rem; text-align: right;
-         white-space: nowrap; }
-table.facts td { text-align: left; white-space: normal; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.6rem 0 1rem; font-size: 0.84rem; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.55rem; text-align: right; }
+table.facts td { text-align: left; }
 th { background: #f3f4f6; }
 td:first-child, th:first-child { text-align: left; }
 .figures { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
@@ -79,8 +79,10 @@ def write_report(
         f"<p>Mean ± standard deviation over seeds of the retrained winners, on "
         f"{_e(summary['test_patients'].iloc[0] if len(summary) else 0)} test patients "
         "(macro averages over classes). Each seed's 95 % bootstrap intervals are in its "
-        "winner's section: with this few patients they are wide.</p>",
-        _table(backbone_mode_table(summary)),
+        "winner's section: with this few patients they are wide. CAM territory match: how "
+        "often the Grad-CAM's hottest territory is the synthetic defect's, against always "
+        "answering the most common territory (the baseline).</p>",
+        _table(_with_territory_check(backbone_mode_table(summary), finals)),
     ]
     for key, models in winners.items():
         parts.append(_winner_section(key, models, results))
@@ -91,6 +93,24 @@ def write_report(
         f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )
     return write_atomic(out / REPORT_FILE, page)
+
+
+def _with_territory_check(table: pd.DataFrame, finals: Sequence) -> pd.DataFrame:
+    """The CAM territory check beside the figures (mean over seeds, and its baseline),
+    when the data set has ground truth."""
+    checked = [f for f in finals if f.cams.match_rate is not None]
+    if not checked:
+        return table
+    rates: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for f in checked:
+        key = (f.trial["backbone"], f.trial["mode"])
+        rates.setdefault(key, []).append((f.cams.match_rate, f.cams.match_baseline))
+    cells = []
+    for backbone, mode in zip(table["backbone"], table["mode"], strict=True):
+        pairs = rates.get((backbone, mode), [])
+        rate = sum(r for r, _ in pairs) / len(pairs) if pairs else float("nan")
+        cells.append("n/a" if not pairs else f"{rate:.0%} (baseline {pairs[0][1]:.0%})")
+    return table.assign(**{"CAM territory match": cells})
 
 
 def _finals_row(final) -> dict:
@@ -304,11 +324,13 @@ def _with_interval(value: float, interval: tuple[float, float] | None) -> str:
         return "n/a"
     if not interval:
         return f"{value:.3f}"
-    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+    # Non-breaking inside the interval: a narrow cell wraps before "[", nowhere else.
+    return f"{value:.3f} [{interval[0]:.3f},\u00a0{interval[1]:.3f}]"
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0, na_rep="n/a", escape=True)
+    table = frame.to_html(index=False, border=0, na_rep="n/a", escape=True)
+    return f"<div class='scroll'>{table}</div>"
 
 
 def _anchor(key: tuple[str, ...]) -> str:

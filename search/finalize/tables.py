@@ -53,7 +53,7 @@ def backbone_mode_table(summary: pd.DataFrame, metrics: Sequence[str] = TABLE_ME
 def _mean_sd(mean: float, sd: float) -> str:
     if np.isnan(mean):
         return "n/a"
-    return f"{mean:.3f}" if np.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
+    return f"{mean:.3f}" if np.isnan(sd) else f"{mean:.3f}\u00a0±\u00a0{sd:.3f}"  # one line
 
 
 def subgroup_rows(

@@ -66,3 +66,16 @@ def test_a_class_missing_from_the_labels_leaves_its_auc_out():
     assert macro["roc_auc"] == 1.0
     assert macro["balanced_accuracy"] == 1.0  # mean recall over the classes present
     assert per_class["precision"][2] == 0.0 and per_class["sensitivity"][2] == 0.0
+
+
+def test_macro_figures_skip_a_class_neither_present_nor_predicted_as_scikit_learn_does():
+    labels = np.array([0, 0, 1, 1, 1])
+    probabilities = np.array([[0.8, 0.1, 0.1]] * 2 + [[0.1, 0.8, 0.1]] * 2 + [[0.6, 0.3, 0.1]])
+    predicted = probabilities.argmax(axis=1)
+    macro, _ = classification_metrics(labels, probabilities)
+    for name, score in (("sensitivity", sk.recall_score), ("precision", sk.precision_score),
+                        ("f1", sk.f1_score)):  # fmt: skip
+        assert macro[name] == pytest.approx(score(labels, predicted, average="macro")), name
+    assert macro["sensitivity"] == pytest.approx((1 + 2 / 3) / 2)  # class 2 is not a 0
+    perfect, _ = classification_metrics(labels, np.eye(3)[labels])
+    assert perfect["sensitivity"] == perfect["f1"] == perfect["specificity"] == 1.0

@@ -77,3 +77,13 @@ def test_a_binary_threshold_is_chosen_on_validation_and_applied():
     assert list(predict_classes(probabilities)) == [0, 0, 0, 0, 0, 1]  # argmax misses two
     figures = evaluate_predictions(labels, probabilities, ("Normal", "CAD"), threshold, 0)
     assert figures.macro["balanced_accuracy"] == 1.0 and figures.threshold == threshold
+
+
+def test_a_perfect_model_has_perfect_intervals_even_with_a_rare_class():
+    """Resamples that miss the one rare patient leave its 0/0 figures out instead of
+    counting them as 0, which would drag a perfect model's intervals down."""
+    labels = np.array([0] + [1] * 5 + [2] * 18)
+    probabilities = np.eye(3)[labels] * 0.9 + 0.1 / 3
+    figures = evaluate_predictions(labels, probabilities, CLASSES, bootstrap=300, seed=0)
+    for name in ("sensitivity", "specificity", "precision", "f1", f"precision/{CLASSES[0]}"):
+        assert figures.intervals[name] == (1.0, 1.0), name

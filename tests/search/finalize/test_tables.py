@@ -120,9 +120,13 @@ def test_backbone_mode_table_orders_by_balanced_accuracy_and_writes_mean_and_sd(
         "backbone", "mode", "seeds", "test_patients", "accuracy", "balanced accuracy",
         "sensitivity", "specificity", "precision", "f1", "roc auc", "ece",
     ]  # fmt: skip
-    assert list(table["balanced accuracy"]) == ["0.735 ± 0.012", "0.610 ± 0.012", "0.550"]
+    assert list(table["balanced accuracy"]) == [
+        "0.735\u00a0±\u00a00.012",
+        "0.610\u00a0±\u00a00.012",
+        "0.550",
+    ]
     assert list(table["seeds"]) == [2, 3, 1]
-    assert table.loc[0, "accuracy"] == "0.500 ± 0.012"
+    assert table.loc[0, "accuracy"] == "0.500\u00a0±\u00a00.012"
     assert table.loc[2, "ece"] == "0.570"  # one seed: the mean alone
 
 
@@ -133,7 +137,7 @@ def test_backbone_mode_table_marks_an_undefined_figure_and_takes_chosen_metrics(
     assert list(table.columns) == [
         "backbone", "mode", "seeds", "test_patients", "accuracy", "roc auc", "ece",
     ]  # fmt: skip
-    assert list(table["roc auc"]) == ["0.560 ± 0.012", "0.560 ± 0.012", "n/a"]
+    assert list(table["roc auc"]) == ["0.560\u00a0±\u00a00.012", "0.560\u00a0±\u00a00.012", "n/a"]
 
 
 def test_over_seeds_feeds_backbone_mode_table():
