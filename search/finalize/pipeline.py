@@ -33,6 +33,7 @@ from search.finalize.explain import (
     read_defect_territories,
 )
 from search.finalize.export import ExportedModel, predict_probabilities, save_model
+from search.finalize.external import Predictions, write_predictions
 from search.finalize.plots import save_evaluation_plots
 from search.finalize.report import write_report
 from search.finalize.tables import subgroup_rows
@@ -205,6 +206,9 @@ def _retrain_and_test(trial, offset, settings, prepared: PreparedSearch, out: Pa
     subgroups = subgroup_rows(patients.labels, probabilities, metadata, threshold)
     plots = dict(zip(("roc", "calibration", "confusion"),
                      save_evaluation_plots(figures, folder / "figures"), strict=True))  # fmt: skip
+    write_predictions(folder / "test-predictions.csv", Predictions(
+        patients.ids, class_names, probabilities, predicted, tuple(patients.labels), threshold,
+    ))  # fmt: skip
     final = FinalModel(trial, seed, folder, figures, result.best, patients.ids, probabilities,
                        predicted, cams, subgroups, plots)  # fmt: skip
     save_model(folder, model, exported, model_card(final, exported))

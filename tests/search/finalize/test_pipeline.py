@@ -62,6 +62,12 @@ def test_a_finalized_model_reloads_and_predicts_its_test_probabilities(finished_
     assert set(ids) == set(prepared.split.test) and ids  # the held-out split, nothing else
     again = predict_probabilities(model, x).numpy()
     np.testing.assert_allclose(again, final.test_probabilities, rtol=1e-5, atol=1e-6)
+    import pandas as pd
+
+    written = pd.read_csv(final.folder / "test-predictions.csv")
+    assert tuple(written["patient_id"]) == ids
+    probabilities = written[[f"probability_{c}" for c in exported.class_names]].to_numpy()
+    np.testing.assert_allclose(probabilities, final.test_probabilities, rtol=1e-6)
     card = (final.folder / "MODEL_CARD.md").read_text()
     assert "Not for diagnosis" in card and "95 % interval" in card
     assert isinstance(model, torch.nn.Module) and not model.training
