@@ -27,9 +27,11 @@ def trial_rows(
     config: dict[str, Any],
     records: list[dict[str, Any]],
     error: str | None = None,
+    failures: int | None = None,
 ) -> TrialRows:
     """Rows of one trial. `records` are its reports in order (a resumed trial's included);
-    `error` is its error message when it failed."""
+    `error` is its error message when it failed; `failures` how often Ray restarted it
+    from its checkpoint after a failure (a lost node, say), when known."""
     records = _one_per_epoch(records)
     last = records[-1] if records else {}
     max_epochs = int(config.get("warmup_epochs", 0)) + int(config.get("finetune_epochs", 0))
@@ -77,6 +79,8 @@ def trial_rows(
         "cpus": _float(config.get("cpus")),
         "gpus": _float(config.get("gpus")),
         "node": last.get("hostname"),
+        "node_id": last.get("node_id"),
+        "failures": failures,
         "seed": _int(config.get("seed")),
         "threads": _int(config.get("threads")),
         "started": _time(records[0].get("timestamp"), records[0].get("time_this_iter_s"))
@@ -98,6 +102,7 @@ def trial_rows(
             **{f"val_{m}": _float(r.get(f"val_{m}")) for m in MACRO_METRICS},
             "best_selection": _float(r.get("best_selection")),
             "epoch_seconds": _float(r.get("epoch_seconds")),
+            "node_id": r.get("node_id"),
         }
         for r in records
     ]

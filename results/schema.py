@@ -73,6 +73,8 @@ _TRIALS = [
     ("cpus", pa.float64()),
     ("gpus", pa.float64()),
     ("node", pa.string()),
+    ("node_id", pa.string()),
+    ("failures", pa.int64()),
     ("seed", pa.int64()),
     ("threads", pa.int64()),
     ("started", _STAMP),
@@ -92,6 +94,7 @@ _EPOCHS = [
     *[(f"val_{m}", pa.float64()) for m in MACRO_METRICS],
     ("best_selection", pa.float64()),
     ("epoch_seconds", pa.float64()),
+    ("node_id", pa.string()),
 ]
 
 _CLASS_METRICS = [

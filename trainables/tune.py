@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -58,6 +59,7 @@ def polarmap_trainable(
     resumed_at = resume["epoch"] if resume else 0
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    node_id = ray.get_runtime_context().get_node_id()
 
     def report(record: dict[str, Any], state: dict[str, Any]) -> None:
         metrics = {k: v for k, v in record.items() if v is not None}
@@ -70,6 +72,7 @@ def polarmap_trainable(
         for stage, path in state["compute_path"].items():
             metrics[f"compute_path_{stage}"] = path
         metrics["device"] = device
+        metrics["node_id"] = node_id  # the Ray node: hosts may run several
         metrics["batch_size"] = trial.batch_size  # as the trial ran them, defaults included
         metrics["augment"] = str(trial.augment)
         metrics["resumed_at_epoch"] = resumed_at  # 0: this run started the trial afresh

@@ -36,7 +36,9 @@ class ResultsRecorder(Callback):
         # this run's reports, after those of an earlier run (a resumed search) on disk
         records = trial_records(trial.local_path) + self._records.pop(trial.trial_id, [])
         try:
-            rows = trial_rows(self.search, trial.trial_id, trial.config, records, error)
+            rows = trial_rows(
+                self.search, trial.trial_id, trial.config, records, error, trial.num_failures
+            )
             ResultStore(self.results_root).write_trial(rows)
         except Exception as exc:  # the search's own state is intact; the tables can be rebuilt
             print(

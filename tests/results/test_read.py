@@ -72,6 +72,8 @@ def test_a_real_searchs_files_are_typed_as_the_schema_says(finished_search):
         assert trials[column].notna().all(), column
     assert set(trials["device"]) == {"CPU"} and set(trials["gpus"]) == {0.0}
     assert (trials["ended"] > trials["started"]).all()
+    assert trials["node_id"].str.fullmatch("[0-9a-f]{56}").all()  # Ray's node ids
+    assert set(trials["failures"]) == {0}
 
 
 @pytest.mark.slow

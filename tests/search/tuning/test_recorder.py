@@ -21,8 +21,9 @@ def ended_trial(recorder, trial, records, error_file=None):
 
 def a_trial(tmp_path, trial_id, config):
     return SimpleNamespace(
-        trial_id=trial_id, config=config, local_path=str(tmp_path / trial_id), error_file=None
-    )
+        trial_id=trial_id, config=config, local_path=str(tmp_path / trial_id), error_file=None,
+        num_failures=1 if trial_id == "t2" else 0,
+    )  # fmt: skip
 
 
 def test_a_trial_lands_when_it_ends(tmp_path, config, make_records):
@@ -36,6 +37,7 @@ def test_a_trial_lands_when_it_ends(tmp_path, config, make_records):
     assert trials.loc["t1", "status"] == "completed" and trials.loc["t1", "epochs_run"] == 3
     assert trials.loc["t2", "status"] == "errored"
     assert trials.loc["t2", "error"] == "RuntimeError: CUDA out of memory"
+    assert list(trials["failures"]) == [0, 1]  # Ray's restarts after failures, as it counted
 
 
 def test_a_table_it_cannot_write_is_a_warning_not_a_crash(tmp_path, config, make_records, capsys):
