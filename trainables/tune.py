@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import io
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def polarmap_trainable(
             metrics[f"compute_path_{stage}"] = path
         metrics["device"] = device
         metrics["node_id"] = node_id  # the Ray node: hosts may run several
+        metrics["reported_at"] = time.time()  # Ray's own timestamp has whole seconds
         metrics["batch_size"] = trial.batch_size  # as the trial ran them, defaults included
         metrics["augment"] = str(trial.augment)
         metrics["resumed_at_epoch"] = resumed_at  # 0: this run started the trial afresh

@@ -35,6 +35,7 @@ class PairScheduler(TrialScheduler):
         self._mode: str | None = None
         self.pairs: dict[str, TrialScheduler] = {}
         self._scheduled: set[str] = set()  # ids of the trials handed to a pair's scheduler
+        self._recovering: set[str] = set()  # failed trials Ray restarts from a checkpoint
         self._sweeping = False
         self._turn = 0
 
@@ -58,13 +59,25 @@ class PairScheduler(TrialScheduler):
         # holding one could ever halve, and its paused trials would wait forever.
         if trial.status in (Trial.TERMINATED, Trial.ERROR):
             return
+        if trial.trial_id in self._recovering:  # still in its bracket: see on_trial_error
+            self._recovering.discard(trial.trial_id)
+            return
         self._scheduled.add(trial.trial_id)
         self.scheduler_of(trial).on_trial_add(tune_controller, trial)
 
     def on_trial_error(self, tune_controller: TuneController, trial: Trial) -> None:
-        if trial.trial_id in self._scheduled:
-            self.scheduler_of(trial).on_trial_error(tune_controller, trial)
-            self._stop_paused_in_finished_brackets(tune_controller, trial)
+        if trial.trial_id not in self._scheduled:
+            return
+        # Ray 2.60 tells a trial it will restart from its checkpoint (a failure within
+        # max_failures, a lost node) as an error, already marked ERROR, then adds it
+        # again as new: Hyperband would take it out of its bracket and put it in a fresh
+        # one, where trials restarted together wait for each other for ever. It keeps
+        # its place instead, and goes on from its checkpoint as a paused trial would.
+        if trial.status == Trial.ERROR and trial.should_recover():
+            self._recovering.add(trial.trial_id)
+            return
+        self.scheduler_of(trial).on_trial_error(tune_controller, trial)
+        self._stop_paused_in_finished_brackets(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         return self.scheduler_of(trial).on_trial_result(tune_controller, trial, result)

@@ -68,3 +68,24 @@ def test_pairs_take_turns_choosing_the_next_trial():
     chosen = [scheduler.choose_trial_to_run(None).trial_id for _ in range(3)]
     assert chosen == ["a1", "b1", "a2"]
     assert scheduler.choose_trial_to_run(None) is None
+
+
+def test_a_trial_ray_restarts_after_a_failure_stays_where_it_was():
+    scheduler = PairScheduler(Recorder)
+    scheduler.pairs["a/stress"] = errors = Recorder()
+    errors.errored = []
+    errors.on_trial_error = lambda controller, t: errors.errored.append(t.trial_id)
+    restarting = trial("a1", "a/stress")
+    scheduler.on_trial_add(None, restarting)
+    # Ray 2.60's order for a restart: the trial marked ERROR, the error, then re-added
+    restarting.status, restarting.should_recover = Trial.ERROR, lambda: True
+    scheduler.on_trial_error(None, restarting)
+    restarting.status = Trial.PENDING
+    scheduler.on_trial_add(None, restarting)
+    assert errors.added == ["a1"] and errors.errored == []  # kept, not added twice
+    # a final failure (no restart left) reaches the pair's scheduler as before
+    final = trial("a2", "a/stress", Trial.RUNNING)
+    final.should_recover = lambda: False
+    scheduler.on_trial_add(None, final)
+    scheduler.on_trial_error(None, final)
+    assert errors.errored == ["a2"]

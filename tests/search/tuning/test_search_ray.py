@@ -3,6 +3,7 @@ side by side, trials pause and resume without gaps, failing trials end as errore
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -64,6 +65,14 @@ def stub_trainable(config, data=None, frozen_store=None):
         except FileExistsError:
             pass
         failing = claim.read_text() == tune.get_context().get_trial_id()
+    trial_id = tune.get_context().get_trial_id()
+    for n in range(options.get("fail_once", 0)):  # the first n trials fail once, mid-way
+        claim = scratch / f"fails-once-{n}"
+        with contextlib.suppress(FileExistsError), open(claim, "x") as handle:
+            handle.write(trial_id)
+        if claim.read_text() == trial_id:
+            failing = not (scratch / f"failed-once-{trial_id}").exists()
+            break
     if failing:
         (scratch / "attempts").mkdir(exist_ok=True)
         (scratch / "attempts" / f"{time.time_ns()}").touch()
@@ -81,8 +90,9 @@ def stub_trainable(config, data=None, frozen_store=None):
     score = (0.9 if config["backbone"] == "good" else 0.1) + config["width"] / 1e4
     total = config["warmup_epochs"] + config["finetune_epochs"]
     for epoch in range(start + 1, total + 1):
-        if failing and epoch == 2:
-            raise RuntimeError("this trial always fails at epoch 2")
+        if failing and epoch == options.get("fail_at", 2):
+            (scratch / f"failed-once-{trial_id}").touch()
+            raise RuntimeError(f"this trial fails at epoch {epoch}")
         started = time.time()
         time.sleep(options.get("fail_sleep" if failing else "sleep", options.get("sleep", 0.0)))
         with tempfile.TemporaryDirectory() as folder:
@@ -153,7 +163,7 @@ def test_an_always_failing_trial_is_retried_then_errored_and_the_search_ends(ray
     results = run(settings)
     errored = [r for r in results if r.error is not None]
     assert len(errored) == 1 and errored[0].config["backbone"] == "failing"
-    assert "always fails" in str(errored[0].error)
+    assert "fails at epoch 2" in str(errored[0].error)
     attempts = default_store_dir() / "attempts"
     assert len(list(attempts.iterdir())) == 3  # the first run and 2 retries
     good = [r for r in results if r.config["backbone"] == "good"]
@@ -181,6 +191,26 @@ def test_a_trial_failing_beside_paused_ones_does_not_stall_the_search(ray_sessio
     assert time.monotonic() - started < 45
     assert sorted(r.error is None for r in results) == [False, True, True]
     assert sorted(r.metrics.get("epoch") for r in results if r.error is None) == [9, 9]
+
+
+def test_a_trial_retried_after_a_failure_keeps_its_place_in_its_bracket(ray_session, tmp_path):
+    """Trials that fail once (as two on a lost node) and are restarted from their
+    checkpoints go on in their own Hyperband bracket. Ray re-adds them as new trials,
+    which put them in a fresh bracket where they waited for each other: the search
+    stalled to its time budget."""
+    settings = replace(
+        search_settings(tmp_path, backbones=("good",), samples=4),
+        max_failures=1, time_budget_s=60.0,  # a stalled search would end only here
+    )  # fmt: skip
+    started = time.monotonic()
+    results = run(settings, fail_once=2, fail_at=5, sleep=0.1)  # as two on a lost node
+    assert time.monotonic() - started < 45
+    assert not results.errors
+    assert sorted(r.metrics["epoch"] for r in results) == [9, 9, 9, 9]
+    for result in results:  # the retried trial went on from its checkpoint: no repeat
+        epochs = list(result.metrics_dataframe["epoch"])
+        assert epochs == list(range(1, 10)), epochs
+    assert len(list((default_store_dir() / "attempts").iterdir())) == 2
 
 
 def test_trials_land_in_the_tables_while_the_search_runs(ray_session, tmp_path):
