@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from search.commands import data, demo, finalize, predict, results, search, spaces, train
+from search.commands import data, demo, finalize, predict, results, search, spaces, train, weights
 from search.commands.options import UsageError
 from search.data import DataError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.register(commands)
     spaces.register(commands)
     train.register(commands)
+    weights.register(commands)
     return parser
 
 

@@ -214,3 +214,55 @@ def s3_storage(monkeypatch):
     boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket="runs")
     yield f"s3://runs/searches?endpoint_override={host}:{port}&scheme=http"
     server.stop()
+
+
+# -- the model hub, faked: timm "downloads" seeded weights of its test models
+
+
+@dataclass
+class FakeHub:
+    """What timm's hub download (`load_state_dict_from_hf`) gives: `weights(name)` is the
+    full checkpoint (classifier included) of a tiny timm model, fixed by a seed and unlike
+    any fresh initialisation; `calls` counts downloads; backbones in `unreachable` fail as
+    huggingface_hub fails offline."""
+
+    calls: list[str]
+    unreachable: set[str]
+
+    @staticmethod
+    def weights(name: str) -> dict:
+        import timm
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(123)
+            model = timm.create_model(name.split(".")[0], pretrained=False)
+        with torch.no_grad():
+            return {
+                k: (v + 1 if v.is_floating_point() else v) for k, v in model.state_dict().items()
+            }
+
+
+@pytest.fixture
+def fake_hub(monkeypatch) -> FakeHub:
+    import timm.models._builder as builder
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    hub = FakeHub(calls=[], unreachable=set())
+
+    def download(model_id, filename=None, weights_only=False, cache_dir=None):
+        name = model_id.split("/")[-1]
+        if name.split(".")[0] in hub.unreachable:
+            raise LocalEntryNotFoundError(
+                "An error happened while trying to locate the file on the Hub and we cannot "
+                "find the requested files in the local cache."
+            )
+        hub.calls.append(name)
+        return hub.weights(name)
+
+    def no_url(*args, **kwargs):
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(builder, "load_state_dict_from_hf", download)
+    monkeypatch.setattr(builder, "load_state_dict_from_url", no_url)
+    return hub

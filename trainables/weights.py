@@ -1,9 +1,11 @@
 """Building a timm backbone, with pretrained weights from the hub or from local files.
 
 Offline clusters and this project's machines cannot reach the model hub, so weights can
-come from a file or a folder (for example one filled by `polarmap weights fetch`). timm
-loads them through `pretrained_cfg_overlay(file=...)`, with `torch.load(weights_only=True)`
-for PyTorch files and safetensors otherwise: no pickled code runs.
+come from a file or a folder (for example one filled by `polarmap weights fetch`), or from
+an s3:// prefix with a folder's layout, copied once per node into a local cache
+(`trainables.weights_remote`). timm loads them through `pretrained_cfg_overlay(file=...)`,
+with `torch.load(weights_only=True)` for PyTorch files and safetensors otherwise: no
+pickled code runs.
 """
 
 from __future__ import annotations
@@ -50,7 +52,9 @@ def create_backbone(
     Args:
         name: timm model name, optionally with a pretrained tag (`resnet18.a1_in1k`).
         pretrained: load ImageNet weights: from `weights` when given, else the model hub.
-        weights: a weights file, or a folder searched with `weight_candidates`.
+        weights: a weights file, or a folder searched with `weight_candidates`, or a URI
+            (s3://bucket/prefix, of a file or of such a folder) whose file is copied once
+            into this node's cache (`trainables.weights_remote.cached_weights`).
 
     Raises:
         ValueError: timm does not know `name`.
@@ -64,9 +68,12 @@ def create_backbone(
     if not pretrained:
         return timm.create_model(name, pretrained=False, num_classes=0)
     if weights is not None:
-        path = _find_weights(name, Path(weights))
-        return timm.create_model(
-            name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)}
+        path = _local_weights(name, weights)
+        return timm.create_model(  # a file replaces the hub's format (BiT's .npz) with its own
+            name,
+            pretrained=True,
+            num_classes=0,
+            pretrained_cfg_overlay={"file": str(path), "custom_load": False},
         )
     try:
         return timm.create_model(name, pretrained=True, num_classes=0)
@@ -79,8 +86,9 @@ def create_backbone(
 
 
 def weights_digest(backbone: str, pretrained: bool, weights: str | Path | None, seed: int) -> str:
-    """What decides the backbone's weights: the hub tag, the local file found for it (path,
-    size, time of change), or the seed of a random initialisation.
+    """What decides the backbone's weights: the hub tag, the file found for it (local path
+    or URI, size, time of change; a URI's file is not downloaded), or the seed of a random
+    initialisation.
 
     Raises:
         WeightsNotFound: as `create_backbone`.
@@ -89,6 +97,11 @@ def weights_digest(backbone: str, pretrained: bool, weights: str | Path | None, 
         return f"{backbone}:random-init:{seed}"
     if weights is None:
         return f"{backbone}:hub"
+    if _is_remote(weights):
+        from trainables.weights_remote import find_remote_weights
+
+        _, remote = find_remote_weights(backbone, str(weights))
+        return f"{backbone}:{remote.location}:{remote.size}:{remote.mtime_ns}"
     path = _find_weights(backbone, Path(weights)).resolve()
     stat = path.stat()
     return f"{backbone}:{path}:{stat.st_size}:{stat.st_mtime_ns}"
@@ -119,6 +132,20 @@ def initial_backbone(
     while len(_TEMPLATES) > _TEMPLATES_KEPT:
         _TEMPLATES.popitem(last=False)
     return copy.deepcopy(template)
+
+
+def _is_remote(weights: str | Path) -> bool:
+    return isinstance(weights, str) and "://" in weights
+
+
+def _local_weights(name: str, weights: str | Path) -> Path:
+    """The local file of `name`'s weights: found in a file or folder, or downloaded once
+    from a URI into this node's cache."""
+    if _is_remote(weights):
+        from trainables.weights_remote import cached_weights
+
+        return cached_weights(name, str(weights))
+    return _find_weights(name, Path(weights))
 
 
 def _find_weights(name: str, weights: Path) -> Path:

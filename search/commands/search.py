@@ -107,7 +107,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--address", default=None, help="a running Ray cluster: auto, or ray://HOST:10001"
     )
-    where.add_argument("--weights", default=None, help="local pretrained weights folder")
+    where.add_argument(
+        "--weights",
+        default=None,
+        help="pretrained weights: a folder, a file or an s3:// prefix, every node reaching it "
+        "(polarmap weights fetch fills one; default: the model hub)",
+    )
     data = parser.add_argument_group("data")
     data.add_argument("--split", default="70/15/15", help="train/validation/test percentages")
     data.add_argument(

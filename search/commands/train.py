@@ -48,7 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="start from ImageNet weights (from --weights, else the model hub)",
     )
-    model.add_argument("--weights", default=None, help="local weights file or folder")
+    model.add_argument("--weights", default=None, help="weights file or folder, or an s3:// prefix")
     protocol = train.add_argument_group("protocol")
     protocol.add_argument("--a", type=float, default=3.5, help="lr exponent: 10^-a (default 3.5)")
     protocol.add_argument(

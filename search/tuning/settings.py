@@ -44,7 +44,8 @@ class SearchSettings:
         max_failures: retries of a failing trial from its last checkpoint.
         seed: the split's and the samplers' seed; trial i of a pair trains with seed i.
         threads: CPU threads per trial.
-        weights: local pretrained weights file or folder (None: the model hub).
+        weights: pretrained weights: a file, a folder or a URI (s3://bucket/prefix) that
+            every node reaches (None: the model hub).
         address: a running Ray cluster ("auto", "ray://host:10001"); None starts Ray here.
         split: train/validation/test shares (the test share is never read by a search).
         cache: map cache folder; None: the default.

@@ -95,3 +95,19 @@ def test_data_problems_join_the_settings_problems(edit_manifest, manifest):
 def test_a_good_search_passes_its_check(manifest):
     dataset = check_search(settings(manifest))
     assert len(dataset) == 40
+
+
+def test_missing_pretrained_weights_on_s3_name_the_backbone_and_the_uri(tmp_path, s3_storage):
+    from search.files import join_location, open_location, write_file
+
+    prefix = join_location(s3_storage, tmp_path.name)
+    fs, path = open_location(join_location(prefix, "test_resnet.safetensors"))
+    write_file(fs, path, b"x")
+    space = replace(get_space("demo"), pretrained=True)
+    problems = settings_problems(
+        SearchSettings(space=space, data=tmp_path, name="t", storage="r", weights=prefix),
+        local_gpus=0,
+    )
+    assert len(problems) == 1  # test_resnet's file is found, nothing was downloaded
+    assert f"backbone 'test_efficientnet' not found in {prefix}" in problems[0]
+    assert join_location(prefix, "test_efficientnet.safetensors") in problems[0]

@@ -1,0 +1,177 @@
+"""Pretrained weights on object storage (`--weights s3://bucket/prefix`), copied once per
+node into a local cache and loaded from there.
+
+The layout under the prefix is a weights folder's (`weight_candidates`), as `polarmap
+weights fetch` writes it; a URI ending in a weights suffix names one file. A file is
+found with a metadata request per candidate, in order, until one is there; the
+cache entry for it is named by a digest of its location, size and time of change, so a
+replaced object is fetched again and never mixed up with the old one. Trials on one node
+take a lock on the entry's folder, so one downloads while the others wait; the bytes land
+in a temporary file beside the target, checked against the object's size, flushed and
+renamed: a reader never sees a partial file, and a killed download leaves only a hidden
+temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from search.files import join_location, open_location
+from trainables.weights import SUFFIXES, WeightsNotFound, weight_candidates
+
+__all__ = [
+    "RemoteWeights",
+    "cached_weights",
+    "find_remote_weights",
+    "weights_cache_dir",
+]
+
+CHUNK = 16 << 20
+
+
+def weights_cache_dir() -> Path:
+    """$POLARMAP_WEIGHTS_CACHE, else `weights` beside the map cache folder's `maps`
+    (~/.cache/polarmap/weights by default)."""
+    if os.environ.get("POLARMAP_WEIGHTS_CACHE"):
+        return Path(os.environ["POLARMAP_WEIGHTS_CACHE"])
+    from search.data.map_cache import default_cache_dir
+
+    return default_cache_dir().parent / "weights"
+
+
+@dataclass(frozen=True)
+class RemoteWeights:
+    """One weights file on object storage.
+
+    Attributes:
+        location: its URI (the query of the prefix's URI kept, credentials hidden).
+        path: its path in the file system `open_location` gives.
+        relative: its path under the prefix (the file's name for a file URI).
+        size, mtime_ns: what the store says of it; they name its cache entry.
+    """
+
+    location: str
+    path: str
+    relative: str
+    size: int
+    mtime_ns: int | None
+
+    @property
+    def digest(self) -> str:
+        text = f"{self.location}|{self.size}|{self.mtime_ns}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def find_remote_weights(name: str, uri: str):
+    """(file system, `RemoteWeights`) of backbone `name` under `uri`, without downloading.
+
+    Raises:
+        WeightsNotFound: no candidate file is there (the message names the backbone, the
+            URI and every location searched), or the location cannot be read.
+    """
+    import pyarrow.fs as pafs
+
+    shown = _shown(uri)
+    try:
+        fs, root = open_location(uri)
+        if PurePosixPath(root).suffix in SUFFIXES:  # a file's URI
+            relatives, paths = [PurePosixPath(root).name], [root]
+        else:  # a folder's: its candidates in order, one request each until one is there
+            relatives = [p.as_posix() for p in weight_candidates(name, Path())]
+            paths = [f"{root}/{r}" for r in relatives]
+        for relative, path in zip(relatives, paths, strict=True):
+            found = fs.get_file_info(path)
+            if found.type == pafs.FileType.File:
+                location = _shown(join_location(uri, relative)) if path != root else shown
+                return fs, RemoteWeights(location, path, relative, found.size, found.mtime_ns)
+        empty = fs.get_file_info(root).type == pafs.FileType.NotFound
+    except (OSError, ValueError) as exc:
+        raise WeightsNotFound(
+            f"pretrained weights for backbone {name!r}: {shown} could not be read "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    searched = [shown] if paths == [root] else [_shown(join_location(uri, r)) for r in relatives]
+    raise WeightsNotFound(
+        f"pretrained weights for backbone {name!r} not found in {shown}"
+        + (" (nothing is stored there)" if empty else "")
+        + "; searched:\n"
+        + "\n".join(f"  {location}" for location in searched)
+        + "\n(`polarmap weights fetch` fills such a location)"
+    )
+
+
+def cached_weights(name: str, uri: str, cache: str | os.PathLike[str] | None = None) -> Path:
+    """The local copy of backbone `name`'s weights file under `uri`, downloaded into this
+    node's cache (`cache`, default `weights_cache_dir()`) the first time it is asked for.
+
+    Raises:
+        WeightsNotFound: as `find_remote_weights`, or the download failed.
+    """
+    fs, remote = find_remote_weights(name, uri)
+    folder = Path(cache) if cache is not None else weights_cache_dir()
+    folder = folder / remote.digest[:24]
+    target = folder.joinpath(*PurePosixPath(remote.relative).parts)
+    if _complete(target, remote.size):
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder / ".lock"):
+        if not _complete(target, remote.size):  # another trial may have finished it
+            try:
+                _download(fs, remote, target)
+            except OSError as exc:
+                raise WeightsNotFound(
+                    f"pretrained weights for backbone {name!r}: {remote.location} could not "
+                    f"be downloaded to {target} ({type(exc).__name__}: {exc})"
+                ) from exc
+    return target
+
+
+def _complete(target: Path, size: int) -> bool:
+    try:
+        return target.stat().st_size == size
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock between processes (and threads: one open file each) on this node;
+    the system drops it when its holder dies."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _download(fs, remote: RemoteWeights, target: Path) -> None:
+    """Copy the object to `target`: a temporary file beside it, size checked, renamed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        written = 0
+        with os.fdopen(fd, "wb") as out, fs.open_input_stream(remote.path) as stream:
+            while chunk := stream.read(CHUNK):
+                out.write(chunk)
+                written += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if written != remote.size:
+            raise OSError(f"got {written} bytes of {remote.size}")
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _shown(location: str) -> str:
+    """`location` with any credentials in it (scheme://key:secret@...) hidden."""
+    return re.sub(r"^([a-z0-9+.-]+://)[^/@?]*@", r"\1***@", str(location), flags=re.I)
