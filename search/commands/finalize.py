@@ -38,7 +38,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     finalize.add_argument("--cache", type=Path, default=None, help="map cache folder")
     finalize.add_argument(
         "--out", type=Path, default=None,
-        help="models and report folder (default STORAGE/finals/SEARCH beside the tables)",
+        help="models and report folder (default STORAGE/finals/SEARCH beside local tables; "
+        "./finals/SEARCH for tables on s3://)",
     )  # fmt: skip
     finalize.set_defaults(func=run_finalize, parser=finalize)
 

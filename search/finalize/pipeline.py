@@ -48,7 +48,14 @@ from trainables.frozen_store import FrozenWorkStore
 from trainables.metrics import METRICS
 from trainables.protocol import run_protocol
 
-__all__ = ["FinalModel", "FinalizeSettings", "finalize", "held_out_patients", "load_search"]
+__all__ = [
+    "FinalModel",
+    "FinalizeSettings",
+    "default_out",
+    "finalize",
+    "held_out_patients",
+    "load_search",
+]
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,7 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
     _check_same_data(prepared, search_row, search_settings)
     if not prepared.split.test:
         raise ValueError(f"search {name}: its split holds no test patients to test on")
-    out = settings.out or Path(sibling_location(settings.results, "finals")) / name
+    out = settings.out or default_out(settings.results, name)
     store = ResultStore(settings.results)
     say(f"finalizing {len(winners)} winners of {name} x {settings.seeds} seeds into {out}")
     finals = []
@@ -148,6 +155,15 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
             finals.append(final)
     say(f"report: {write_report(out, name, finals, settings.results, search_row)}")
     return finals
+
+
+def default_out(results: str, search: str) -> Path:
+    """Where models and the report go without --out: beside the tables when they are on
+    this machine; `./finals/SEARCH` when the tables are on object storage (s3://), as
+    models and the report are local files a reader opens."""
+    if "://" in str(results):
+        return Path("finals") / search
+    return Path(sibling_location(results, "finals")) / search
 
 
 def _check_same_data(prepared: PreparedSearch, row: dict, search_settings: SearchSettings):

@@ -41,3 +41,12 @@ def test_bad_choices_and_unscored_searches_are_refused(trials):
         select_winners(trials, top=0)
     with pytest.raises(ValueError, match="no trial of the search has a validation score"):
         select_winners(trials[trials["trial_id"].isin(["e", "g"])])
+
+
+def test_finalize_writes_beside_local_tables_and_into_the_current_folder_for_s3():
+    from pathlib import Path
+
+    from search.finalize.pipeline import default_out
+
+    assert default_out("runs/results", "s1") == Path("runs/finals/s1")
+    assert default_out("s3://bucket/runs/results", "s1") == Path("finals/s1")
