@@ -44,18 +44,38 @@ def ingest_experiment(
     )
     if not folders:
         raise FileNotFoundError(f"{experiment}: no trial folders (*/params.json) to ingest")
-    ended = []
+    ended, failures = [], _failures(fs, root)
     for folder in folders:
         config = json.loads(read_file(fs, f"{folder}/params.json"))
         records = _records(fs, folder)
         trial_id = records[0]["trial_id"] if records else folder.rsplit("/", 1)[-1].split("_")[2]
         error = _error(fs, f"{folder}/error.txt")
-        rows = trial_rows(name, trial_id, config, records, error)
+        rows = trial_rows(name, trial_id, config, records, error, failures.get(trial_id))
         store.write_trial(rows)
         ended.append(rows.trial["ended"])
     if not store.table("searches", search=name).num_rows:
         _restore_search_row(fs, root, name, store, [e for e in ended if e is not None])
     return len(folders)
+
+
+def _failures(fs, root: str) -> dict[str, int]:
+    """trial id -> how often Ray restarted it after a failure, from the newest saved
+    experiment state (Ray 2.60's format: per trial, its state and its run metadata, each
+    JSON); none when there is no state."""
+    states = sorted(
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        if info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json")
+    )
+    if not states:
+        return {}
+    failures = {}
+    for state, metadata in json.loads(read_file(fs, states[-1])).get("trial_data", []):
+        trial_id = json.loads(state).get("trial_id")
+        count = json.loads(metadata).get("num_failures")
+        if trial_id is not None and count is not None:
+            failures[trial_id] = int(count)
+    return failures
 
 
 def trial_records(trial_folder: str | os.PathLike[str] | None) -> list[dict[str, Any]]:

@@ -78,6 +78,9 @@ def test_lost_tables_are_rebuilt_from_a_real_searchs_folder(finished_search, tmp
         assert row[column] == first[column], column
     trials, before = load_trials(rebuilt), load_trials(original)
     assert row["ended"] == trials["ended"].max()
-    columns = ["trial_id", "status", "epochs_run", "best_selection", "device", "gpus"]
+    columns = [
+        "trial_id", "status", "epochs_run", "best_selection", "device", "gpus", "node_id",
+        "failures",
+    ]  # fmt: skip
     pd.testing.assert_frame_equal(trials[columns], before[columns])
     assert len(load_epochs(rebuilt)) == len(load_epochs(original))

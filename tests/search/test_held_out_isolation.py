@@ -60,8 +60,13 @@ TRIAL_COLUMNS_THAT_DIFFER = {
     "started": "wall clock",
     "ended": "wall clock",
     "wall_seconds": "wall clock",
+    "node_id": "each run starts its own Ray, whose node gets a fresh id",
 }
-EPOCH_COLUMNS_THAT_DIFFER = {"trial_id": "as above", "epoch_seconds": "wall clock"}
+EPOCH_COLUMNS_THAT_DIFFER = {
+    "trial_id": "as above",
+    "epoch_seconds": "wall clock",
+    "node_id": "as above",
+}
 
 
 def search_args(manifest: Path, storage: Path) -> list[str]:
@@ -210,7 +215,7 @@ def test_replacing_the_test_split_leaves_the_search_unchanged(tmp_path, monkeypa
     columns = list(trials[0].columns)
     kept = [c for c in columns if c not in TRIAL_COLUMNS_THAT_DIFFER]
     assert set(TRIAL_COLUMNS_THAT_DIFFER) <= set(columns)
-    assert len(TRIAL_COLUMNS_THAT_DIFFER) <= 4 and len(kept) >= len(columns) - 4
+    assert len(TRIAL_COLUMNS_THAT_DIFFER) <= 5 and len(kept) >= len(columns) - 5
     metrics = ["best_selection", "best_val_loss", *[f"best_val_{m}" for m in MACRO_METRICS]]
     assert {"config", "status", "epochs_run", "best_epoch", *metrics} <= set(kept)
     assert len(trials[0]) == 2 and trials[0]["best_selection"].notna().all()
