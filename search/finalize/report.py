@@ -82,7 +82,12 @@ def write_report(
         "winner's section: with this few patients they are wide. CAM territory match: how "
         "often the Grad-CAM's hottest territory is the synthetic defect's, against always "
         "answering the most common territory (the baseline).</p>",
-        _table(_with_territory_check(backbone_mode_table(summary), finals)),
+        _table(
+            _with_territory_check(
+                backbone_mode_table(summary).drop(columns=["test_patients"]),
+                finals,  # said above
+            )
+        ),
     ]
     for key, models in winners.items():
         parts.append(_winner_section(key, models, results))
@@ -109,8 +114,8 @@ def _with_territory_check(table: pd.DataFrame, finals: Sequence) -> pd.DataFrame
     for backbone, mode in zip(table["backbone"], table["mode"], strict=True):
         pairs = rates.get((backbone, mode), [])
         rate = sum(r for r, _ in pairs) / len(pairs) if pairs else float("nan")
-        cells.append("n/a" if not pairs else f"{rate:.0%} (baseline {pairs[0][1]:.0%})")
-    return table.assign(**{"CAM territory match": cells})
+        cells.append("n/a" if not pairs else f"{rate:.0%}\u00a0({pairs[0][1]:.0%})")
+    return table.assign(**{"CAM territory match (baseline)": cells})
 
 
 def _finals_row(final) -> dict:
