@@ -304,6 +304,18 @@ def resource_problems(config: dict) -> list[str]:
     return problems
 
 
+def lifecycle_problems(config: dict) -> list[str]:
+    """Idle workers end and ended nodes are terminated, stated in the file rather than
+    left to Ray's defaults (which stop nodes, keeping their disks billed)."""
+    problems = []
+    idle = config.get("idle_timeout_minutes")
+    if idle is None or not 1 <= idle <= 30:
+        problems.append(f"idle_timeout_minutes {idle}, expected 1 to 30")
+    if config["provider"].get("cache_stopped_nodes") is not False:
+        problems.append("provider.cache_stopped_nodes: not false (stopped nodes stay billed)")
+    return problems
+
+
 # ---------------------------------------------------------------------------- fixtures
 
 
@@ -511,7 +523,20 @@ def test_a_wrong_resource_is_named(raw, change, named):
 
 
 def test_idle_workers_end_and_ended_nodes_are_terminated(raw):
-    """Stated in the file, not left to Ray's defaults (which stop nodes, keeping their
-    disks billed, rather than terminate them)."""
-    assert 1 <= raw.get("idle_timeout_minutes", 0) <= 30
-    assert raw["provider"].get("cache_stopped_nodes") is False
+    assert lifecycle_problems(raw) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda c: c.pop("idle_timeout_minutes"), "idle_timeout_minutes None"),
+        (lambda c: c.update(idle_timeout_minutes=120), "idle_timeout_minutes 120"),
+        (lambda c: c["provider"].pop("cache_stopped_nodes"), "cache_stopped_nodes"),
+    ],
+    ids=["idle-unstated", "idle-too-long", "nodes-stopped"],
+)  # fmt: skip
+def test_a_lifecycle_left_to_defaults_is_named(raw, change, named):
+    changed = copy.deepcopy(raw)
+    change(changed)
+    problems = lifecycle_problems(changed)
+    assert any(named in p for p in problems), problems
