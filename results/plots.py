@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from search.files import write_atomic
 
-__all__ = ["leaderboard_figure", "learning_curves_figure", "save_png"]
+__all__ = ["figure_bytes", "leaderboard_figure", "learning_curves_figure", "save_png"]
 
 STAGES = (("warmup", "warm-up (backbone frozen)"), ("finetune", "fine-tune (top layers unfrozen)"))
 MODE_COLOURS = {"stress": "#d62728", "rest": "#1f77b4", "dual": "#9467bd"}
@@ -83,8 +83,13 @@ def _selection_name(board: pd.DataFrame) -> str:
     return str(names.dropna().iloc[0]).replace("_", " ")
 
 
+def figure_bytes(figure: Figure, format: str = "png", dpi: int = 110, **options) -> bytes:
+    """`figure` drawn as an image file's bytes (`options` go to `savefig`)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=format, dpi=dpi, **options)
+    return buffer.getvalue()
+
+
 def save_png(figure: Figure, path: str | Path) -> Path:
     """Write `figure` as a PNG at `path`, whole or not at all."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return write_atomic(Path(path), buffer.getvalue())
+    return write_atomic(Path(path), figure_bytes(figure))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from search.commands.options import UsageError
+from search.commands.options import UsageError, comma_names
 
 __all__ = ["register"]
 
@@ -50,7 +50,7 @@ def run_finalize(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise UsageError(f"--seeds: need at least 1, got {args.seeds}")
-    per = None if args.top is not None else tuple(p.strip() for p in args.per.split(","))
+    per = None if args.top is not None else comma_names(args.per)
     settings = FinalizeSettings(
         results=args.results, search=args.search, per=per, top=args.top, seeds=args.seeds,
         threads=args.threads, bootstrap=args.bootstrap, data=args.data, cache=args.cache,

@@ -26,6 +26,7 @@ __all__ = [
     "argtype",
     "check_from_args",
     "checked_dataset",
+    "comma_names",
     "split_from_args",
 ]
 
@@ -45,6 +46,11 @@ def argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
     convert.__name__ = parse.__name__
     return convert
+
+
+def comma_names(text: str) -> tuple[str, ...]:
+    """`a, b,c` -> ("a", "b", "c"): the comma-separated lists options take."""
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def _split_text(text: str) -> str:

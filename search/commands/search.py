@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from results.leaderboard import format_leaderboard, leaderboard
-from search.commands.options import UsageError, add_cache_option, argtype
+from search.commands.options import UsageError, add_cache_option, argtype, comma_names
 from search.data import SplitSpec
 from search.tuning import SearchProblems, SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
@@ -67,8 +67,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _add_space_overrides(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("override the space")
-    group.add_argument("--backbones", type=_names, help="comma-separated timm names")
-    group.add_argument("--modes", type=_names, help="comma-separated: stress, rest, dual")
+    group.add_argument("--backbones", type=comma_names, help="comma-separated timm names")
+    group.add_argument("--modes", type=comma_names, help="comma-separated: stress, rest, dual")
     group.add_argument("--warmup-epochs", type=int, help="warm-up epochs per trial")
     group.add_argument("--finetune-epochs", type=int, help="fine-tune epochs per trial")
     group.add_argument("--samples", type=int, help="trials per (backbone, mode) pair")
@@ -120,10 +120,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     add_cache_option(parser)
     parser.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def parse_duration(text: str) -> float:

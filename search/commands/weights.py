@@ -7,7 +7,7 @@ import argparse
 import sys
 from dataclasses import replace
 
-from search.commands.options import UsageError
+from search.commands.options import UsageError, comma_names
 from spaces import get_space
 
 __all__ = ["register"]
@@ -34,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     fetch.add_argument("--space", default=None, help="the search space (polarmap spaces list)")
     fetch.add_argument(
         "--backbones",
-        type=_names,
+        type=comma_names,
         default=None,
         help="comma-separated timm names instead of the space's (as search run --backbones)",
     )
@@ -46,10 +46,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     fetch.add_argument("--force", action="store_true", help="download files already there too")
     fetch.set_defaults(func=fetch_command, parser=fetch)
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def fetch_command(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ disease lie in the diseased territory?
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from results.plots import save_png
+from results.plots import figure_bytes, save_png
 from search.files import write_atomic, write_json_atomic
 from search.finalize.cams import grad_cams
 from search.finalize.overlays import cam_panel_figure
@@ -48,6 +47,7 @@ class TestPatients:
     labels: np.ndarray  # (N,) class indices
     views: tuple[str, ...]
     territories: dict[str, str] = field(default_factory=dict)  # id -> true defect territory
+    metadata: dict[str, list[str]] = field(default_factory=dict)  # manifest column -> values
 
 
 @dataclass
@@ -145,9 +145,7 @@ def explain_model(
 
 def _save_jpeg(figure, path: Path) -> Path:
     """Panels are photographs of maps: JPEG keeps a gallery of dozens in a few MB."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="jpeg", dpi=80, pil_kwargs={"quality": 82})
-    return write_atomic(path, buffer.getvalue())
+    return write_atomic(path, figure_bytes(figure, "jpeg", 80, pil_kwargs={"quality": 82}))
 
 
 def _territory_check(model, patients: TestPatients, predicted, class_names):

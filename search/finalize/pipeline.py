@@ -146,14 +146,20 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
     out = settings.out or default_out(settings.results, name)
     store = ResultStore(settings.results)
     say(f"finalizing {len(winners)} winners of {name} x {settings.seeds} seeds into {out}")
-    finals = []
+    finals, finals_table = [], []
     for trial in winners.to_dict("records"):
+        views = TrialConfig.from_flat(json.loads(trial["config"])).views
+        patients = held_out_patients(prepared, trial["backbone"], views)  # once per winner
         for offset in range(settings.seeds):
-            final = _retrain_and_test(trial, offset, settings, prepared, out)
-            store.write_finals(final_rows(name, final, search_row))
+            final = _retrain_and_test(trial, offset, settings, prepared, patients, out)
+            rows = final_rows(name, final, search_row)
+            store.write_finals(rows)
             say(_one_line(final))
             finals.append(final)
-    say(f"report: {write_report(out, name, finals, settings.results, search_row)}")
+            finals_table += rows["finals"]
+    report = write_report(out, name, finals, pd.DataFrame(finals_table), settings.results,
+                          search_row)  # fmt: skip
+    say(f"report: {report}")
     return finals
 
 
@@ -177,22 +183,21 @@ def _check_same_data(prepared: PreparedSearch, row: dict, search_settings: Searc
         raise ValueError("the test split differs from the search's: same seed and shares needed")
 
 
-def _retrain_and_test(trial, offset, settings, prepared: PreparedSearch, out: Path) -> FinalModel:
+def _retrain_and_test(
+    trial, offset, settings, prepared: PreparedSearch, patients: TestPatients, out: Path
+) -> FinalModel:
     flat = json.loads(trial["config"])
     seed = int(flat.get("seed", 0)) + offset
     config = TrialConfig.from_flat({**flat, "seed": seed, "threads": settings.threads})
     data: SearchData = prepared.data
     started, clock = datetime.now(UTC), time.perf_counter()
-    result = run_protocol(config, data.for_trial(config.backbone, config.views),
-                          store=FrozenWorkStore())  # fmt: skip
+    trial_data = data.for_trial(config.backbone, config.views)
+    result = run_protocol(config, trial_data, store=FrozenWorkStore())
     model = result.model.cpu().eval()
-    val = data.for_trial(config.backbone, config.views)
-    val_probabilities = predict_probabilities(model, val.val_x).numpy()
+    val_probabilities = predict_probabilities(model, trial_data.val_x).numpy()
     class_names = data.class_names
-    threshold = (
-        choose_threshold(val.val_y.numpy(), val_probabilities) if len(class_names) == 2 else None
-    )
-    patients = held_out_patients(prepared, config.backbone, config.views)
+    binary = len(class_names) == 2
+    threshold = choose_threshold(trial_data.val_y.numpy(), val_probabilities) if binary else None
     probabilities = predict_probabilities(model, patients.x).numpy()
     predicted = predict_classes(probabilities, threshold)
     figures = evaluate_predictions(
@@ -218,8 +223,7 @@ def _retrain_and_test(trial, offset, settings, prepared: PreparedSearch, out: Pa
     # segment statistics and the territory check are taken for every seed.
     cams = explain_model(model, patients, probabilities, predicted, class_names,
                          folder / "cams", panels=offset == 0)  # fmt: skip
-    metadata = _test_metadata(prepared, patients.ids)
-    subgroups = subgroup_rows(patients.labels, probabilities, metadata, threshold)
+    subgroups = subgroup_rows(patients.labels, probabilities, patients.metadata, threshold)
     plots = dict(zip(("roc", "calibration", "confusion"),
                      save_evaluation_plots(figures, folder / "figures"), strict=True))  # fmt: skip
     write_predictions(folder / "test-predictions.csv", Predictions(
@@ -244,7 +248,8 @@ def held_out_patients(prepared: PreparedSearch, backbone: str, views: tuple[str,
     source = Path(prepared.dataset.source)
     truth = source.parent / "truth" if source.is_file() else source / "truth"
     territories = read_defect_territories(truth, ids) if truth.is_dir() else {}
-    return TestPatients(ids, normalize_maps(maps, inputs), maps, labels, views, territories)
+    return TestPatients(ids, normalize_maps(maps, inputs), maps, labels, views, territories,
+                        _test_metadata(prepared, ids))  # fmt: skip
 
 
 def _test_metadata(prepared: PreparedSearch, ids: tuple[str, ...]) -> dict[str, list[str]]:
@@ -361,10 +366,3 @@ def _one_line(final: FinalModel) -> str:
         f"test balanced accuracy {f.macro['balanced_accuracy']:.3f} [{low:.3f}, {high:.3f}], "
         f"ROC AUC {f.macro['roc_auc']:.3f}, ECE {f.ece:.3f} ({f.count} patients) -> {final.folder}"
     )
-
-
-def finals_frame(results: str, search: str | None = None) -> pd.DataFrame:
-    """The finals table (see docs/results.md)."""
-    from results.read import load_table
-
-    return load_table(results, "finals", search)

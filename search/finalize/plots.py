@@ -22,16 +22,11 @@ __all__ = [
 
 def roc_figure(figures: EvaluationFigures, title: str = "") -> Figure:
     """One-vs-rest ROC curve of each class, its AUC in the legend, the chance diagonal."""
-    figure = Figure(figsize=(4.6, 4.2), layout="constrained")
-    ax = figure.subplots()
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="chance")
+    figure, ax = _unit_square("chance")
     aucs = dict(zip(figures.class_names, figures.per_class.get("roc_auc", []), strict=False))
     for name, curve in figures.roc.items():
         auc = aucs.get(name, float("nan"))
         ax.step(curve["fpr"], curve["tpr"], where="post", label=f"{name} (AUC {auc:.2f})")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_aspect("equal")
     ax.set_xlabel("1 - specificity (false positive rate)")
     ax.set_ylabel("sensitivity (true positive rate)")
     ax.set_title(title or f"ROC, {figures.count} test patients")
@@ -42,9 +37,7 @@ def roc_figure(figures: EvaluationFigures, title: str = "") -> Figure:
 def calibration_figure(figures: EvaluationFigures, title: str = "") -> Figure:
     """Reliability diagram: each confidence bin's accuracy against its mean confidence, the
     marker's area growing with the bin's patients; the diagonal is perfect calibration."""
-    figure = Figure(figsize=(4.6, 4.2), layout="constrained")
-    ax = figure.subplots()
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfectly calibrated")
+    figure, ax = _unit_square("perfectly calibrated")
     bins = figures.reliability
     if bins:
         confidence = [b["confidence"] for b in bins]
@@ -55,14 +48,22 @@ def calibration_figure(figures: EvaluationFigures, title: str = "") -> Figure:
         for b in bins:
             ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]), fontsize=7,
                         xytext=(5, -10), textcoords="offset points")  # fmt: skip
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_aspect("equal")
     ax.set_xlabel("confidence (probability of the predicted class)")
     ax.set_ylabel("accuracy")
     ax.set_title(title or f"calibration, ECE {figures.ece:.3f}")
     ax.legend(loc="lower right", fontsize=8)
     return figure
+
+
+def _unit_square(diagonal: str) -> tuple[Figure, object]:
+    """A square plot of [0, 1] x [0, 1] with its dotted diagonal labelled `diagonal`."""
+    figure = Figure(figsize=(4.6, 4.2), layout="constrained")
+    ax = figure.subplots()
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label=diagonal)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    return figure, ax
 
 
 def confusion_figure(figures: EvaluationFigures, title: str = "") -> Figure:

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.figure import Figure
 
-from results.plots import learning_curves_figure
+from results.plots import figure_bytes, learning_curves_figure
 from results.read import learning_curves
 from search.files import write_atomic
 from search.finalize.segments import TERRITORY_NAMES
 from search.finalize.tables import TABLE_METRICS, backbone_mode_table, over_seeds
 from search.provenance import provenance
-from trainables.metrics import METRICS
 
 __all__ = ["REPORT_FILE", "write_report"]
 
@@ -60,13 +57,14 @@ def write_report(
     out: Path,
     search: str,
     finals: Sequence,
+    finals_table: pd.DataFrame,
     results: str,
     search_row: dict,
 ) -> Path:
     """Write `out/report.html` for the finalized models `finals` (FinalModel) of `search`,
-    whose tables are under `results`; returns its path."""
-    frame = pd.DataFrame([_finals_row(f) for f in finals])
-    summary = over_seeds(frame)
+    whose rows of the `finals` table are `finals_table` and whose tables are under
+    `results`; returns its path."""
+    summary = over_seeds(finals_table)
     winners = _group_by_winner(finals)
     parts = [
         f"<h1>polarmap-search: finalized models of search {_e(search)}</h1>",
@@ -116,18 +114,6 @@ def _with_territory_check(table: pd.DataFrame, finals: Sequence) -> pd.DataFrame
         rate = sum(r for r, _ in pairs) / len(pairs) if pairs else float("nan")
         cells.append("n/a" if not pairs else f"{rate:.0%}\u00a0({pairs[0][1]:.0%})")
     return table.assign(**{"CAM territory match (baseline)": cells})
-
-
-def _finals_row(final) -> dict:
-    f = final.figures
-    row = {"search": final.trial["search"], "trial_id": final.trial["trial_id"],
-           "backbone": final.trial["backbone"], "mode": final.trial["mode"],
-           "seed": final.seed, "test_patients": f.count, "test_ece": f.ece}  # fmt: skip
-    for metric in METRICS:
-        low, high = f.intervals.get(metric, (float("nan"), float("nan")))
-        row.update({f"test_{metric}": f.macro[metric], f"test_{metric}_low": low,
-                    f"test_{metric}_high": high})  # fmt: skip
-    return row
 
 
 def _group_by_winner(finals: Sequence) -> dict[tuple[str, str, str], list]:
@@ -293,8 +279,8 @@ def _learning_curves(results: str, final) -> str:
         curves, f"search trial {trial['trial_id']}: learning curves",
         None if pd.isna(best) else int(best),
     )  # fmt: skip
-    return _figure_bytes(_png(figure), "The search's trial: accuracy and loss per epoch, "
-                         "the epoch kept dashed.", width=720)  # fmt: skip
+    caption = "The search's trial: accuracy and loss per epoch, the epoch kept dashed."
+    return _figure_bytes(figure_bytes(figure, dpi=90), caption, width=720)
 
 
 def _gallery(paths: list[Path]) -> str:
@@ -311,12 +297,6 @@ def _figure_file(path: Path, caption: str) -> str:
 def _figure_bytes(data: bytes, caption: str, width: int = 420) -> str:
     return (f"<figure><img src='{_data_uri(data)}' width='{width}' alt='{_e(caption)}'>"
             f"<figcaption>{_e(caption)}</figcaption></figure>")  # fmt: skip
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
 
 
 def _data_uri(data: bytes, suffix: str = ".png") -> str:
