@@ -36,9 +36,9 @@ from search.data.normalize import backbone_input, normalize_maps
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from search.synth import write_synthetic_dataset
 from trainables.chain import feature_chain
-from trainables.config import TrialConfig
+from trainables.config import HeadSpec, TrialConfig
 from trainables.frozen_store import FrozenWorkStore
-from trainables.model import HeadSpec, PolarMapNet
+from trainables.model import PolarMapNet
 from trainables.protocol import TrialData, run_protocol
 from trainables.unfreeze import plan_unfreezing
 from trainables.weights import create_backbone

@@ -2,7 +2,6 @@
 (docs/results.md), and what the commands read from them: the leaderboard, a trial's
 learning curves, a search's summary. Plots are in `results.plots`."""
 
-from results.ingest import ingest_experiment
 from results.leaderboard import format_leaderboard, leaderboard
 from results.read import (
     learning_curves,
@@ -22,7 +21,6 @@ __all__ = [
     "SearchSummary",
     "format_leaderboard",
     "format_summary",
-    "ingest_experiment",
     "leaderboard",
     "learning_curves",
     "load_class_metrics",

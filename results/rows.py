@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from results.schema import MACRO_METRICS
+from trainables.config import TrialConfig
 from trainables.metrics import PER_CLASS_METRICS
 
 __all__ = ["TrialRows", "trial_rows"]
@@ -29,39 +30,63 @@ def trial_rows(
     error: str | None = None,
     failures: int | None = None,
 ) -> TrialRows:
-    """Rows of one trial. `records` are its reports in order (a resumed trial's included);
-    `error` is its error message when it failed; `failures` how often Ray restarted it
-    from its checkpoint after a failure (a lost node, say), when known."""
+    """Rows of one trial. `config` is its flat config (`trainables.config`); `records`
+    are its reports in order (a resumed trial's included); `error` is its error message
+    when it failed; `failures` how often Ray restarted it from its checkpoint after a
+    failure (a lost node, say), when known."""
     records = _one_per_epoch(records)
-    last = records[-1] if records else {}
-    max_epochs = int(config.get("warmup_epochs", 0)) + int(config.get("finetune_epochs", 0))
-    best_epoch = last.get("best_epoch")
-    best = next((r for r in records if r.get("epoch") == best_epoch), {})
-    if error is not None:
-        status = "errored"
-    elif last.get("epoch", 0) >= max_epochs > 0:
-        status = "completed"
-    else:
-        status = "stopped"
-    a = _float(config.get("a"))
     trial = {
         "search": search,
         "trial_id": trial_id,
-        "backbone": config.get("backbone"),
-        "mode": config.get("mode"),
-        "width": _int(config.get("width")),
-        "depth": _int(config.get("depth")),
-        "dropout": _float(config.get("dropout")),
-        "a": a,
-        "warmup_lr": None if a is None else 10.0**-a,
-        "finetune_lr": None if a is None else 10.0 ** -(a + 2),
-        "requested_unfreeze": _int(last.get("requested_unfreeze", config.get("unfreeze"))),
+        **_configured(config),
+        **_reported(records),
+        "status": _status(TrialConfig.from_flat(config), records, error),
+        "error": error,
+        "failures": failures,
+        "config": json.dumps(config, sort_keys=True, default=str),
+    }
+    keys = {"search": search, "trial_id": trial_id}
+    epochs = [{**keys, **_epoch_row(r)} for r in records]
+    per_class = [{**keys, **row} for r in records for row in _class_metric_rows(r)]
+    return TrialRows(trial, epochs, per_class)
+
+
+def _configured(flat: dict[str, Any]) -> dict[str, Any]:
+    """What the trial was configured with, read through the trainable's own config."""
+    config = TrialConfig.from_flat(flat)
+    uniform = len(set(config.head.widths)) == 1 and len(set(config.head.dropouts)) == 1
+    return {
+        "backbone": config.backbone,
+        "mode": flat.get("mode"),
+        "width": config.head.widths[0] if uniform else None,
+        "depth": len(config.head.widths) if uniform else None,
+        "dropout": config.head.dropouts[0] if uniform else None,
+        "a": config.a,
+        "warmup_lr": config.warmup_lr,
+        "finetune_lr": config.finetune_lr,
+        "warmup_epochs": config.warmup_epochs,
+        "finetune_epochs": config.finetune_epochs,
+        "cpus": _float(flat.get("cpus")),  # the trial's Ray resources, for compute hours
+        "gpus": _float(flat.get("gpus")),
+        "seed": config.seed,
+        "threads": config.threads,
+        # as the trial ran them (defaults included) when it reported; else as configured
+        "requested_unfreeze": config.unfreeze,
+        "batch_size": config.batch_size,
+        "augment": str(config.augment),
+    }
+
+
+def _reported(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the trial's reports say: its last report, and the epoch it kept."""
+    last = records[-1] if records else {}
+    best_epoch = last.get("best_epoch")
+    best = next((r for r in records if r.get("epoch") == best_epoch), {})
+    ran = {k: last[k] for k in ("requested_unfreeze", "batch_size", "augment") if k in last}
+    return {
+        **{k: _int(v) if k != "augment" else v for k, v in ran.items()},
         "effective_unfreeze": _int(last.get("effective_unfreeze")),
         "trainable_share": _float(last.get("trainable_share")),
-        "warmup_epochs": _int(config.get("warmup_epochs")),
-        "finetune_epochs": _int(config.get("finetune_epochs")),
-        "batch_size": _int(last.get("batch_size", config.get("batch_size"))),
-        "augment": last.get("augment", config.get("augment")),
         "compute_path_warmup": last.get("compute_path_warmup"),
         "compute_path_finetune": last.get("compute_path_finetune"),
         "best_warmup_epoch": _int(last.get("best_warmup_epoch")),
@@ -71,56 +96,54 @@ def trial_rows(
         "best_selection": _float(last.get("best_selection")),
         **{f"best_val_{m}": _float(best.get(f"val_{m}")) for m in MACRO_METRICS},
         "best_val_loss": _float(best.get("val_loss")),
-        "status": status,
-        "error": error,
         "epochs_run": _int(last.get("epoch")) or 0,
         "wall_seconds": _float(last.get("time_total_s")),
         "device": last.get("device"),
-        "cpus": _float(config.get("cpus")),
-        "gpus": _float(config.get("gpus")),
         "node": last.get("hostname"),
         "node_id": last.get("node_id"),
-        "failures": failures,
-        "seed": _int(config.get("seed")),
-        "threads": _int(config.get("threads")),
         "started": _time(records[0].get("timestamp"), records[0].get("time_this_iter_s"))
         if records
         else None,
         "ended": _time(last.get("timestamp")),
-        "config": json.dumps(config, sort_keys=True, default=str),
     }
-    epochs = [
+
+
+def _status(config: TrialConfig, records: list[dict[str, Any]], error: str | None) -> str:
+    """errored, completed (ran every epoch), or stopped (by the scheduler)."""
+    if error is not None:
+        return "errored"
+    last_epoch = records[-1].get("epoch", 0) if records else 0
+    return "completed" if last_epoch >= config.epochs else "stopped"
+
+
+def _epoch_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "epoch": _int(record.get("epoch")),
+        "stage": record.get("stage"),
+        "stage_epoch": _int(record.get("stage_epoch")),
+        "train_loss": _float(record.get("train_loss")),
+        "train_accuracy": _float(record.get("train_accuracy")),
+        "val_loss": _float(record.get("val_loss")),
+        **{f"val_{m}": _float(record.get(f"val_{m}")) for m in MACRO_METRICS},
+        "best_selection": _float(record.get("best_selection")),
+        "epoch_seconds": _float(record.get("epoch_seconds")),
+        "node_id": record.get("node_id"),
+    }
+
+
+def _class_metric_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's per-class figures (`val_<metric>/<class>`), one row each."""
+    return [
         {
-            "search": search,
-            "trial_id": trial_id,
-            "epoch": _int(r.get("epoch")),
-            "stage": r.get("stage"),
-            "stage_epoch": _int(r.get("stage_epoch")),
-            "train_loss": _float(r.get("train_loss")),
-            "train_accuracy": _float(r.get("train_accuracy")),
-            "val_loss": _float(r.get("val_loss")),
-            **{f"val_{m}": _float(r.get(f"val_{m}")) for m in MACRO_METRICS},
-            "best_selection": _float(r.get("best_selection")),
-            "epoch_seconds": _float(r.get("epoch_seconds")),
-            "node_id": r.get("node_id"),
-        }
-        for r in records
-    ]
-    per_class = [
-        {
-            "search": search,
-            "trial_id": trial_id,
-            "epoch": _int(r.get("epoch")),
+            "epoch": _int(record.get("epoch")),
             "class": key.split("/", 1)[1],
             "metric": metric,
             "value": _float(value),
         }
-        for r in records
-        for key, value in r.items()
+        for key, value in record.items()
         for metric in PER_CLASS_METRICS
         if key.startswith(f"val_{metric}/")
     ]
-    return TrialRows(trial, epochs, per_class)
 
 
 def _one_per_epoch(records: list[dict]) -> list[dict]:

@@ -10,6 +10,7 @@ from importlib import metadata
 from search.commands import data, demo, finalize, predict, results, search, spaces, train, weights
 from search.commands.options import UsageError
 from search.data import DataError
+from search.logs import configure_logging, level_for
 
 __all__ = ["build_parser", "main"]
 
@@ -21,6 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
         "of myocardial perfusion SPECT polar maps.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="also show debugging details on stderr (a command's --quiet: warnings only)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     data.register(commands)
     demo.register(commands)
@@ -38,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the exit status (0 ok, 1 data problems, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(level_for(args.verbose, getattr(args, "quiet", False)))
     try:
         return args.func(args)
     except UsageError as exc:

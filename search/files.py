@@ -18,8 +18,8 @@ from typing import Any
 __all__ = [
     "join_location",
     "open_location",
+    "parent_location",
     "read_file",
-    "sibling_location",
     "write_atomic",
     "write_file",
     "write_json_atomic",
@@ -71,11 +71,11 @@ def join_location(location: str | os.PathLike[str], name: str) -> str:
     return f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else "")
 
 
-def sibling_location(location: str | os.PathLike[str], name: str) -> str:
-    """`name` beside `location` (in the same parent folder), a folder or a URI."""
+def parent_location(location: str | os.PathLike[str]) -> str:
+    """The folder holding `location`, a path or a URI (whose query stays at the end)."""
     base, _, query = str(location).partition("?")
     parent = base.rstrip("/").rsplit("/", 1)[0] if "/" in base.rstrip("/") else "."
-    return join_location(parent + (f"?{query}" if query else ""), name)
+    return parent + (f"?{query}" if query else "")
 
 
 def write_file(fs, path: str, data: bytes | str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from results.store import ResultStore
 from search.data.manifest import manifest_text
 from search.data.segments import TERRITORIES, segment_map
 from search.files import write_atomic
+from search.logs import configure_logging
 
 EXAMPLE_COUNTS = {"Infarction": 8, "Ischemia": 10, "Normal": 22}
 
@@ -55,6 +57,13 @@ def write_example_dataset(out: Path, size: int = 96, seed: int = 0) -> Path:
             row["sex"] = str(rng.choice(["F", "M"]))
             rows.append(row)
     return write_atomic(out / "manifest.csv", manifest_text(rows))
+
+
+@pytest.fixture(autouse=True)
+def logging_as_the_command_shows_it():
+    """Log records reach stderr as `polarmap` shows them (`warning: ...`), also where a
+    test calls a module directly instead of through the command line."""
+    configure_logging(logging.INFO)
 
 
 @pytest.fixture(autouse=True)

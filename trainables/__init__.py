@@ -1,29 +1,39 @@
 """Trainables: the seeds' two-stage transfer-learning protocol (warm-up with the backbone
 frozen, then fine-tune of its top layers) as a plain function taking a `report` callable,
 so it runs and is tested without Ray. Its Ray Tune adapter lives in `trainables.tune`,
-imported on its own so that nothing else here needs Ray."""
+imported on its own so that nothing else here needs Ray.
 
-from trainables.augment import AugmentSpec
-from trainables.config import TrialConfig
-from trainables.data import trial_data
-from trainables.metrics import classification_metrics
-from trainables.model import HeadSpec, PolarMapNet
-from trainables.protocol import TrialData, TrialResult, run_protocol
-from trainables.unfreeze import UnfreezeRule, Unfreezing
-from trainables.weights import WeightsNotFound, create_backbone
+The names below are imported when first used, not with the package: the configuration
+(`trainables.config`) and the metrics (`trainables.metrics`) need no torch, so the result
+tables can read them without loading torch."""
 
-__all__ = [
-    "AugmentSpec",
-    "HeadSpec",
-    "PolarMapNet",
-    "TrialConfig",
-    "TrialData",
-    "TrialResult",
-    "UnfreezeRule",
-    "Unfreezing",
-    "WeightsNotFound",
-    "classification_metrics",
-    "create_backbone",
-    "run_protocol",
-    "trial_data",
-]
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "AugmentSpec": "trainables.config",
+    "HeadSpec": "trainables.config",
+    "TrialConfig": "trainables.config",
+    "UnfreezeRule": "trainables.config",
+    "classification_metrics": "trainables.metrics",
+    "PolarMapNet": "trainables.model",
+    "TrialData": "trainables.protocol",
+    "TrialResult": "trainables.protocol",
+    "run_protocol": "trainables.protocol",
+    "trial_data": "trainables.data",
+    "Unfreezing": "trainables.unfreeze",
+    "WeightsNotFound": "trainables.weight_files",
+    "create_backbone": "trainables.weights",
+}
+
+__all__ = sorted(_HOMES, key=lambda name: (not name[0].isupper(), name))
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'trainables' has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_HOMES))

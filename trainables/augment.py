@@ -9,49 +9,13 @@ matters. Random draws come from a generator the caller seeds, so epochs are repr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AugmentSpec", "augment"]
+from trainables.config import AugmentSpec
 
-
-@dataclass(frozen=True)
-class AugmentSpec:
-    """hflip/vflip: flip with probability 0.5; rotate: uniform angle in +-degrees."""
-
-    hflip: bool = False
-    vflip: bool = False
-    rotate: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self.hflip or self.vflip or self.rotate > 0
-
-    @classmethod
-    def parse(cls, text: str) -> AugmentSpec:
-        """'none', or parts joined by '+': 'hflip', 'vflip', 'rotate10' (degrees)."""
-        if text in ("", "none"):
-            return cls()
-        options: dict[str, object] = {}
-        for part in text.split("+"):
-            if part in ("hflip", "vflip"):
-                options[part] = True
-            elif part.startswith("rotate") and part[6:].replace(".", "", 1).isdigit():
-                options["rotate"] = float(part[6:])
-            else:
-                raise ValueError(
-                    f"augmentation {text!r}: expected 'none' or parts joined by '+' from "
-                    "hflip, vflip, rotate<degrees> (e.g. hflip+rotate10)"
-                )
-        return cls(**options)  # type: ignore[arg-type]
-
-    def __str__(self) -> str:
-        parts = [p for p, on in (("hflip", self.hflip), ("vflip", self.vflip)) if on]
-        if self.rotate > 0:
-            parts.append(f"rotate{self.rotate:g}")
-        return "+".join(parts) or "none"
+__all__ = ["augment"]
 
 
 def augment(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator) -> torch.Tensor:

@@ -1,5 +1,7 @@
-"""A trial's configuration, and its flat form: the dict Ray Tune samples and the result
-tables store, one plain value per hyperparameter."""
+"""A trial's configuration and its parts (head, augmentation, unfreeze rule), and its flat
+form: the dict Ray Tune samples, the trainable reads and the result tables store, one
+plain value per hyperparameter. Plain values only, no torch, so the result tables (which
+must not need torch) read configurations through the same class the trials run."""
 
 from __future__ import annotations
 
@@ -7,13 +9,100 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from trainables.augment import AugmentSpec
-from trainables.model import HeadSpec
-from trainables.unfreeze import UnfreezeRule
-
-__all__ = ["SELECTABLE", "TrialConfig"]
+__all__ = [
+    "PAIR_KEY",
+    "SEARCH_KEYS",
+    "SELECTABLE",
+    "AugmentSpec",
+    "HeadSpec",
+    "TrialConfig",
+    "UnfreezeRule",
+    "check_flat",
+    "flat_keys",
+]
 
 SELECTABLE = ("balanced_accuracy", "accuracy", "f1", "roc_auc", "sensitivity", "specificity")
+
+PAIR_KEY = "pair"
+# What a search adds to a trial's flat config beside the protocol's settings: bookkeeping
+# that the scheduler, the progress view and the result tables read, never the protocol.
+SEARCH_KEYS = {
+    "mode": "the input mode's name (stress, rest, dual); the protocol reads `views`",
+    PAIR_KEY: "backbone/mode: the Hyperband and the Optuna study the trial belongs to",
+    "cpus": "the Ray CPUs the trial holds, for compute hours",
+    "gpus": "the Ray GPUs the trial holds, for GPU-hours",
+}
+# A uniform head as a search draws it; `to_flat` writes the lists `head_widths` and
+# `head_dropouts`, which hold any head.
+HEAD_SHORTHAND = ("width", "depth", "dropout")
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """[Linear(width) -> ReLU -> Dropout] per entry of `widths`, then Linear(classes).
+
+    The first seed's head is `HeadSpec((512, 256), (0.5, 0.3))`; the second seed's
+    `HeadSpec((width,), (dropout,))`.
+    """
+
+    widths: tuple[int, ...] = (256,)
+    dropouts: tuple[float, ...] = (0.3,)
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != len(self.dropouts):
+            raise ValueError(f"head: {len(self.widths)} widths but {len(self.dropouts)} dropouts")
+        if any(w < 1 for w in self.widths) or any(not 0 <= d < 1 for d in self.dropouts):
+            raise ValueError(f"head: widths must be >= 1 and dropouts in [0, 1): {self}")
+
+    @classmethod
+    def uniform(cls, width: int, depth: int, dropout: float) -> HeadSpec:
+        return cls((width,) * depth, (dropout,) * depth)
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """hflip/vflip: flip with probability 0.5; rotate: uniform angle in +-degrees."""
+
+    hflip: bool = False
+    vflip: bool = False
+    rotate: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.hflip or self.vflip or self.rotate > 0
+
+    @classmethod
+    def parse(cls, text: str) -> AugmentSpec:
+        """'none', or parts joined by '+': 'hflip', 'vflip', 'rotate10' (degrees)."""
+        if text in ("", "none"):
+            return cls()
+        options: dict[str, object] = {}
+        for part in text.split("+"):
+            if part in ("hflip", "vflip"):
+                options[part] = True
+            elif part.startswith("rotate") and part[6:].replace(".", "", 1).isdigit():
+                options["rotate"] = float(part[6:])
+            else:
+                raise ValueError(
+                    f"augmentation {text!r}: expected 'none' or parts joined by '+' from "
+                    "hflip, vflip, rotate<degrees> (e.g. hflip+rotate10)"
+                )
+        return cls(**options)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        parts = [p for p, on in (("hflip", self.hflip), ("vflip", self.vflip)) if on]
+        if self.rotate > 0:
+            parts.append(f"rotate{self.rotate:g}")
+        return "+".join(parts) or "none"
+
+
+@dataclass(frozen=True)
+class UnfreezeRule:
+    """The most of the backbone fine-tuning may train: shares of its layers and of its
+    parameters (the seed's rule: a third of each)."""
+
+    max_layer_share: float = 1 / 3
+    max_parameter_share: float = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -114,3 +203,26 @@ class TrialConfig:
                 float(options.get("max_param_share", 1 / 3)),
             ),
         )
+
+
+def flat_keys() -> frozenset[str]:
+    """Every key a flat config may hold: what `TrialConfig.to_flat` writes, the uniform
+    head's shorthand a search draws (`width`, `depth`, `dropout`), and `SEARCH_KEYS`."""
+    protocol = TrialConfig(backbone="any").to_flat()
+    return frozenset([*protocol, *HEAD_SHORTHAND, *SEARCH_KEYS])
+
+
+def check_flat(flat: Mapping[str, Any]) -> TrialConfig:
+    """The configuration a search's flat config describes, checked whole.
+
+    Raises:
+        ValueError: a key nothing reads (a misspelt range of a space, say), named with the
+            keys there are; or a value out of range.
+    """
+    unknown = sorted(set(flat) - flat_keys())
+    if unknown:
+        raise ValueError(
+            f"trial config: unknown keys {', '.join(unknown)}; "
+            f"a flat config holds {', '.join(sorted(flat_keys()))}"
+        )
+    return TrialConfig.from_flat(flat)

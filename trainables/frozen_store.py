@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -21,17 +22,11 @@ from typing import Any
 import torch
 
 from search.files import write_atomic
+from search.layout import frozen_store_dir
 
-__all__ = ["FrozenWorkStore", "default_store_dir", "tensor_digest"]
+__all__ = ["FrozenWorkStore", "tensor_digest"]
 
-
-def default_store_dir() -> Path:
-    """$POLARMAP_FROZEN, else `frozen` beside the map cache folder's `maps`."""
-    if os.environ.get("POLARMAP_FROZEN"):
-        return Path(os.environ["POLARMAP_FROZEN"])
-    from search.data.map_cache import default_cache_dir
-
-    return default_cache_dir().parent / "frozen"
+log = logging.getLogger(__name__)
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
@@ -47,7 +42,7 @@ class FrozenWorkStore:
     """Tensors of frozen work under `root`, one file per key."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None):
-        self.root = Path(root) if root is not None else default_store_dir()
+        self.root = Path(root) if root is not None else frozen_store_dir()
 
     @staticmethod
     def key(**parts: Any) -> str:
@@ -61,7 +56,10 @@ class FrozenWorkStore:
         """The stored tensor, or None when absent or unreadable."""
         try:
             value = torch.load(self.path(key), map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+        except FileNotFoundError:
+            return None
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            log.debug("frozen work %s unreadable (%s); computing it again", self.path(key), exc)
             return None
         return value if isinstance(value, torch.Tensor) else None
 

@@ -9,14 +9,12 @@ backbone pass serves all of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from trainables.chain import Chain
+from trainables.config import HeadSpec, UnfreezeRule
 from trainables.unfreeze import (
-    UnfreezeRule,
     Unfreezing,
     architecture_key,
     feature_layers,
@@ -24,37 +22,17 @@ from trainables.unfreeze import (
     probe_size,
 )
 
-__all__ = ["HeadSpec", "PolarMapNet", "pool_features"]
+__all__ = ["PolarMapNet", "build_head", "pool_features"]
 
 
-@dataclass(frozen=True)
-class HeadSpec:
-    """[Linear(width) -> ReLU -> Dropout] per entry of `widths`, then Linear(classes).
-
-    The first seed's head is `HeadSpec((512, 256), (0.5, 0.3))`; the second seed's
-    `HeadSpec((width,), (dropout,))`.
-    """
-
-    widths: tuple[int, ...] = (256,)
-    dropouts: tuple[float, ...] = (0.3,)
-
-    def __post_init__(self) -> None:
-        if len(self.widths) != len(self.dropouts):
-            raise ValueError(f"head: {len(self.widths)} widths but {len(self.dropouts)} dropouts")
-        if any(w < 1 for w in self.widths) or any(not 0 <= d < 1 for d in self.dropouts):
-            raise ValueError(f"head: widths must be >= 1 and dropouts in [0, 1): {self}")
-
-    @classmethod
-    def uniform(cls, width: int, depth: int, dropout: float) -> HeadSpec:
-        return cls((width,) * depth, (dropout,) * depth)
-
-    def build(self, in_features: int, num_classes: int) -> nn.Sequential:
-        layers: list[nn.Module] = []
-        for width, dropout in zip(self.widths, self.dropouts, strict=True):
-            layers += [nn.Linear(in_features, width), nn.ReLU(), nn.Dropout(dropout)]
-            in_features = width
-        layers.append(nn.Linear(in_features, num_classes))
-        return nn.Sequential(*layers)
+def build_head(spec: HeadSpec, in_features: int, num_classes: int) -> nn.Sequential:
+    """[Linear(width) -> ReLU -> Dropout] per entry of the spec, then Linear(classes)."""
+    layers: list[nn.Module] = []
+    for width, dropout in zip(spec.widths, spec.dropouts, strict=True):
+        layers += [nn.Linear(in_features, width), nn.ReLU(), nn.Dropout(dropout)]
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers)
 
 
 def pool_features(features: torch.Tensor) -> torch.Tensor:
@@ -103,7 +81,7 @@ class PolarMapNet(nn.Module):
         size = probe_size(backbone)
         self.layers = feature_layers(backbone, size)
         self.num_features = _num_features(backbone, size)
-        self.head = head.build(self.num_features * num_views, num_classes)
+        self.head = build_head(head, self.num_features * num_views, num_classes)
         self.unfreezing: Unfreezing | None = None
         self.freeze_backbone()
 

@@ -29,7 +29,8 @@ from trainables.frozen_store import FrozenWorkStore, tensor_digest
 from trainables.metrics import PER_CLASS_METRICS, classification_metrics
 from trainables.model import PolarMapNet
 from trainables.unfreeze import plan_unfreezing
-from trainables.weights import initial_backbone, weights_digest
+from trainables.weight_files import weights_digest
+from trainables.weights import initial_backbone
 
 __all__ = ["TrialConfig", "TrialData", "TrialResult", "run_protocol"]
 
@@ -125,7 +126,7 @@ class _Trainer:
         self.best_epoch = {"warmup": 0, "finetune": 0}
         self.best_weights: dict[str, torch.Tensor] = {}
         self.unfreezing: dict[str, Any] = {"requested": config.unfreeze, "effective": 0}
-        self.optimizer = torch.optim.Adam(model.head.parameters(), lr=config.warmup_lr)
+        self.optimizer = self._optimizer("warmup")
         # The frozen work, done once per trial: activations entering the block that holds
         # the lowest layer fine-tune will unfreeze ("prefix"), and the pooled features of
         # the whole frozen backbone ("pooled"), per split.
@@ -154,12 +155,19 @@ class _Trainer:
             "trainable_share": plan.trainable_share,
             "layers": list(plan.layers),
         }
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=self.config.finetune_lr)
+        self.optimizer = self._optimizer("finetune")
         self._cached = {k: v for k, v in self._cached.items() if k[0] == "prefix"}
         # The best so far is now this model (best head, pretrained layers): if no fine-tune
         # epoch beats it, restoring the best must also put the unfrozen layers back.
         self.best_weights = self._trainable_state()
+
+    def _optimizer(self, stage: str) -> torch.optim.Optimizer:
+        """The stage's optimizer: Adam over the head at 10^-a in warm-up; over every
+        unfrozen parameter (head and top layers) at 10^-(a+2) in fine-tune."""
+        if stage == "warmup":
+            return torch.optim.Adam(self.model.head.parameters(), lr=self.config.warmup_lr)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.config.finetune_lr)
 
     def run_epoch(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -442,8 +450,7 @@ class _Trainer:
         if self.epoch > self.config.warmup_epochs:
             self.model.unfreeze_top(self.config.unfreeze, self.config.rule)
             self.unfreezing = state["unfreezing"]
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            self.optimizer = torch.optim.Adam(params, lr=self.config.finetune_lr)
+            self.optimizer = self._optimizer("finetune")
         self.model.load_state_dict(state["weights"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.best_weights = state["best_weights"]

@@ -15,23 +15,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainables.config import UnfreezeRule
+
 __all__ = [
-    "UnfreezeRule",
     "Unfreezing",
     "architecture_key",
     "feature_layers",
     "plan_unfreezing",
     "probe_size",
 ]
-
-
-@dataclass(frozen=True)
-class UnfreezeRule:
-    """The most of the backbone fine-tuning may train: shares of its layers and of its
-    parameters (the seed's rule: a third of each)."""
-
-    max_layer_share: float = 1 / 3
-    max_parameter_share: float = 1 / 3
 
 
 @dataclass(frozen=True)

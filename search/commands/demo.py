@@ -100,13 +100,13 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     prepared = prepare_search(settings, check_search(settings))
     print(format_plan(settings, prepared, measure=False))
-    from search.tuning.runner import experiment_path, results_root, run_search
+    from search.tuning.runner import run_search
 
     run_search(settings, prepared, quiet=args.quiet)
     from search.commands.results import show_results
 
-    show_results(results_root(settings), settings.name, plots=out / "plots")
-    print(f"experiment: {experiment_path(settings)}")
+    show_results(settings.results, settings.name, plots=out / "plots")
+    print(f"experiment: {settings.experiment}")
 
     print("\n6. Finalizing: the best trial of each backbone and mode, retrained per seed and "
           "tested once on the held-out split")  # fmt: skip
@@ -114,13 +114,13 @@ def run_demo(args: argparse.Namespace) -> int:
     from search.finalize.report import REPORT_FILE
 
     finals_folder = out / "finals"
-    finalize(FinalizeSettings(results=results_root(settings), search=settings.name,
+    finalize(FinalizeSettings(results=settings.results, search=settings.name,
                               seeds=args.seeds, cache=args.cache, out=finals_folder))  # fmt: skip
     report = (finals_folder / REPORT_FILE).resolve()
     print(
         f"\nDone in {time.perf_counter() - started:.0f} s: synthetic exports made, checked, "
         f"cleaned into {cleaned.cache}, split, searched, every trial written to the result "
-        f"tables in {results_root(settings)}, plots in {out / 'plots'}, the winners "
+        f"tables in {settings.results}, plots in {out / 'plots'}, the winners "
         f"retrained, tested and exported in {finals_folder}.\n"
         f"Report (open it in a browser): {report}"
     )

@@ -17,7 +17,7 @@ from search.data import (
     parse_class_set,
     parse_mode,
 )
-from search.data.map_cache import default_cache_dir
+from search.layout import map_cache_dir
 
 __all__ = [
     "UsageError",
@@ -118,7 +118,7 @@ def add_cache_option(parser: argparse.ArgumentParser) -> None:
         "--cache",
         type=Path,
         default=None,
-        help=f"map cache folder (default $POLARMAP_CACHE or {default_cache_dir()})",
+        help=f"map cache folder (default $POLARMAP_CACHE or {map_cache_dir()})",
     )
 
 

@@ -49,7 +49,7 @@ def _reader(actions, name: str, help: str) -> argparse.ArgumentParser:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from results.ingest import ingest_experiment
+    from search.tuning.ingest import ingest_experiment
 
     try:
         count = ingest_experiment(args.experiment, args.results)

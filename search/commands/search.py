@@ -203,11 +203,11 @@ def _run(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> 
     print(format_plan(settings, prepared, measure=dry_run))
     if dry_run:
         return 0
-    from search.tuning.runner import experiment_path, results_root, run_search
+    from search.tuning.runner import run_search
 
     run_search(settings, prepared, resume=resume, quiet=quiet)
-    print(format_leaderboard(leaderboard(results_root(settings), settings.name)))
-    tables = results_root(settings)
-    print(f"\nexperiment: {experiment_path(settings)}\nresult tables: {tables}")
+    print(format_leaderboard(leaderboard(settings.results, settings.name)))
+    tables = settings.results
+    print(f"\nexperiment: {settings.experiment}\nresult tables: {tables}")
     print(f"  polarmap results summary|curves|leaderboard {tables} --search {settings.name}")
     return 0

@@ -113,22 +113,55 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _augment(text: str):
-    from trainables.augment import AugmentSpec
+    from trainables.config import AugmentSpec
 
     return AugmentSpec.parse(text)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from trainables.config import TrialConfig
     from trainables.data import trial_data
     from trainables.frozen_store import FrozenWorkStore
-    from trainables.model import HeadSpec
     from trainables.protocol import run_protocol
-    from trainables.unfreeze import UnfreezeRule
 
     try:
         inputs = backbone_input(args.backbone)
-        config = TrialConfig(
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    config = _config_from_args(args)
+    spec = split_from_args(args)
+    _check_fold(args.fold, spec.folds)
+    dataset = checked_dataset(args)
+    if dataset is None:
+        return 1
+    config = replace(config, views=dataset.views)
+
+    split = split_patients(dataset.labels, spec, dataset.class_set.names)
+    print(f"{dataset.source}: {len(dataset)} patients, {spec.describe()}")
+    print(format_split_table(dataset, split))
+    cleaned = preprocess_dataset(dataset, PreprocessSpec(inputs.size), MapCache(args.cache))
+    print(format_cleaning(cleaned))
+    data = trial_data(
+        cleaned, dataset.labels, split, dataset.views, inputs, dataset.class_set.names, args.fold
+    )
+    print(
+        f"\n{args.backbone} ({inputs.size} px), mode {'+'.join(dataset.views)}: "
+        f"{len(data.train_y)} train / {len(data.val_y)} validation patients"
+    )
+    store = FrozenWorkStore(args.frozen_store)
+    result = run_protocol(config, data, report=_print_epoch, store=store)
+    _print_summary(config, result)
+    if args.out:
+        write_json_atomic(args.out, _trial_record(config, dataset, split, result))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _config_from_args(args: argparse.Namespace):
+    """The trial's configuration (its views come from the data set, once checked)."""
+    from trainables.config import HeadSpec, TrialConfig, UnfreezeRule
+
+    try:
+        return TrialConfig(
             backbone=args.backbone,
             views=(),
             head=HeadSpec.uniform(args.width, args.depth, args.dropout),
@@ -150,36 +183,21 @@ def run_train(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    spec = split_from_args(args)
-    if spec.folds and args.fold is None:
-        raise UsageError("--folds needs --fold N to say which fold validates")
-    if args.fold is not None and not spec.folds:
-        raise UsageError(f"--fold {args.fold} needs --folds K")
-    if args.fold is not None and not 0 <= args.fold < spec.folds:
-        raise UsageError(
-            f"--fold {args.fold}: expected 0 to {spec.folds - 1} with --folds {spec.folds}"
-        )
-    dataset = checked_dataset(args)
-    if dataset is None:
-        return 1
-    config = replace(config, views=dataset.views)
 
-    split = split_patients(dataset.labels, spec, dataset.class_set.names)
-    print(f"{dataset.source}: {len(dataset)} patients, {spec.describe()}")
-    print(format_split_table(dataset, split))
-    cleaned = preprocess_dataset(dataset, PreprocessSpec(inputs.size), MapCache(args.cache))
-    print(format_cleaning(cleaned))
-    data = trial_data(
-        cleaned, dataset.labels, split, dataset.views, inputs, dataset.class_set.names, args.fold
-    )
-    print(
-        f"\n{args.backbone} ({inputs.size} px), mode {'+'.join(dataset.views)}: "
-        f"{len(data.train_y)} train / {len(data.val_y)} validation patients"
-    )
-    store = FrozenWorkStore(args.frozen_store)
-    result = run_protocol(config, data, report=_print_epoch, store=store)
-    best = result.best
-    unfreezing = result.unfreezing
+
+def _check_fold(fold: int | None, folds: int | None) -> None:
+    """--fold and --folds go together, the fold within range."""
+    if folds and fold is None:
+        raise UsageError("--folds needs --fold N to say which fold validates")
+    if fold is not None and not folds:
+        raise UsageError(f"--fold {fold} needs --folds K")
+    if fold is not None and not 0 <= fold < folds:
+        raise UsageError(f"--fold {fold}: expected 0 to {folds - 1} with --folds {folds}")
+
+
+def _print_summary(config, result) -> None:
+    """The kept epochs, what fine-tune unfroze, how the trial computed, its best figures."""
+    best, unfreezing = result.best, result.unfreezing
     print(
         f"\nbest warm-up epoch {best['warmup_epoch']}, best fine-tune epoch "
         f"{best['finetune_epoch'] or '- (none beat warm-up)'}; unfreeze requested "
@@ -197,21 +215,21 @@ def run_train(args: argparse.Namespace) -> int:
         f"accuracy {best['val_accuracy']:.3f}, ROC AUC {best['val_roc_auc']:.3f}, "
         f"loss {best['val_loss']:.3f}"
     )
-    if args.out:
-        record = {
-            "format": "polarmap-trial/1",
-            "config": config.to_flat(),
-            "data_fingerprint": dataset.fingerprint,
-            "test_fingerprint": split.test_fingerprint,
-            "best": best,
-            "unfreezing": unfreezing,
-            "compute_path": result.compute_path,
-            "history": result.history,
-            **provenance(),
-        }
-        write_json_atomic(args.out, record)
-        print(f"wrote {args.out}")
-    return 0
+
+
+def _trial_record(config, dataset, split, result) -> dict[str, Any]:
+    """What --out keeps: the configuration, the data it ran on, every epoch, provenance."""
+    return {
+        "format": "polarmap-trial/1",
+        "config": config.to_flat(),
+        "data_fingerprint": dataset.fingerprint,
+        "test_fingerprint": split.test_fingerprint,
+        "best": result.best,
+        "unfreezing": result.unfreezing,
+        "compute_path": result.compute_path,
+        "history": result.history,
+        **provenance(),
+    }
 
 
 def _print_epoch(record: dict[str, Any], state: dict[str, Any]) -> None:

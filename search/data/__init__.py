@@ -8,7 +8,7 @@ from search.data.check import DEFAULT_MIN_SIZE, CheckReport, check_dataset, load
 from search.data.classes import BINARY, PRESET_CLASS_SETS, TRIAD, ClassSet, parse_class_set
 from search.data.dataset import Dataset, Patient
 from search.data.modes import PRESET_MODES, InputMode, parse_mode
-from search.data.problems import DataError, Problem
+from search.data.problems import DataError, Problem, format_problems
 from search.data.splits import Split, SplitSpec, split_patients
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Split",
     "SplitSpec",
     "check_dataset",
+    "format_problems",
     "load_dataset",
     "parse_class_set",
     "parse_mode",

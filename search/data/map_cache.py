@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ import numpy as np
 
 from search.data.clean import CLEANING_VERSION, CropBox
 from search.files import write_atomic
+from search.layout import map_cache_dir
 
-__all__ = ["CleaningParams", "MapCache", "default_cache_dir"]
+__all__ = ["CleaningParams", "MapCache"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,19 +44,11 @@ class CleaningParams:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def default_cache_dir() -> Path:
-    """$POLARMAP_CACHE, else $XDG_CACHE_HOME/polarmap/maps, else ~/.cache/polarmap/maps."""
-    if os.environ.get("POLARMAP_CACHE"):
-        return Path(os.environ["POLARMAP_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "polarmap" / "maps"
-
-
 class MapCache:
     """Cleaned maps under `root`, two-level fan-out by image hash."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None):
-        self.root = Path(root) if root is not None else default_cache_dir()
+        self.root = Path(root) if root is not None else map_cache_dir()
 
     def path(self, image_sha256: str, params: CleaningParams) -> Path:
         name = f"{image_sha256}-{params.digest()[:16]}.npy"
@@ -63,9 +59,14 @@ class MapCache:
         path = self.path(image_sha256, params)
         try:
             pixels = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, EOFError) as exc:
+            log.debug("map cache entry %s unreadable (%s); cleaning the map again", path, exc)
             return None
         if pixels.dtype != np.uint8 or pixels.shape != (params.size, params.size, 3):
+            log.debug("map cache entry %s is %s %s; cleaning the map again",
+                      path, pixels.dtype, pixels.shape)  # fmt: skip
             return None
         return pixels
 

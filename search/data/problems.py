@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DataError", "Problem"]
+__all__ = ["DataError", "Problem", "format_problems"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +51,27 @@ class DataError(Exception):
         errors = sum(p.is_error for p in problems)
         lines = [f"{summary}: {errors} error(s)"] + [f"  {p}" for p in self.problems]
         super().__init__("\n".join(lines))
+
+
+def format_problems(problems: list[Problem]) -> list[str]:
+    """One line per problem, top of the file first, errors before warnings; the same
+    message on many rows (a wrong class set, say) becomes one line listing the rows."""
+    groups: dict[tuple, list[Problem]] = {}
+    for p in problems:
+        key = (not p.is_error, p.source, p.field, p.message)
+        groups.setdefault(key, []).append(p)
+    ordered = sorted(groups.values(), key=lambda g: (not g[0].is_error, g[0].row or 0))
+    lines = []
+    for group in ordered:
+        first = group[0]
+        if len(group) == 1:
+            lines.append(str(first))
+            continue
+        rows = [p.row for p in group if p.row is not None]
+        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        where = f"{first.source}, rows {shown} ({len(rows)} rows)"
+        if first.field:
+            where += f", {first.field}"
+        prefix = "" if first.is_error else "warning: "
+        lines.append(f"{where}: {prefix}{first.message}")
+    return lines

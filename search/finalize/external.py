@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from search.commands.report import format_problems
 from search.data import (
     DEFAULT_MIN_SIZE,
     PRESET_CLASS_SETS,
@@ -31,6 +30,7 @@ from search.data import (
     InputMode,
     Problem,
     check_dataset,
+    format_problems,
 )
 from search.data.manifest import CLASS_SET_HINT
 from search.data.map_cache import MapCache

@@ -19,7 +19,6 @@ import torch
 from results import load_searches, load_trials
 from results.store import ResultStore
 from search.data.normalize import backbone_input, normalize_maps
-from search.files import sibling_location
 from search.finalize.evaluate import (
     EvaluationFigures,
     choose_threshold,
@@ -38,6 +37,7 @@ from search.finalize.plots import save_evaluation_plots
 from search.finalize.report import write_report
 from search.finalize.tables import subgroup_rows
 from search.finalize.winners import GROUPINGS, select_winners
+from search.layout import StorageLayout
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch, check_search, prepare_search
 from search.tuning.record import load_settings
@@ -51,7 +51,6 @@ from trainables.protocol import run_protocol
 __all__ = [
     "FinalModel",
     "FinalizeSettings",
-    "default_out",
     "finalize",
     "held_out_patients",
     "load_search",
@@ -106,7 +105,7 @@ def load_search(settings: FinalizeSettings) -> tuple[str, dict[str, Any], Search
     if name not in names:
         raise ValueError(f"{settings.results}: no search {name!r} (there: {', '.join(names)})")
     row = searches[searches["search"] == name].iloc[0].to_dict()
-    experiment = sibling_location(settings.results, name)
+    experiment = StorageLayout.of_results(settings.results).experiment(name)
     try:
         search_settings = load_settings(experiment)
     except FileNotFoundError as exc:
@@ -130,7 +129,7 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
     name, search_row, search_settings = load_search(settings)
     winners = select_winners(load_trials(settings.results, name), settings.per, settings.top)
     if winners["config"].isna().any():
-        experiment = sibling_location(settings.results, name)
+        experiment = StorageLayout.of_results(settings.results).experiment(name)
         raise ValueError(
             f"search {name}: its trials table has no configurations (written by an older "
             f"version); rebuild it with: polarmap results ingest {experiment}"
@@ -143,7 +142,7 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
     _check_same_data(prepared, search_row, search_settings)
     if not prepared.split.test:
         raise ValueError(f"search {name}: its split holds no test patients to test on")
-    out = settings.out or default_out(settings.results, name)
+    out = settings.out or StorageLayout.of_results(settings.results).finals(name)
     store = ResultStore(settings.results)
     say(f"finalizing {len(winners)} winners of {name} x {settings.seeds} seeds into {out}")
     finals, finals_table = [], []
@@ -161,15 +160,6 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
                           search_row)  # fmt: skip
     say(f"report: {report}")
     return finals
-
-
-def default_out(results: str, search: str) -> Path:
-    """Where models and the report go without --out: beside the tables when they are on
-    this machine; `./finals/SEARCH` when the tables are on object storage (s3://), as
-    models and the report are local files a reader opens."""
-    if "://" in str(results):
-        return Path("finals") / search
-    return Path(sibling_location(results, "finals")) / search
 
 
 def _check_same_data(prepared: PreparedSearch, row: dict, search_settings: SearchSettings):

@@ -33,10 +33,9 @@ def measure_epoch_cost(prepared: PreparedSearch, settings: SearchSettings, backb
     the middle of the space's unfreeze range, with a store of its own (so the frozen pass
     is timed)."""
     from search.data import parse_mode
-    from trainables.config import TrialConfig
+    from trainables.config import TrialConfig, UnfreezeRule
     from trainables.frozen_store import FrozenWorkStore
     from trainables.protocol import run_protocol
-    from trainables.unfreeze import UnfreezeRule
 
     space = settings.space
     views = max((parse_mode(m).views for m in space.modes), key=len)

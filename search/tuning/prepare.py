@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from search.commands.report import format_problems
-from search.data import Dataset, InputMode, Split, check_dataset, parse_class_set, split_patients
+from search.data import (
+    Dataset,
+    InputMode,
+    Split,
+    check_dataset,
+    format_problems,
+    parse_class_set,
+    split_patients,
+)
 from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
@@ -82,7 +89,8 @@ def prepare_search(settings: SearchSettings, dataset: Dataset, workers: int | No
 def unfreeze_limit(backbone: str, space: SearchSpace) -> int:
     """The largest unfreeze depth the space's rule allows (built without weights: the
     limit depends on the architecture only)."""
-    from trainables.unfreeze import UnfreezeRule, feature_layers, plan_unfreezing
+    from trainables.config import UnfreezeRule
+    from trainables.unfreeze import feature_layers, plan_unfreezing
     from trainables.weights import create_backbone
 
     rule = UnfreezeRule(space.max_layer_share, space.max_param_share)

@@ -13,8 +13,8 @@ from typing import TextIO
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from search.tuning.scheduler import PAIR_KEY
 from search.tuning.settings import SearchSettings, epoch_budget
+from trainables.config import PAIR_KEY
 
 __all__ = ["SearchProgress"]
 

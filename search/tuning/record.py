@@ -10,16 +10,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from results.ingest import SEARCH_FILE
 from search.data import SplitSpec
 from search.files import join_location, open_location, read_file, write_file
+from search.layout import SEARCH_RECORD
 from search.provenance import provenance
 from search.tuning.settings import SearchSettings
 from spaces import get_space
 
-__all__ = ["SETTINGS_FILE", "load_settings", "write_settings"]
+__all__ = ["SETTINGS_FILE", "load_search_row", "load_settings", "write_settings"]
 
-SETTINGS_FILE = SEARCH_FILE
+SETTINGS_FILE = SEARCH_RECORD
 
 
 def write_settings(settings: SearchSettings, path: str, search_row: dict[str, Any]) -> None:
@@ -39,10 +39,20 @@ def write_settings(settings: SearchSettings, path: str, search_row: dict[str, An
     write_file(fs, f"{root}/{SETTINGS_FILE}", json.dumps(record, indent=2, default=str))
 
 
+def load_search_row(experiment: str | Path) -> dict[str, Any] | None:
+    """The searches row as the search wrote it when it started (times as ISO text); None
+    when the folder has no record, or one written by a version that did not keep it."""
+    import pyarrow.fs as pafs
+
+    fs, path = open_location(join_location(str(experiment), SETTINGS_FILE))
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    return json.loads(read_file(fs, path)).get("search_row")
+
+
 def load_settings(experiment: str | Path) -> SearchSettings:
     """The settings a search was started with, from its folder (for `search resume`)."""
-    fs, path = open_location(join_location(str(experiment), SETTINGS_FILE))
-    record = json.loads(read_file(fs, path))
+    record = _read_record(experiment)
     stored = record["space"]
     space = replace(
         get_space(record["space_name"]),
@@ -64,3 +74,8 @@ def load_settings(experiment: str | Path) -> SearchSettings:
     values["cache"] = Path(values["cache"]) if values.get("cache") else None
     values["split"] = SplitSpec(**values["split"])
     return SearchSettings(**values)
+
+
+def _read_record(experiment: str | Path) -> dict[str, Any]:
+    fs, path = open_location(join_location(str(experiment), SETTINGS_FILE))
+    return json.loads(read_file(fs, path))

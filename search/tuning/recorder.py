@@ -5,22 +5,25 @@ that cannot be written (a full disk, lost credentials) costs a warning, not the 
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any
 
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from results.ingest import error_message, trial_records
 from results.rows import trial_rows
 from results.store import ResultStore
+from search.tuning.ray_folders import error_message, trial_records
 
 __all__ = ["ResultsRecorder"]
+
+log = logging.getLogger(__name__)
 
 
 class ResultsRecorder(Callback):
     def __init__(self, results_root: str, search: str):
         self.results_root, self.search = results_root, search
+        self.store = ResultStore(results_root)
         self._records: dict[str, list[dict[str, Any]]] = {}
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result, **info):
@@ -39,11 +42,14 @@ class ResultsRecorder(Callback):
             rows = trial_rows(
                 self.search, trial.trial_id, trial.config, records, error, trial.num_failures
             )
-            ResultStore(self.results_root).write_trial(rows)
+            self.store.write_trial(rows)
         except Exception as exc:  # the search's own state is intact; the tables can be rebuilt
-            print(
-                f"warning: trial {trial.trial_id} could not be written to the result tables "
-                f"in {self.results_root} ({type(exc).__name__}: {exc}); the search goes on, "
-                "and `polarmap results ingest` rebuilds the tables from its folder",
-                file=sys.stderr,
+            log.warning(
+                "trial %s could not be written to the result tables in %s (%s: %s); the "
+                "search goes on, and `polarmap results ingest` rebuilds the tables from its "
+                "folder",
+                trial.trial_id,
+                self.results_root,
+                type(exc).__name__,
+                exc,
             )

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -18,42 +17,24 @@ from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler
 
 from results.store import ResultStore
-from search.data import parse_mode
-from search.files import join_location, open_location, read_file, write_file
+from search.layout import frozen_store_dir
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
-from search.tuning.record import SETTINGS_FILE, write_settings
+from search.tuning.ray_folders import mark_trials_ended
+from search.tuning.record import write_settings
 from search.tuning.recorder import ResultsRecorder
 from search.tuning.scheduler import PairScheduler
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings, hyperband_brackets
-from spaces import SearchSpace, suggest_config
-from trainables.frozen_store import default_store_dir
+from search.tuning.suggest import shared_config, suggest_trial
 from trainables.tune import polarmap_trainable
 
-__all__ = [
-    "METRIC",
-    "SETTINGS_FILE",
-    "experiment_path",
-    "final_status",
-    "results_root",
-    "run_search",
-]
+__all__ = ["METRIC", "final_status", "run_search", "search_record"]
 
 METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
 
-
-def experiment_path(settings: SearchSettings) -> str:
-    """STORAGE/NAME, with a URI's query string (such as ?endpoint_override=...) kept last."""
-    return join_location(_storage(settings), settings.name)
-
-
-def _storage(settings: SearchSettings) -> str:
-    """A URI as given, a local folder made absolute (Ray needs one)."""
-    if "://" in settings.storage:
-        return settings.storage
-    return str(Path(settings.storage).expanduser().resolve())
+log = logging.getLogger(__name__)
 
 
 def run_search(
@@ -76,75 +57,31 @@ def run_search(
 
 
 def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
-    space = settings.space
     if settings.address and not _a_node_fits(settings):
-        print(
-            f"note: no node of the cluster has {settings.cpus_per_trial:g} CPUs and "
-            f"{settings.gpus_per_trial:g} GPUs free for a trial now; trials wait until the "
-            "autoscaler adds one (see cluster.yaml)"
+        log.info(
+            "note: no node of the cluster has %g CPUs and %g GPUs free for a trial now; "
+            "trials wait until the autoscaler adds one (see cluster.yaml)",
+            settings.cpus_per_trial,
+            settings.gpus_per_trial,
         )
+    _fill_brackets_up_front(settings)
+    store = ResultStore(settings.results)
+    search_row = _starting_search_row(settings, prepared, store, resume)
+    progress = SearchProgress(settings, quiet=quiet)
     wrapped = tune.with_resources(
-        tune.with_parameters(trainable, data=prepared.data, frozen_store=str(default_store_dir())),
+        tune.with_parameters(trainable, data=prepared.data, frozen_store=str(frozen_store_dir())),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
-    path = experiment_path(settings)
-    progress = SearchProgress(settings, quiet=quiet)
-    if settings.scheduler == "hyperband":
-        # Ray asks a custom searcher for one trial at a time, each once the last one has
-        # started; a synchronous Hyperband then halves brackets that hold only the trials
-        # that happened to exist, and with one trial at a time it never stops any. Let the
-        # searcher fill every pair's largest bracket up front instead.
-        largest = max(
-            b.trials for b in hyperband_brackets(space.max_epochs, settings.reduction_factor)
-        )
-        pending = min(settings.trials, largest * len(settings.pairs))
-        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
-    store = ResultStore(results_root(settings))
-    search_row = search_record(settings, prepared)
-    if resume:  # a resumed search keeps its start
-        for before in store.table("searches", search=settings.name).to_pylist():
-            search_row["started"] = before["started"]
-    store.write_search(search_row)
     if resume:
-        _mark_recorded_trials_ended(path, store, settings.name)
-        tuner = tune.Tuner.restore(path, trainable=wrapped, resume_unfinished=True)
+        mark_trials_ended(settings.experiment, _recorded_ends(store, settings.name))
+        tuner = tune.Tuner.restore(settings.experiment, trainable=wrapped, resume_unfinished=True)
     else:
-        write_settings(settings, path, search_row)
-        suggest = functools.partial(
-            _suggest, space=space, fixed=_fixed_config(settings),
-            max_unfreeze=prepared.max_unfreeze,
-        )  # fmt: skip
-        tuner = tune.Tuner(
+        write_settings(settings, settings.experiment, search_row)
+        tuner = _new_tuner(
+            settings,
+            prepared,
             wrapped,
-            tune_config=tune.TuneConfig(
-                metric=METRIC,
-                mode="max",
-                scheduler=PairScheduler(functools.partial(_pair_scheduler, settings)),
-                search_alg=PairSearcher(
-                    settings.pairs,
-                    space.samples,
-                    suggest,
-                    METRIC,
-                    "max",
-                    space.max_epochs,
-                    settings.sampler,
-                    settings.seed,
-                ),
-                num_samples=settings.trials,
-                max_concurrent_trials=settings.max_concurrent,
-                time_budget_s=settings.time_budget_s,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=settings.name,
-                storage_path=_storage(settings),
-                # two: a driver killed between deleting a trial's older checkpoint and
-                # saving the experiment state must find the one that state names
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                callbacks=[progress, ResultsRecorder(results_root(settings), settings.name)],
-                verbose=0,
-            ),
+            [progress, ResultsRecorder(settings.results, settings.name)],
         )
     try:
         results = tuner.fit()
@@ -153,17 +90,80 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
         store.write_search(search_row)
         raise
     progress.finish()
+    _record_the_end(settings, results, store, search_row)
+    return results
+
+
+def _fill_brackets_up_front(settings: SearchSettings) -> None:
+    """Ray asks a custom searcher for one trial at a time, each once the last one has
+    started; a synchronous Hyperband then halves brackets that hold only the trials that
+    happened to exist, and with one trial at a time it never stops any. Let the searcher
+    fill every pair's largest bracket up front instead."""
+    if settings.scheduler != "hyperband":
+        return
+    space = settings.space
+    largest = max(b.trials for b in hyperband_brackets(space.max_epochs, settings.reduction_factor))
+    pending = min(settings.trials, largest * len(settings.pairs))
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
+
+
+def _starting_search_row(settings, prepared, store: ResultStore, resume: bool) -> dict[str, Any]:
+    """The searches row as the search (re)starts, written at once; a resumed search keeps
+    its first start."""
+    search_row = search_record(settings, prepared)
+    if resume:
+        for before in store.table("searches", search=settings.name).to_pylist():
+            search_row["started"] = before["started"]
+    store.write_search(search_row)
+    return search_row
+
+
+def _new_tuner(settings: SearchSettings, prepared: PreparedSearch, wrapped, callbacks):
+    space = settings.space
+    suggest = functools.partial(
+        suggest_trial, shared=shared_config(settings), settings=settings,
+        max_unfreeze=prepared.max_unfreeze,
+    )  # fmt: skip
+    searcher = PairSearcher(
+        settings.pairs, space.samples, suggest, METRIC, "max", space.max_epochs,
+        settings.sampler, settings.seed,
+    )  # fmt: skip
+    return tune.Tuner(
+        wrapped,
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode="max",
+            scheduler=PairScheduler(functools.partial(_pair_scheduler, settings)),
+            search_alg=searcher,
+            num_samples=settings.trials,
+            max_concurrent_trials=settings.max_concurrent,
+            time_budget_s=settings.time_budget_s,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=settings.name,
+            storage_path=settings.layout.storage,
+            # two: a driver killed between deleting a trial's older checkpoint and saving
+            # the experiment state must find the one that state names
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+    )
+
+
+def _record_the_end(settings, results, store: ResultStore, search_row: dict) -> None:
+    """The searches row's end and status; the resume command when it was interrupted."""
     now = datetime.now(UTC)
-    budget = settings.time_budget_s
     spent = (now - search_row["started"]).total_seconds()
-    status = final_status(results, settings.trials, spent, budget)
+    status = final_status(results, settings.trials, spent, settings.time_budget_s)
     if status == "interrupted":
-        print(f"interrupted; go on with: polarmap search resume {path}", file=sys.stderr)
+        log.warning("interrupted; go on with: polarmap search resume %s", settings.experiment)
     else:  # every trial that reported has ended: each should have its rows
-        _warn_of_unrecorded_trials(results, store, settings.name, path)
+        _warn_of_unrecorded_trials(results, store, settings.name, settings.experiment)
     search_row.update(ended=now, status=status)
     store.write_search(search_row)
-    return results
 
 
 def final_status(results, trials: int, spent_s: float, budget_s: float | None) -> str:
@@ -189,10 +189,12 @@ def _warn_of_unrecorded_trials(results, store: ResultStore, search: str, path: s
         reason = ""
     reported = {r.metrics["trial_id"] for r in results if r.metrics and "trial_id" in r.metrics}
     if reported - recorded:
-        print(
-            f"warning: {len(reported - recorded)} trials are missing from the result tables"
-            f"{reason}; rebuild them with: polarmap results ingest {path}",
-            file=sys.stderr,
+        log.warning(
+            "%d trials are missing from the result tables%s; rebuild them with: "
+            "polarmap results ingest %s",
+            len(reported - recorded),
+            reason,
+            path,
         )
 
 
@@ -204,6 +206,7 @@ def _start_ray(settings: SearchSettings) -> bool:
     # one state snapshot per checkpoint is what keeping one checkpoint per trial costs
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if settings.address:
+        log.debug("joining the Ray cluster at %s", settings.address)
         ray.init(address=settings.address, log_to_driver=False)
     else:  # a private Ray for this process: no dashboard, nothing listening beyond localhost
         ray.init(include_dashboard=False, log_to_driver=False)
@@ -233,65 +236,15 @@ def _pair_scheduler(settings: SearchSettings):
     )
 
 
-def _fixed_config(settings: SearchSettings) -> dict[str, Any]:
-    """What every trial of the search shares."""
-    space = settings.space
+def _recorded_ends(store: ResultStore, search: str) -> dict[str, str]:
+    """Trials already in the result tables, as Ray names their end. A trial can end, and
+    land in the tables, in the moments before Ray next saves its experiment state; killed
+    then, Ray would resume it: marking it ended in that state makes every trial end
+    exactly once."""
     return {
-        "warmup_epochs": space.warmup_epochs,
-        "finetune_epochs": space.finetune_epochs,
-        "pretrained": space.pretrained,
-        "weights": settings.weights,
-        "seed": settings.seed,
-        "threads": settings.threads,
-        "cpus": settings.cpus_per_trial,  # the trial's Ray resources, for compute hours
-        "gpus": settings.gpus_per_trial,
-        "max_layer_share": space.max_layer_share,
-        "max_param_share": space.max_param_share,
-        "class_weighted": space.class_weighted,
-    }
-
-
-def _suggest(
-    trial, backbone: str, mode: str, *, space: SearchSpace, fixed: dict, max_unfreeze: dict
-) -> dict[str, Any]:
-    drawn = suggest_config(trial, space.ranges, max_unfreeze[backbone])
-    views = list(parse_mode(mode).views)
-    return {**fixed, **drawn, "backbone": backbone, "mode": mode, "views": views}
-
-
-def _mark_recorded_trials_ended(path: str, store: ResultStore, search: str) -> None:
-    """A trial can end, and land in the result tables, in the moments before Ray next saves
-    its experiment state; killed then, Ray would resume it. Mark such trials ended in the
-    latest saved state (Ray 2.60's format), so every trial ends exactly once."""
-    import pyarrow.fs as pafs
-
-    ended = {
         row["trial_id"]: "ERROR" if row["status"] == "errored" else "TERMINATED"
         for row in store.table("trials", search=search).to_pylist()
     }
-    fs, root = open_location(path)
-    states = sorted(
-        info.path
-        for info in fs.get_file_info(pafs.FileSelector(root))
-        if info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json")
-    )
-    if not ended or not states:
-        return
-    state = json.loads(read_file(fs, states[-1]))
-    changed = False
-    for entry in state["trial_data"]:
-        trial = json.loads(entry[0])
-        status = ended.get(trial.get("trial_id"))
-        if status and trial.get("status") != status:
-            trial["status"] = status
-            entry[0], changed = json.dumps(trial), True
-    if changed:
-        write_file(fs, states[-1], json.dumps(state))
-
-
-def results_root(settings: SearchSettings) -> str:
-    """Where the result tables go: STORAGE/results, beside the searches' own folders."""
-    return join_location(_storage(settings), "results")
 
 
 def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[str, Any]:

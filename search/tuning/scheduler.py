@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
+from trainables.config import PAIR_KEY  # the config entry naming a trial's pair
+
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
-__all__ = ["PAIR_KEY", "PairScheduler"]
-
-PAIR_KEY = "pair"  # the config entry naming a trial's pair, e.g. "resnet18/dual"
+__all__ = ["PairScheduler"]
 
 
 class PairScheduler(TrialScheduler):

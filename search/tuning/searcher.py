@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from ray.tune.search import Searcher
 
-from search.tuning.scheduler import PAIR_KEY
+from trainables.config import PAIR_KEY
 
 __all__ = ["PairSearcher"]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from search.data import SplitSpec, parse_mode
+from search.layout import StorageLayout
 from spaces import SearchSpace
 
 __all__ = [
@@ -73,6 +74,20 @@ class SearchSettings:
     @property
     def pairs(self) -> list[str]:
         return [pair_key(b, m) for b, m in self.space.pairs]
+
+    @property
+    def layout(self) -> StorageLayout:
+        return StorageLayout.of(self.storage)
+
+    @property
+    def experiment(self) -> str:
+        """STORAGE/NAME: Ray's experiment folder and the search's record."""
+        return self.layout.experiment(self.name)
+
+    @property
+    def results(self) -> str:
+        """STORAGE/results: the result tables, beside the searches' own folders."""
+        return self.layout.results
 
     @property
     def trials(self) -> int:
@@ -194,7 +209,7 @@ def settings_problems(settings: SearchSettings, local_gpus: int | None = None) -
                 f"gpus per trial {settings.gpus_per_trial:g}: this machine has {gpus} GPUs"
             )
     if space.pretrained and settings.weights is not None:
-        from trainables.weights import WeightsNotFound, weights_digest
+        from trainables.weight_files import WeightsNotFound, weights_digest
 
         for backbone in space.backbones:
             try:

@@ -9,9 +9,10 @@ import json
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from results import ingest_experiment, leaderboard, load_epochs, load_trials, search_summaries
+from results import leaderboard, load_epochs, load_trials, search_summaries
 from results.rows import trial_rows
 from results.store import ResultStore
+from search.tuning.ingest import ingest_experiment
 
 
 def located(uri: str, name: str) -> str:

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from trainables.augment import AugmentSpec, augment
+from trainables.augment import augment
+from trainables.config import AugmentSpec
 
 SIZE = 32
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 1, 3, 1, 1)

@@ -8,10 +8,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from trainables.augment import AugmentSpec
-from trainables.config import TrialConfig
+from trainables.config import AugmentSpec, HeadSpec, TrialConfig
 from trainables.frozen_store import FrozenWorkStore
-from trainables.model import HeadSpec
 from trainables.protocol import TrialData, run_protocol
 
 CONFIG = TrialConfig(

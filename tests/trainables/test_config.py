@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import pytest
 
-from trainables.augment import AugmentSpec
-from trainables.config import SELECTABLE, TrialConfig
-from trainables.model import HeadSpec
-from trainables.unfreeze import UnfreezeRule
+from spaces import Ranges
+from trainables.config import (
+    PAIR_KEY,
+    SEARCH_KEYS,
+    SELECTABLE,
+    AugmentSpec,
+    HeadSpec,
+    TrialConfig,
+    UnfreezeRule,
+    check_flat,
+    flat_keys,
+)
 
 EVERYTHING_SET = TrialConfig(
     "resnet18",
@@ -147,3 +156,20 @@ def test_bad_values_from_a_flat_dict_are_refused_too():
         )
     with pytest.raises(ValueError, match="dropouts in"):
         TrialConfig.from_flat({"backbone": "resnet18", "width": 8, "dropout": 1.0})
+
+
+def test_one_flat_schema_holds_what_every_reader_reads():
+    keys = flat_keys()
+    assert set(EVERYTHING_SET.to_flat()) <= keys  # what the trainable writes and reads
+    assert set(SEARCH_KEYS) <= keys and PAIR_KEY in SEARCH_KEYS  # what a search adds
+    assert {"width", "depth", "dropout"} <= keys  # a uniform head, as a search draws it
+    assert {f.name for f in fields(Ranges)} <= keys  # every range a space draws
+
+
+def test_a_search_config_with_a_key_nobody_reads_is_refused_with_the_key_named():
+    flat = {"backbone": "resnet18", "width": 64, "dropout": 0.2, "mode": "dual", "cpus": 1}
+    assert check_flat(flat) == TrialConfig.from_flat(flat)
+    with pytest.raises(ValueError, match=r"unknown keys droput; a flat config holds .*dropout"):
+        check_flat({**flat, "droput": 0.3})
+    with pytest.raises(ValueError, match="head: widths must be >= 1"):
+        check_flat({**flat, "width": 0})

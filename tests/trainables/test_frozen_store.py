@@ -7,12 +7,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from trainables.config import TrialConfig
+from trainables.config import HeadSpec, TrialConfig, UnfreezeRule
 from trainables.frozen_store import FrozenWorkStore, tensor_digest
-from trainables.model import HeadSpec
 from trainables.protocol import TrialData, run_protocol
-from trainables.unfreeze import UnfreezeRule
-from trainables.weights import weights_digest
+from trainables.weight_files import weights_digest
 
 CONFIG = TrialConfig(
     "test_resnet",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainables.model import HeadSpec, PolarMapNet
+from trainables.config import HeadSpec
+from trainables.model import PolarMapNet, build_head
 from trainables.weights import create_backbone
 
 
@@ -30,7 +31,7 @@ def test_views_share_one_backbone_and_keep_their_order():
 
 
 def test_the_first_seeds_head_is_expressible():
-    head = HeadSpec((512, 256), (0.5, 0.3)).build(1024, 3)
+    head = build_head(HeadSpec((512, 256), (0.5, 0.3)), 1024, 3)
     assert [m.out_features for m in head if isinstance(m, torch.nn.Linear)] == [512, 256, 3]
     assert [m.p for m in head if isinstance(m, torch.nn.Dropout)] == [0.5, 0.3]
     with pytest.raises(ValueError, match="2 widths but 1 dropouts"):

@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables.config import TrialConfig
-from trainables.model import HeadSpec
+from trainables.config import HeadSpec, TrialConfig
 from trainables.protocol import TrialData, run_protocol
 
 CONFIG = TrialConfig(

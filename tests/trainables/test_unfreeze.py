@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import timm
 
-from trainables.unfreeze import UnfreezeRule, feature_layers, plan_unfreezing
+from trainables.config import UnfreezeRule
+from trainables.unfreeze import feature_layers, plan_unfreezing
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from trainables.weights import WeightsNotFound, create_backbone, weight_candidates
+from trainables.weight_files import WeightsNotFound, weight_candidates
+from trainables.weights import create_backbone
 
 
 @pytest.fixture

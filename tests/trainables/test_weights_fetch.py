@@ -60,7 +60,7 @@ def test_files_already_there_are_kept_unless_forced(fake_hub, tmp_path):
 def test_fetch_to_s3_then_trials_load_from_the_node_cache(
     fake_hub, s3_storage, tmp_path, monkeypatch
 ):
-    from trainables import weights_remote
+    from trainables import weight_files
 
     monkeypatch.setenv("POLARMAP_WEIGHTS_CACHE", str(tmp_path / "node-cache"))
     prefix = join_location(s3_storage, tmp_path.name)  # moto keeps objects
@@ -73,9 +73,9 @@ def test_fetch_to_s3_then_trials_load_from_the_node_cache(
     assert sorted(i.base_name for i in listed) == [f"{n}.safetensors" for n in sorted(NAMES)]
 
     downloads = []
-    original = weights_remote._download
+    original = weight_files._download
     monkeypatch.setattr(
-        weights_remote, "_download", lambda *a: (downloads.append(a[1].relative), original(*a))
+        weight_files, "_download", lambda *a: (downloads.append(a[1].relative), original(*a))
     )
     for _ in range(2):  # the second round reads the node's cache, not S3
         for name in NAMES:

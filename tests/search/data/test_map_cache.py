@@ -18,7 +18,7 @@ from PIL import Image
 
 import search
 from search.data.clean import CLEANING_VERSION, CropBox
-from search.data.map_cache import CleaningParams, MapCache, default_cache_dir
+from search.data.map_cache import CleaningParams, MapCache
 from search.data.preprocess import clean_file
 from search.synth.render import render_export
 from search.synth.uptake import draw_patient, uptake_maps
@@ -335,31 +335,3 @@ def test_readers_never_see_a_partial_entry(tmp_path):
     # The entry existed before the readers started and is only ever renamed over.
     assert seen.count("none") == 0
     assert {"first", "second"} <= set(seen)
-
-
-def test_default_cache_dir_prefers_polarmap_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("POLARMAP_CACHE", str(tmp_path / "mine"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache_dir() == tmp_path / "mine"
-    assert MapCache().root == tmp_path / "mine"
-
-
-@pytest.mark.parametrize("polarmap_cache", [None, ""])
-def test_default_cache_dir_falls_back_to_xdg_cache_home(monkeypatch, tmp_path, polarmap_cache):
-    if polarmap_cache is None:
-        monkeypatch.delenv("POLARMAP_CACHE", raising=False)
-    else:
-        monkeypatch.setenv("POLARMAP_CACHE", polarmap_cache)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache_dir() == tmp_path / "xdg" / "polarmap" / "maps"
-
-
-@pytest.mark.parametrize("xdg", [None, ""])
-def test_default_cache_dir_falls_back_to_home(monkeypatch, tmp_path, xdg):
-    monkeypatch.delenv("POLARMAP_CACHE", raising=False)
-    if xdg is None:
-        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    else:
-        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_cache_dir() == tmp_path / "home" / ".cache" / "polarmap" / "maps"

@@ -22,7 +22,8 @@ from search.finalize.segments import (
     territory_match,
     territory_means,
 )
-from trainables.model import HeadSpec, PolarMapNet
+from trainables.config import HeadSpec
+from trainables.model import PolarMapNet
 
 
 def make_net(backbone: str = "test_resnet", views: int = 2, seed: int = 0) -> PolarMapNet:

@@ -32,7 +32,8 @@ from search.finalize.segments import (
 )
 from search.synth.dataset import _truth_json
 from search.synth.uptake import draw_patient
-from trainables.model import HeadSpec, PolarMapNet
+from trainables.config import HeadSpec
+from trainables.model import PolarMapNet
 
 CLASSES = ("Infarction", "Ischemia", "Normal")
 VIEWS = ("rest", "stress")

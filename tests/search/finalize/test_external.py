@@ -29,9 +29,9 @@ from search.finalize.external import (
     predict_manifest,
 )
 from tests.conftest import read_rows, write_rows
-from trainables.config import TrialConfig
+from trainables.config import HeadSpec, TrialConfig
 from trainables.data import select_views
-from trainables.model import HeadSpec, PolarMapNet
+from trainables.model import PolarMapNet
 from trainables.weights import create_backbone
 
 BACKBONE = "test_resnet"

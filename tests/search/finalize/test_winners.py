@@ -46,7 +46,7 @@ def test_bad_choices_and_unscored_searches_are_refused(trials):
 def test_finalize_writes_beside_local_tables_and_into_the_current_folder_for_s3():
     from pathlib import Path
 
-    from search.finalize.pipeline import default_out
+    from search.layout import StorageLayout
 
-    assert default_out("runs/results", "s1") == Path("runs/finals/s1")
-    assert default_out("s3://bucket/runs/results", "s1") == Path("finals/s1")
+    assert StorageLayout.of_results("runs/results").finals("s1") == Path("runs/finals/s1")
+    assert StorageLayout.of_results("s3://bucket/runs/results").finals("s1") == Path("finals/s1")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from search.layout import frozen_store_dir
 from search.tuning import PreparedSearch, SearchSettings
 from spaces import get_space
-from trainables.frozen_store import default_store_dir
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def stub_trainable(config, data=None, frozen_store=None):
 def run(settings, resume=False, **options):
     from search.tuning.runner import run_search
 
-    (default_store_dir() / "stub.json").write_text(json.dumps(options))
+    (frozen_store_dir() / "stub.json").write_text(json.dumps(options))
     return run_search(
         settings, prepared(settings), resume=resume, quiet=True, trainable=stub_trainable
     )
@@ -164,7 +164,7 @@ def test_an_always_failing_trial_is_retried_then_errored_and_the_search_ends(ray
     errored = [r for r in results if r.error is not None]
     assert len(errored) == 1 and errored[0].config["backbone"] == "failing"
     assert "fails at epoch 2" in str(errored[0].error)
-    attempts = default_store_dir() / "attempts"
+    attempts = frozen_store_dir() / "attempts"
     assert len(list(attempts.iterdir())) == 3  # the first run and 2 retries
     good = [r for r in results if r.config["backbone"] == "good"]
     assert good[0].metrics["epoch"] == 9
@@ -210,7 +210,7 @@ def test_a_trial_retried_after_a_failure_keeps_its_place_in_its_bracket(ray_sess
     for result in results:  # the retried trial went on from its checkpoint: no repeat
         epochs = list(result.metrics_dataframe["epoch"])
         assert epochs == list(range(1, 10)), epochs
-    assert len(list((default_store_dir() / "attempts").iterdir())) == 2
+    assert len(list((frozen_store_dir() / "attempts").iterdir())) == 2
 
 
 def test_trials_land_in_the_tables_while_the_search_runs(ray_session, tmp_path):

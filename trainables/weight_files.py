@@ -1,15 +1,16 @@
-"""Pretrained weights on object storage (`--weights s3://bucket/prefix`), copied once per
-node into a local cache and loaded from there.
+"""Where a backbone's pretrained weights come from: a local file, a folder holding files
+named after the backbone, or an s3:// prefix with a folder's layout, whose file is copied
+once per node into a local cache and read from there.
 
-The layout under the prefix is a weights folder's (`weight_candidates`), as `polarmap
-weights fetch` writes it; a URI ending in a weights suffix names one file. A file is
-found with a metadata request per candidate, in order, until one is there; the
-cache entry for it is named by a digest of its location, size and time of change, so a
-replaced object is fetched again and never mixed up with the old one. Trials on one node
-take a lock on the entry's folder, so one downloads while the others wait; the bytes land
-in a temporary file beside the target, checked against the object's size, flushed and
-renamed: a reader never sees a partial file, and a killed download leaves only a hidden
-temporary file.
+Offline clusters and this project's machines cannot reach the model hub, so weights can
+come from a file or a folder (for example one filled by `polarmap weights fetch`), or from
+object storage. Remote files are found with a metadata request per candidate, in order,
+until one is there; the cache entry for it is named by a digest of its location, size and
+time of change, so a replaced object is fetched again and never mixed up with the old
+one. Trials on one node take a lock on the entry's folder, so one downloads while the
+others wait; the bytes land in a temporary file beside the target, checked against the
+object's size, flushed and renamed: a reader never sees a partial file, and a killed
+download leaves only a hidden temporary file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -24,26 +26,89 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from search.files import join_location, open_location
-from trainables.weights import SUFFIXES, WeightsNotFound, weight_candidates
+from search.layout import weights_cache_dir
 
 __all__ = [
+    "SUFFIXES",
     "RemoteWeights",
+    "WeightsNotFound",
     "cached_weights",
     "find_remote_weights",
-    "weights_cache_dir",
+    "local_weights",
+    "weight_candidates",
+    "weights_digest",
 ]
 
-CHUNK = 16 << 20
+SUFFIXES = (".safetensors", ".pth", ".bin")
+CHUNK = 16 << 20  # bytes per read of a download
+
+log = logging.getLogger(__name__)
 
 
-def weights_cache_dir() -> Path:
-    """$POLARMAP_WEIGHTS_CACHE, else `weights` beside the map cache folder's `maps`
-    (~/.cache/polarmap/weights by default)."""
-    if os.environ.get("POLARMAP_WEIGHTS_CACHE"):
-        return Path(os.environ["POLARMAP_WEIGHTS_CACHE"])
-    from search.data.map_cache import default_cache_dir
+class WeightsNotFound(FileNotFoundError):
+    """Pretrained weights were asked for and are not where they were looked for."""
 
-    return default_cache_dir().parent / "weights"
+
+def weight_candidates(name: str, folder: Path) -> list[Path]:
+    """Where a folder may hold the weights of backbone `name` (optionally `arch.tag`), in
+    the order they are tried: `<name>.<suffix>`, `<arch>.<suffix>`, and the Hugging Face
+    layout `<name>/model.safetensors` or `<name>/pytorch_model.bin`."""
+    arch = name.split(".")[0]
+    stems = list(dict.fromkeys([name, arch]))
+    paths = [folder / f"{stem}{suffix}" for stem in stems for suffix in SUFFIXES]
+    for stem in stems:
+        paths += [folder / stem / "model.safetensors", folder / stem / "pytorch_model.bin"]
+    return paths
+
+
+def local_weights(name: str, weights: str | Path) -> Path:
+    """The local file of `name`'s weights: `weights` itself, or found in a folder with
+    `weight_candidates`, or downloaded once from a URI into this node's cache.
+
+    Raises:
+        WeightsNotFound: the file is missing (the message names the backbone and every
+            path searched), or a remote one cannot be read or downloaded.
+    """
+    if _is_remote(weights):
+        return cached_weights(name, str(weights))
+    return _find_weights(name, Path(weights))
+
+
+def weights_digest(backbone: str, pretrained: bool, weights: str | Path | None, seed: int) -> str:
+    """What decides the backbone's weights: the hub tag, the file found for it (local path
+    or URI, size, time of change; a URI's file is not downloaded), or the seed of a random
+    initialisation.
+
+    Raises:
+        WeightsNotFound: no file where `weights` points (as `local_weights`).
+    """
+    if not pretrained:
+        return f"{backbone}:random-init:{seed}"
+    if weights is None:
+        return f"{backbone}:hub"
+    if _is_remote(weights):
+        _, remote = find_remote_weights(backbone, str(weights))
+        return f"{backbone}:{remote.location}:{remote.size}:{remote.mtime_ns}"
+    path = _find_weights(backbone, Path(weights)).resolve()
+    stat = path.stat()
+    return f"{backbone}:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _is_remote(weights: str | Path) -> bool:
+    return isinstance(weights, str) and "://" in weights
+
+
+def _find_weights(name: str, weights: Path) -> Path:
+    if weights.is_file():
+        return weights
+    searched = weight_candidates(name, weights) if weights.is_dir() else [weights]
+    for path in searched:
+        if path.is_file():
+            return path
+    raise WeightsNotFound(
+        f"pretrained weights for backbone {name!r} not found; searched:\n"
+        + "\n".join(f"  {path}" for path in searched)
+    )
 
 
 @dataclass(frozen=True)
@@ -123,6 +188,7 @@ def cached_weights(name: str, uri: str, cache: str | os.PathLike[str] | None = N
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder / ".lock"):
         if not _complete(target, remote.size):  # another trial may have finished it
+            log.info("downloading the weights of %s from %s", name, remote.location)
             try:
                 _download(fs, remote, target)
             except OSError as exc:

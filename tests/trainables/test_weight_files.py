@@ -12,8 +12,13 @@ import torch
 from safetensors.torch import save
 
 from search.files import join_location, open_location, write_file
-from trainables.weights import WeightsNotFound, create_backbone, weights_digest
-from trainables.weights_remote import cached_weights, find_remote_weights
+from trainables.weight_files import (
+    WeightsNotFound,
+    cached_weights,
+    find_remote_weights,
+    weights_digest,
+)
+from trainables.weights import create_backbone
 
 
 def upload(prefix: str, name: str, seed: int) -> dict[str, torch.Tensor]:
@@ -40,16 +45,16 @@ def prefix(s3_storage, tmp_path, monkeypatch):
 
 @pytest.fixture
 def downloads(monkeypatch):
-    from trainables import weights_remote
+    from trainables import weight_files
 
     calls = []
-    original = weights_remote._download
+    original = weight_files._download
 
     def counted(fs, remote, target):
         calls.append(remote.relative)
         original(fs, remote, target)
 
-    monkeypatch.setattr(weights_remote, "_download", counted)
+    monkeypatch.setattr(weight_files, "_download", counted)
     return calls
 
 
@@ -115,7 +120,7 @@ def test_credentials_in_a_uri_are_never_shown(s3_storage):
 
 
 def test_a_broken_download_leaves_nothing_half_written(prefix, monkeypatch):
-    from trainables import weights_remote
+    from trainables import weight_files
 
     state = upload(prefix, "test_resnet.safetensors", seed=1)
 
@@ -131,15 +136,15 @@ def test_a_broken_download_leaves_nothing_half_written(prefix, monkeypatch):
         def open_input_stream(self, path):
             return io.BytesIO(self.fs.open_input_stream(path).read(100))
 
-    real_open = weights_remote.open_location
+    real_open = weight_files.open_location
     monkeypatch.setattr(
-        weights_remote,
+        weight_files,
         "open_location",
         lambda uri: (Truncating(real_open(uri)[0]), real_open(uri)[1]),
     )
     with pytest.raises(WeightsNotFound, match=r"backbone 'test_resnet'.*could not be downloaded"):
         cached_weights("test_resnet", prefix)
-    entries = [p for p in weights_remote.weights_cache_dir().rglob("*") if p.is_file()]
+    entries = [p for p in weight_files.weights_cache_dir().rglob("*") if p.is_file()]
     assert [p.name for p in entries] == [".lock"]  # no partial file, no temporary one
-    monkeypatch.setattr(weights_remote, "open_location", real_open)
+    monkeypatch.setattr(weight_files, "open_location", real_open)
     assert_loads(create_backbone("test_resnet", pretrained=True, weights=prefix), state)

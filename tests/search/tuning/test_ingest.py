@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from results import load_epochs, load_searches, load_trials
-from results.ingest import ingest_experiment
 from results.leaderboard import leaderboard
 from results.store import ResultStore
+from search.tuning.ingest import ingest_experiment
 
 CONFIG = {"backbone": "resnet18", "mode": "dual", "width": 64, "a": 3.5, "warmup_epochs": 2,
           "finetune_epochs": 1}  # fmt: skip

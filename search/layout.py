@@ -1,0 +1,106 @@
+"""Where things live: a search's storage layout and the default cache folders.
+
+One place spells these paths, so the search, `results ingest`, `finalize` and the demo
+agree on them and a reader can find every output from one page:
+
+    STORAGE/                 --storage: a folder, or a URI such as s3://bucket/runs
+      NAME/                  one search: Ray's experiment folder and its record file
+        polarmap-search.json the settings, space and searches row it started with
+      results/               the Parquet result tables of every search in STORAGE
+      finals/NAME/           the finalized models and report of search NAME
+
+The caches are per machine (cleaned maps, frozen work, downloaded weights): the maps in
+$POLARMAP_CACHE, else $XDG_CACHE_HOME/polarmap/maps, else ~/.cache/polarmap/maps; the
+frozen work and weights beside it (`frozen`, `weights`) unless $POLARMAP_FROZEN or
+$POLARMAP_WEIGHTS_CACHE name other folders.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from search.files import join_location, parent_location
+
+__all__ = [
+    "SEARCH_RECORD",
+    "StorageLayout",
+    "frozen_store_dir",
+    "map_cache_dir",
+    "weights_cache_dir",
+]
+
+SEARCH_RECORD = "polarmap-search.json"  # what a search writes beside Ray's state as it starts
+RESULTS = "results"
+FINALS = "finals"
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    """The folders under one storage root (a local folder or a URI)."""
+
+    storage: str
+
+    @classmethod
+    def of(cls, storage: str | os.PathLike[str]) -> StorageLayout:
+        """The layout under `storage`: a URI as given, a local folder made absolute (Ray
+        needs one)."""
+        storage = str(storage)
+        if "://" in storage:
+            return cls(storage)
+        return cls(str(Path(storage).expanduser().resolve()))
+
+    @classmethod
+    def of_results(cls, results: str | os.PathLike[str]) -> StorageLayout:
+        """The layout whose result tables are `results` (STORAGE/results)."""
+        return cls(parent_location(results))
+
+    @classmethod
+    def of_experiment(cls, experiment: str | os.PathLike[str]) -> StorageLayout:
+        """The layout holding the search folder `experiment` (STORAGE/NAME)."""
+        return cls(parent_location(experiment))
+
+    def experiment(self, search: str) -> str:
+        """STORAGE/NAME, with a URI's query string (such as ?endpoint_override=...) last."""
+        return join_location(self.storage, search)
+
+    def record(self, search: str) -> str:
+        """The search's record file, STORAGE/NAME/polarmap-search.json."""
+        return join_location(self.experiment(search), SEARCH_RECORD)
+
+    @property
+    def results(self) -> str:
+        """STORAGE/results: the result tables, beside the searches' own folders."""
+        return join_location(self.storage, RESULTS)
+
+    def finals(self, search: str) -> Path:
+        """Where finalize writes models and the report: STORAGE/finals/NAME when the
+        storage is on this machine; ./finals/NAME when it is on object storage, as models
+        and the report are local files a reader opens."""
+        if "://" in self.storage:
+            return Path(FINALS) / search
+        return Path(join_location(self.storage, FINALS)) / search
+
+
+def map_cache_dir() -> Path:
+    """$POLARMAP_CACHE, else $XDG_CACHE_HOME/polarmap/maps, else ~/.cache/polarmap/maps."""
+    if os.environ.get("POLARMAP_CACHE"):
+        return Path(os.environ["POLARMAP_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "polarmap" / "maps"
+
+
+def frozen_store_dir() -> Path:
+    """$POLARMAP_FROZEN, else `frozen` beside the map cache folder."""
+    if os.environ.get("POLARMAP_FROZEN"):
+        return Path(os.environ["POLARMAP_FROZEN"])
+    return map_cache_dir().parent / "frozen"
+
+
+def weights_cache_dir() -> Path:
+    """$POLARMAP_WEIGHTS_CACHE, else `weights` beside the map cache folder
+    (~/.cache/polarmap/weights by default)."""
+    if os.environ.get("POLARMAP_WEIGHTS_CACHE"):
+        return Path(os.environ["POLARMAP_WEIGHTS_CACHE"])
+    return map_cache_dir().parent / "weights"

@@ -1,0 +1,141 @@
+"""Ray Tune's experiment folder, read (and, for resume, mended) without importing Ray.
+
+The one module that knows Ray 2.60's layout, local or on object storage:
+
+    NAME/
+      experiment_state-<time>.json   the driver's saved state: per trial, its state and
+                                     its run metadata, each a JSON string
+      <trainable>_<trial id>_.../    one folder per trial
+        params.json                  the trial's config
+        result.json                  its reports, one JSON object per line
+        error.txt                    the traceback, when it failed
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from search.files import open_location, read_file, write_file
+
+__all__ = [
+    "TrialFolder",
+    "error_message",
+    "mark_trials_ended",
+    "restart_counts",
+    "trial_folders",
+    "trial_records",
+]
+
+
+class TrialFolder:
+    """One trial's folder: its config, reports and error, read when asked for."""
+
+    def __init__(self, fs: pafs.FileSystem, path: str):
+        self.fs, self.path = fs, path
+
+    def config(self) -> dict[str, Any]:
+        return json.loads(read_file(self.fs, f"{self.path}/params.json"))
+
+    def records(self) -> list[dict[str, Any]]:
+        """Its reports, in order (none when it has not reported)."""
+        path = f"{self.path}/result.json"
+        if not _is_file(self.fs, path):
+            return []
+        lines = read_file(self.fs, path).decode("utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def error(self) -> str | None:
+        """The last line of its error file (the exception and its message); None when it
+        did not fail."""
+        return _last_line(self.fs, f"{self.path}/error.txt")
+
+    def trial_id(self, records: list[dict[str, Any]]) -> str:
+        """From its reports, else from the folder's name (`<trainable>_<id>_...`)."""
+        if records:
+            return records[0]["trial_id"]
+        return self.path.rsplit("/", 1)[-1].split("_")[2]
+
+
+def trial_folders(experiment: str | os.PathLike[str]) -> list[TrialFolder]:
+    """The trial folders of `experiment` (a folder or a URI), in name order."""
+    fs, root = open_location(experiment)
+    listed = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    return [
+        TrialFolder(fs, info.path)
+        for info in sorted(listed, key=lambda info: info.path)
+        if info.type == pafs.FileType.Directory and _is_file(fs, f"{info.path}/params.json")
+    ]
+
+
+def trial_records(trial_folder: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
+    """The reports in a trial folder's result.json, in order (none when it is absent)."""
+    if trial_folder is None:
+        return []
+    return TrialFolder(*open_location(trial_folder)).records()
+
+
+def error_message(error_file: str | os.PathLike[str] | None) -> str:
+    """The last line of a trial's error file (the exception and its message)."""
+    message = _last_line(*open_location(error_file)) if error_file else None
+    return message or "error (no message recorded)"
+
+
+def restart_counts(experiment: str | os.PathLike[str]) -> dict[str, int]:
+    """trial id -> how often Ray restarted it after a failure, from the newest saved
+    experiment state; none when there is no state."""
+    fs, root = open_location(experiment)
+    state = _latest_state(fs, root)
+    if state is None:
+        return {}
+    counts = {}
+    for trial_state, metadata in json.loads(read_file(fs, state)).get("trial_data", []):
+        trial_id = json.loads(trial_state).get("trial_id")
+        count = json.loads(metadata).get("num_failures")
+        if trial_id is not None and count is not None:
+            counts[trial_id] = int(count)
+    return counts
+
+
+def mark_trials_ended(experiment: str | os.PathLike[str], ended: dict[str, str]) -> None:
+    """Set the status of the trials in `ended` (trial id -> TERMINATED or ERROR) in the
+    newest saved experiment state, so that restoring it does not run them again."""
+    fs, root = open_location(experiment)
+    path = _latest_state(fs, root)
+    if not ended or path is None:
+        return
+    state = json.loads(read_file(fs, path))
+    changed = False
+    for entry in state["trial_data"]:
+        trial = json.loads(entry[0])
+        status = ended.get(trial.get("trial_id"))
+        if status and trial.get("status") != status:
+            trial["status"] = status
+            entry[0], changed = json.dumps(trial), True
+    if changed:
+        write_file(fs, path, json.dumps(state))
+
+
+def _latest_state(fs: pafs.FileSystem, root: str) -> str | None:
+    """The newest experiment_state-*.json (their names sort by time), or None."""
+    states = sorted(
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        if info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json")
+    )
+    return states[-1] if states else None
+
+
+def _last_line(fs: pafs.FileSystem, path: str) -> str | None:
+    """An error file's last line; None when there is no such file."""
+    if not _is_file(fs, path):
+        return None
+    lines = read_file(fs, path).decode("utf-8").strip().splitlines()
+    return lines[-1] if lines else "error"
+
+
+def _is_file(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type == pafs.FileType.File
