@@ -87,6 +87,7 @@ class PairScheduler(TrialScheduler):
     ) -> None:
         if trial.trial_id in self._scheduled:
             self.scheduler_of(trial).on_trial_complete(tune_controller, trial, result)
+            self._stop_paused_in_finished_brackets(tune_controller, trial)
 
     def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
         if trial.trial_id in self._scheduled:
@@ -95,9 +96,10 @@ class PairScheduler(TrialScheduler):
 
     def _stop_paused_in_finished_brackets(self, tune_controller, trial: Trial) -> None:
         """Ray's HyperBandScheduler (2.60) leaves trials paused at a bracket's last rung
-        when the trial they waited for errors or is removed: the bracket is then finished,
-        so it is not processed again, and no one stops them; the search would wait
-        forever. Stop them as the bracket would have."""
+        when the trial they waited for ends without a last report (it errors, is removed,
+        or completes on its own, as a trial resumed from a checkpoint at its last epoch
+        does): the bracket is then finished, so it is not processed again, and no one
+        stops them; the search would wait forever. Stop them as the bracket would have."""
         if self._sweeping:
             return
         self._sweeping = True

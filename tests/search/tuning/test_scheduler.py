@@ -89,3 +89,47 @@ def test_a_trial_ray_restarts_after_a_failure_stays_where_it_was():
     scheduler.on_trial_add(None, final)
     scheduler.on_trial_error(None, final)
     assert errors.errored == ["a2"]
+
+
+class HyperbandTrial:
+    """As much of a Ray trial as HyperBand reads; hashed by identity, as Ray's are."""
+
+    def __init__(self, trial_id: str, pair: str):
+        self.trial_id, self.config, self.status = trial_id, {"pair": pair}, Trial.PENDING
+        self.is_saving = False
+
+
+class Controller:
+    """What Ray's HyperBand asks of the tune controller: stopping a trial."""
+
+    def __init__(self):
+        self.stopped = []
+
+    def stop_trial(self, t):
+        self.stopped.append(t.trial_id)
+        t.status = Trial.TERMINATED
+
+
+def test_a_trial_ending_without_a_last_report_does_not_leave_its_bracket_paused():
+    """A resumed search: trial c runs on to the full-budget bracket's last epoch and
+    pauses there for a and b, which resume from checkpoints at their own last epoch and
+    so end without reporting. Ray's HyperBand then finds the bracket finished on their
+    removal and never processes it: c stayed paused for ever (the `search resume` hang)."""
+    from ray.tune.schedulers import HyperBandScheduler
+
+    scheduler = PairScheduler(lambda: HyperBandScheduler(time_attr="epoch", max_t=9))
+    scheduler.set_search_properties("best_selection", "max")
+    controller = Controller()
+    c, a, b = (HyperbandTrial(i, "a/stress") for i in ("c", "a", "b"))  # the resume's order
+    for t in (c, a, b):
+        scheduler.on_trial_add(controller, t)
+    c.status = Trial.RUNNING
+    for epoch in range(5, 10):
+        action = scheduler.on_trial_result(controller, c, {"epoch": epoch, "best_selection": 1})
+    assert action == TrialScheduler.PAUSE  # at the last epoch, waiting for a and b
+    c.status = Trial.PAUSED
+    for ending in (a, b):  # each runs and ends at once, reporting nothing
+        ending.status = Trial.RUNNING
+        scheduler.on_trial_complete(controller, ending, {})
+        ending.status = Trial.TERMINATED
+    assert controller.stopped == ["c"]  # the finished bracket lets c end too
