@@ -101,10 +101,8 @@ def _reported(records: list[dict[str, Any]]) -> dict[str, Any]:
         "device": last.get("device"),
         "node": last.get("hostname"),
         "node_id": last.get("node_id"),
-        "started": _time(records[0].get("timestamp"), records[0].get("time_this_iter_s"))
-        if records
-        else None,
-        "ended": _time(last.get("timestamp")),
+        "started": _started(records[0]) if records else None,
+        "ended": _time(last.get("timestamp", last.get("reported_at"))),
     }
 
 
@@ -163,6 +161,14 @@ def _float(value: Any) -> float | None:
 
 def _nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
+
+
+def _started(first: dict[str, Any]) -> datetime | None:
+    """When the first epoch began: Ray's time of its report less the epoch's time (or,
+    for a report known only from the trial's log, the trial's own clock)."""
+    if "timestamp" in first:
+        return _time(first["timestamp"], first.get("time_this_iter_s"))
+    return _time(first.get("reported_at"), first.get("epoch_seconds"))
 
 
 def _time(timestamp: Any, minus: Any = None) -> datetime | None:

@@ -1,8 +1,9 @@
 """The Ray Tune adapter: the protocol as a function trainable that pauses and resumes.
 
 One `tune.report` per epoch, with one epoch counter across both stages (the scheduler's
-resource) and a checkpoint holding the trial's whole state: HyperBand pauses trials and
-Ray resumes a paused trial only from the last checkpoint it was given. This is one of
+resource) and a checkpoint holding the trial's whole state (and the log of every report
+so far, `trainables.report_log`): HyperBand pauses trials and Ray resumes a paused trial
+only from the last checkpoint it was given. This is one of
 the few modules that import Ray.
 """
 
@@ -24,6 +25,7 @@ from trainables.config import TrialConfig
 from trainables.data import SearchData
 from trainables.frozen_store import FrozenWorkStore
 from trainables.protocol import TrialData, run_protocol
+from trainables.report_log import load_reports, save_reports
 
 __all__ = ["STATE_FILE", "load_state", "polarmap_trainable", "save_state"]
 
@@ -52,11 +54,12 @@ def polarmap_trainable(
     trial = TrialConfig.from_flat(config)
     if isinstance(data, SearchData):
         data = data.for_trial(trial.backbone, trial.views)
-    resume = None
+    resume, reports = None, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             resume = load_state(Path(folder))
+            reports = load_reports(folder)  # every report before this run
     resumed_at = resume["epoch"] if resume else 0
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
@@ -78,8 +81,10 @@ def polarmap_trainable(
         metrics["batch_size"] = trial.batch_size  # as the trial ran them, defaults included
         metrics["augment"] = str(trial.augment)
         metrics["resumed_at_epoch"] = resumed_at  # 0: this run started the trial afresh
+        reports.append(metrics)
         with tempfile.TemporaryDirectory() as folder:
             save_state(state, Path(folder))
+            save_reports(reports, folder)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     store = FrozenWorkStore(frozen_store) if frozen_store else None

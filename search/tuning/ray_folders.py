@@ -20,9 +20,11 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from search.files import open_location, read_file, write_file
+from trainables.report_log import REPORTS_FILE
 
 __all__ = [
     "TrialFolder",
+    "checkpoint_records",
     "error_message",
     "mark_trials_ended",
     "restart_counts",
@@ -41,12 +43,16 @@ class TrialFolder:
         return json.loads(read_file(self.fs, f"{self.path}/params.json"))
 
     def records(self) -> list[dict[str, Any]]:
-        """Its reports, in order (none when it has not reported)."""
-        path = f"{self.path}/result.json"
-        if not _is_file(self.fs, path):
-            return []
-        lines = read_file(self.fs, path).decode("utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        """Its reports, in order: the newest checkpoint's log, then result.json (whose
+        records of the same epochs, richer in Ray's own fields, come later and win)."""
+        listed = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        checkpoints = sorted(
+            info.path
+            for info in listed
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
+        )
+        logged = _log(self.fs, checkpoints[-1]) if checkpoints else []
+        return logged + _result_lines(self.fs, f"{self.path}/result.json")
 
     def error(self) -> str | None:
         """The last line of its error file (the exception and its message); None when it
@@ -55,8 +61,9 @@ class TrialFolder:
 
     def trial_id(self, records: list[dict[str, Any]]) -> str:
         """From its reports, else from the folder's name (`<trainable>_<id>_...`)."""
-        if records:
-            return records[0]["trial_id"]
+        for record in records:  # Ray's records carry it; a log's may not
+            if "trial_id" in record:
+                return record["trial_id"]
         return self.path.rsplit("/", 1)[-1].split("_")[2]
 
 
@@ -75,7 +82,15 @@ def trial_records(trial_folder: str | os.PathLike[str] | None) -> list[dict[str,
     """The reports in a trial folder's result.json, in order (none when it is absent)."""
     if trial_folder is None:
         return []
-    return TrialFolder(*open_location(trial_folder)).records()
+    return _result_lines(*open_location(f"{trial_folder}/result.json"))
+
+
+def checkpoint_records(checkpoint) -> list[dict[str, Any]]:
+    """The report log in a Ray checkpoint (anything with `filesystem` and `path`); none
+    without a checkpoint or a log."""
+    if checkpoint is None:
+        return []
+    return _log(checkpoint.filesystem, checkpoint.path)
 
 
 def error_message(error_file: str | os.PathLike[str] | None) -> str:
@@ -117,6 +132,18 @@ def mark_trials_ended(experiment: str | os.PathLike[str], ended: dict[str, str])
             entry[0], changed = json.dumps(trial), True
     if changed:
         write_file(fs, path, json.dumps(state))
+
+
+def _result_lines(fs: pafs.FileSystem, path: str) -> list[dict[str, Any]]:
+    if not _is_file(fs, path):
+        return []
+    lines = read_file(fs, path).decode("utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _log(fs: pafs.FileSystem, checkpoint: str) -> list[dict[str, Any]]:
+    path = f"{checkpoint}/{REPORTS_FILE}"
+    return json.loads(read_file(fs, path)) if _is_file(fs, path) else []
 
 
 def _latest_state(fs: pafs.FileSystem, root: str) -> str | None:

@@ -13,7 +13,7 @@ from ray.tune.experiment import Trial
 
 from results.rows import trial_rows
 from results.store import ResultStore
-from search.tuning.ray_folders import error_message, trial_records
+from search.tuning.ray_folders import checkpoint_records, error_message, trial_records
 
 __all__ = ["ResultsRecorder"]
 
@@ -36,8 +36,13 @@ class ResultsRecorder(Callback):
         self._write(trial, error_message(trial.error_file))
 
     def _write(self, trial: Trial, error: str | None) -> None:
-        # this run's reports, after those of an earlier run (a resumed search) on disk
-        records = trial_records(trial.local_path) + self._records.pop(trial.trial_id, [])
+        # every report up to the last checkpoint (its log), then those Ray wrote down, then
+        # this run's: later copies of an epoch win, so Ray's own fields are kept
+        records = (
+            checkpoint_records(trial.checkpoint)
+            + trial_records(trial.local_path)
+            + self._records.pop(trial.trial_id, [])
+        )
         try:
             rows = trial_rows(
                 self.search, trial.trial_id, trial.config, records, error, trial.num_failures

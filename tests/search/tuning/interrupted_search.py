@@ -20,28 +20,32 @@ from ray.tune import Callback
 from search.tuning import PreparedSearch, SearchSettings
 from search.tuning.record import load_settings
 from spaces import get_space
+from trainables.report_log import load_reports, save_reports
 
-EPOCH_SECONDS = 0.25
+EPOCH_SECONDS = 0.1
 
 
 def stub_trainable(config, data=None, frozen_store=None):
-    """One report a epoch with a checkpoint, resuming from it; scores by width."""
+    """One report a epoch with a checkpoint and the report log, as the real adapter
+    (`trainables.tune`) makes them, resuming from it; scores by width."""
     from ray import tune
 
-    start = 0
+    start, reports = 0, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             start = json.loads((Path(folder) / "state.json").read_text())["epoch"]
+            reports = load_reports(folder)
     total = config["warmup_epochs"] + config["finetune_epochs"]
     for epoch in range(start + 1, total + 1):
         time.sleep(EPOCH_SECONDS)
+        metrics = {"epoch": epoch, "best_selection": config["width"] / 1000,
+                   "reported_at": time.time(), "epoch_seconds": EPOCH_SECONDS}  # fmt: skip
+        reports.append(metrics)
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
-            tune.report(
-                {"epoch": epoch, "best_selection": config["width"] / 1000},
-                checkpoint=tune.Checkpoint.from_directory(folder),
-            )
+            save_reports(reports, folder)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 class StatusFile(Callback):

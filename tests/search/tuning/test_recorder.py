@@ -22,6 +22,7 @@ def ended_trial(recorder, trial, records, error_file=None):
 def a_trial(tmp_path, trial_id, config):
     return SimpleNamespace(
         trial_id=trial_id, config=config, local_path=str(tmp_path / trial_id), error_file=None,
+        checkpoint=None,
         num_failures=1 if trial_id == "t2" else 0,
     )  # fmt: skip
 

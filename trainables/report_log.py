@@ -1,0 +1,39 @@
+"""Every report a trial has made, kept in each of its checkpoints (`reports.json`).
+
+Ray's own record of a trial's reports (result.json) is written by the driver and copied
+to the storage from time to time; a driver killed in between, or a trial paused and
+resumed before the next copy, loses reports from it. The checkpoint is saved with every
+report, so the log in the newest one holds every epoch up to it: the result tables are
+built from it, and a resumed trial goes on appending to it. Plain JSON, no Ray or torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from search.files import write_atomic
+
+__all__ = ["REPORTS_FILE", "load_reports", "save_reports"]
+
+REPORTS_FILE = "reports.json"
+
+
+def save_reports(reports: list[dict[str, Any]], folder: str | os.PathLike[str]) -> Path:
+    """Write the log into a checkpoint `folder`."""
+    return write_atomic(Path(folder) / REPORTS_FILE, json.dumps(reports, default=_plain))
+
+
+def load_reports(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The log in a checkpoint `folder`; none when the checkpoint has no log."""
+    path = Path(folder) / REPORTS_FILE
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (and anything with `item()`) as plain numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"a report value of type {type(value).__name__} is not JSON")
