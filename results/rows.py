@@ -29,18 +29,21 @@ def trial_rows(
     records: list[dict[str, Any]],
     error: str | None = None,
     failures: int | None = None,
+    interrupted: bool = False,
 ) -> TrialRows:
     """Rows of one trial. `config` is its flat config (`trainables.config`); `records`
     are its reports in order (a resumed trial's included); `error` is its error message
     when it failed; `failures` how often Ray restarted it from its checkpoint after a
-    failure (a lost node, say), when known."""
+    failure (a lost node, say), when known; `interrupted` when the search stopped
+    before the trial ended (Ctrl-C, a killed driver), so that it is not taken for a
+    trial the scheduler stopped."""
     records = _one_per_epoch(records)
     trial = {
         "search": search,
         "trial_id": trial_id,
         **_configured(config),
         **_reported(records),
-        "status": _status(TrialConfig.from_flat(config), records, error),
+        "status": _status(TrialConfig.from_flat(config), records, error, interrupted),
         "error": error,
         "failures": failures,
         "config": json.dumps(config, sort_keys=True, default=str),
@@ -106,12 +109,15 @@ def _reported(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _status(config: TrialConfig, records: list[dict[str, Any]], error: str | None) -> str:
-    """errored, completed (ran every epoch), or stopped (by the scheduler)."""
+def _status(config: TrialConfig, records: list[dict], error: str | None, cut: bool) -> str:
+    """errored, completed (ran every epoch), interrupted (cut off with the search; a
+    resume goes on with it), or stopped (by the scheduler)."""
     if error is not None:
         return "errored"
     last_epoch = records[-1].get("epoch", 0) if records else 0
-    return "completed" if last_epoch >= config.epochs else "stopped"
+    if last_epoch >= config.epochs:
+        return "completed"
+    return "interrupted" if cut else "stopped"
 
 
 def _epoch_row(record: dict[str, Any]) -> dict[str, Any]:

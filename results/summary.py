@@ -14,7 +14,7 @@ from results.read import load_searches, load_trials
 
 __all__ = ["SearchSummary", "format_summary", "search_summaries"]
 
-STATUSES = ("completed", "stopped", "errored")
+STATUSES = ("completed", "stopped", "errored", "interrupted")
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from search.commands import data, demo, finalize, predict, results, search, spaces, train, weights
-from search.commands.options import UsageError
+from search.commands.options import INTERRUPTED, UsageError
 from search.data import DataError
 from search.logs import configure_logging, level_for
 
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand; returns the exit status (0 ok, 1 data problems, 2 usage)."""
+    """Run one subcommand; returns the exit status: 0 done, 1 data problems (found while
+    checking or while cleaning), 2 usage, 130 interrupted (Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(level_for(args.verbose, getattr(args, "quiet", False)))
@@ -54,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         print(exc, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
     return 0
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from search.commands.data import split_record
-from search.commands.options import add_cache_option
+from search.commands.options import INTERRUPTED, add_cache_option
 from search.commands.preprocess import format_cleaning, write_preview
 from search.commands.report import format_split_table, print_report
 from search.data import TRIAD, SplitSpec, check_dataset, split_patients
@@ -102,7 +102,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print(format_plan(settings, prepared, measure=False))
     from search.tuning.runner import run_search
 
-    run_search(settings, prepared, quiet=args.quiet)
+    if run_search(settings, prepared, quiet=args.quiet).interrupted:
+        return INTERRUPTED  # the runner said how to go on; finalize needs every trial
     from search.commands.results import show_results
 
     show_results(settings.results, settings.name, plots=out / "plots")

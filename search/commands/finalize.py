@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from search.commands.options import UsageError, comma_names
+from search.commands.options import UsageError, comma_names, refused
 
 __all__ = ["register"]
 
@@ -58,8 +58,8 @@ def run_finalize(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         finalize(settings)
-    except SearchProblems as exc:
-        raise UsageError(str(exc)) from exc
+    except SearchProblems as problems:
+        return refused(problems)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,14 @@ from search.data import (
     Dataset,
     SplitSpec,
     check_dataset,
+    format_problems,
     parse_class_set,
     parse_mode,
 )
 from search.layout import map_cache_dir
 
 __all__ = [
+    "INTERRUPTED",
     "UsageError",
     "add_cache_option",
     "add_data_options",
@@ -27,12 +31,28 @@ __all__ = [
     "check_from_args",
     "checked_dataset",
     "comma_names",
+    "refused",
     "split_from_args",
 ]
 
 
+log = logging.getLogger(__name__)
+
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C, as shells report it
+
+
 class UsageError(Exception):
     """Options that are each valid but do not fit together; `polarmap` exits with status 2."""
+
+
+def refused(problems) -> int:
+    """The exit of a command whose search cannot start (`search.tuning.SearchProblems`):
+    the data's problems listed on stderr (1, as a failed data check); with any problem
+    of the settings, usage (2)."""
+    if not problems.data_only:
+        raise UsageError(str(problems)) from problems
+    print(problems, file=sys.stderr)
+    return 1
 
 
 def argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -137,11 +157,14 @@ def split_from_args(args: argparse.Namespace) -> SplitSpec:
 
 
 def checked_dataset(args: argparse.Namespace) -> Dataset | None:
-    """The checked data set, or None after printing the check's report of its problems."""
+    """The checked data set (its warnings logged), or None after printing the check's
+    report of its problems."""
     report = check_from_args(args)
     if not report.ok:
         print_report(report)
         return None
+    for line in format_problems(report.warnings, mark_warnings=False):
+        log.warning("data: %s", line)  # the command goes on, but its user must see them
     assert report.dataset is not None
     return report.dataset
 

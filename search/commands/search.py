@@ -10,7 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from results.leaderboard import format_leaderboard, leaderboard
-from search.commands.options import UsageError, add_cache_option, argtype, comma_names
+from search.commands.options import (
+    INTERRUPTED,
+    UsageError,
+    add_cache_option,
+    argtype,
+    comma_names,
+    refused,
+)
 from search.data import SplitSpec
 from search.tuning import SearchProblems, SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
@@ -197,15 +204,16 @@ def resume_search_command(args: argparse.Namespace) -> int:
 def _run(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> int:
     try:
         dataset = check_search(settings)
-    except SearchProblems as exc:
-        raise UsageError(str(exc)) from exc
+    except SearchProblems as problems:
+        return refused(problems)
     prepared = prepare_search(settings, dataset)
     print(format_plan(settings, prepared, measure=dry_run))
     if dry_run:
         return 0
     from search.tuning.runner import run_search
 
-    run_search(settings, prepared, resume=resume, quiet=quiet)
+    if run_search(settings, prepared, resume=resume, quiet=quiet).interrupted:
+        return INTERRUPTED  # the runner said how to go on
     print(format_leaderboard(leaderboard(settings.results, settings.name)))
     tables = settings.results
     print(f"\nexperiment: {settings.experiment}\nresult tables: {tables}")

@@ -6,7 +6,7 @@ instead of one error per run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["DataError", "Problem", "format_problems"]
 
@@ -53,9 +53,11 @@ class DataError(Exception):
         super().__init__("\n".join(lines))
 
 
-def format_problems(problems: list[Problem]) -> list[str]:
+def format_problems(problems: list[Problem], mark_warnings: bool = True) -> list[str]:
     """One line per problem, top of the file first, errors before warnings; the same
-    message on many rows (a wrong class set, say) becomes one line listing the rows."""
+    message on many rows (a wrong class set, say) becomes one line listing the rows.
+    `mark_warnings=False` leaves out the `warning: ` a warning's line carries (for a
+    logger that marks them itself)."""
     groups: dict[tuple, list[Problem]] = {}
     for p in problems:
         key = (not p.is_error, p.source, p.field, p.message)
@@ -65,13 +67,13 @@ def format_problems(problems: list[Problem]) -> list[str]:
     for group in ordered:
         first = group[0]
         if len(group) == 1:
-            lines.append(str(first))
+            lines.append(str(first if mark_warnings else replace(first, severity="error")))
             continue
         rows = [p.row for p in group if p.row is not None]
         shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
         where = f"{first.source}, rows {shown} ({len(rows)} rows)"
         if first.field:
             where += f", {first.field}"
-        prefix = "" if first.is_error else "warning: "
+        prefix = "" if first.is_error or not mark_warnings else "warning: "
         lines.append(f"{where}: {prefix}{first.message}")
     return lines

@@ -127,7 +127,9 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
         SearchProblems: the data set has problems.
     """
     name, search_row, search_settings = load_search(settings)
-    winners = select_winners(load_trials(settings.results, name), settings.per, settings.top)
+    trials = load_trials(settings.results, name)
+    _check_finished(name, search_row, trials, settings.results)
+    winners = select_winners(trials, settings.per, settings.top)
     if winners["config"].isna().any():
         experiment = StorageLayout.of_results(settings.results).experiment(name)
         raise ValueError(
@@ -160,6 +162,23 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
                           search_row)  # fmt: skip
     say(f"report: {report}")
     return finals
+
+
+def _check_finished(name: str, row: dict, trials: pd.DataFrame, results: str) -> None:
+    """Winners come from a finished search: an interrupted one has trials cut off
+    part-way, whose short runs would compete with finished ones."""
+    cut = int((trials["status"] == "interrupted").sum())
+    if row.get("status") not in ("running", "interrupted") and not cut:
+        return
+    experiment = StorageLayout.of_results(results).experiment(name)
+    state = f"its searches row says {row.get('status')!r}" + (
+        f", {cut} of its trials were cut off" if cut else ""
+    )
+    raise ValueError(
+        f"search {name} has not finished ({state}); finalize picks winners among finished "
+        f"trials only. If it is still running, wait for it; else go on with: polarmap "
+        f"search resume {experiment}"
+    )
 
 
 def _check_same_data(prepared: PreparedSearch, row: dict, search_settings: SearchSettings):

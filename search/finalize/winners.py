@@ -16,7 +16,7 @@ def select_winners(
 ) -> pd.DataFrame:
     """The best trial of each group of `per` columns (default: each backbone and mode), or
     with `top`, the `top` best trials overall; best first, in the leaderboard's order
-    (errored trials never win).
+    (errored trials, and trials cut off by an interruption, never win).
 
     Raises:
         ValueError: `per` names a column other than backbone and mode, `top` is below 1,
@@ -26,7 +26,7 @@ def select_winners(
         raise ValueError(f"--top: need at least 1, got {top}")
     if top is None and (not per or any(column not in GROUPINGS for column in per)):
         raise ValueError(f"--per {','.join(per or ())!r}: expected backbone, mode or both")
-    ranked = rank_trials(trials[trials["status"] != "errored"])
+    ranked = rank_trials(trials[~trials["status"].isin(["errored", "interrupted"])])
     if ranked.empty:
         raise ValueError("no trial of the search has a validation score to rank by")
     chosen = ranked.head(top) if top is not None else ranked.drop_duplicates(list(per))

@@ -12,7 +12,7 @@ from results.rows import trial_rows
 from results.store import ResultStore
 from search.files import open_location
 from search.layout import StorageLayout
-from search.tuning.ray_folders import restart_counts, trial_folders
+from search.tuning.ray_folders import restart_counts, trial_folders, unfinished_trials
 from search.tuning.record import load_search_row
 
 __all__ = ["ingest_experiment"]
@@ -23,8 +23,9 @@ def ingest_experiment(
 ) -> int:
     """Write every trial of `experiment` (a folder or a URI) into the tables under
     `results_root` (default: `results` beside the experiment); returns the number of
-    trials. The searches row is rebuilt from the search's own record when the tables
-    have none.
+    trials. A trial the search was cut off before is `interrupted`, never `stopped`
+    (that is the scheduler's word). The searches row is rebuilt from the search's own
+    record when the tables have none.
 
     Raises:
         FileNotFoundError: no trial folders (no `params.json`) under `experiment`.
@@ -34,13 +35,14 @@ def ingest_experiment(
     folders = trial_folders(experiment)
     if not folders:
         raise FileNotFoundError(f"{experiment}: no trial folders (*/params.json) to ingest")
-    ended, restarts = [], restart_counts(experiment)
+    ended, restarts, cut_off = [], restart_counts(experiment), unfinished_trials(experiment)
     for folder in folders:
         records = folder.records()
         trial_id = folder.trial_id(records)
         rows = trial_rows(
-            name, trial_id, folder.config(), records, folder.error(), restarts.get(trial_id)
-        )
+            name, trial_id, folder.config(), records, folder.error(), restarts.get(trial_id),
+            interrupted=trial_id in cut_off,
+        )  # fmt: skip
         store.write_trial(rows)
         ended.append(rows.trial["ended"])
     if not store.table("searches", search=name).num_rows:

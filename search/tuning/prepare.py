@@ -4,6 +4,7 @@ split) and each backbone's unfreeze limit. Nothing here imports Ray."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from search.data import (
@@ -24,12 +25,16 @@ from trainables.data import SearchData
 
 __all__ = ["PreparedSearch", "SearchProblems", "check_search", "prepare_search"]
 
+log = logging.getLogger(__name__)
+
 
 class SearchProblems(ValueError):
-    """The settings or the data cannot make a search; the message lists every problem."""
+    """The settings or the data cannot make a search; the message lists every problem.
+    `data_only`: every problem is the data's (the command exits 1, as for a failed data
+    check; problems with the settings are usage errors, 2)."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
+    def __init__(self, problems: list[str], data_only: bool = False):
+        self.problems, self.data_only = problems, data_only
         super().__init__(
             f"{len(problems)} problem(s) before the search could start:\n"
             + "\n".join(f"  - {p}" for p in problems)
@@ -47,6 +52,8 @@ class PreparedSearch:
 def check_search(settings: SearchSettings) -> Dataset:
     """The checked data set.
 
+    The data check's warnings (a leak across splits, say) are logged.
+
     Raises:
         SearchProblems: every problem with the settings and the data, all at once.
     """
@@ -63,9 +70,11 @@ def check_search(settings: SearchSettings) -> Dataset:
         mode=InputMode("search", settings.views),
         split=settings.split,
     )
-    problems += [f"data: {line}" for line in format_problems(report.errors)]
-    if problems or report.dataset is None:
-        raise SearchProblems(problems)
+    data_problems = [f"data: {line}" for line in format_problems(report.errors)]
+    if problems or data_problems or report.dataset is None:
+        raise SearchProblems(problems + data_problems, data_only=not problems)
+    for line in format_problems(report.warnings, mark_warnings=False):
+        log.warning("data: %s", line)  # a search goes on, but its user must see them
     return report.dataset
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "restart_counts",
     "trial_folders",
     "trial_records",
+    "unfinished_trials",
 ]
 
 
@@ -113,6 +114,22 @@ def restart_counts(experiment: str | os.PathLike[str]) -> dict[str, int]:
         if trial_id is not None and count is not None:
             counts[trial_id] = int(count)
     return counts
+
+
+def unfinished_trials(experiment: str | os.PathLike[str]) -> set[str]:
+    """Ids of the trials that had not ended when Ray last saved the experiment's state
+    (Ray saves it once more as it stops, before it stops the trials it cut off): empty
+    for a search that ran to its end."""
+    fs, root = open_location(experiment)
+    path = _latest_state(fs, root)
+    if path is None:
+        return set()
+    unfinished = set()
+    for trial_state, _ in json.loads(read_file(fs, path)).get("trial_data", []):
+        trial = json.loads(trial_state)
+        if trial.get("status") not in ("TERMINATED", "ERROR"):
+            unfinished.add(trial.get("trial_id"))
+    return unfinished
 
 
 def mark_trials_ended(experiment: str | os.PathLike[str], ended: dict[str, str]) -> None:

@@ -9,6 +9,9 @@ import functools
 import json
 import logging
 import os
+import signal
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,11 +33,24 @@ from search.tuning.settings import SearchSettings, hyperband_brackets
 from search.tuning.suggest import shared_config, suggest_trial
 from trainables.tune import polarmap_trainable
 
-__all__ = ["METRIC", "final_status", "run_search", "search_record"]
+__all__ = ["METRIC", "SearchRun", "final_status", "run_search", "search_record"]
 
 METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """What a run of the search gives: Ray's results and how it ended (the status of its
+    searches row: completed, interrupted, or stopped by the time budget)."""
+
+    results: tune.ResultGrid
+    status: str
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == "interrupted"
 
 
 def run_search(
@@ -43,8 +59,9 @@ def run_search(
     resume: bool = False,
     quiet: bool = False,
     trainable: Any = polarmap_trainable,
-) -> tune.ResultGrid:
-    """Run (or, with `resume`, continue) the search; returns Ray's results.
+) -> SearchRun:
+    """Run (or, with `resume`, continue) the search; returns Ray's results and how the
+    search ended.
 
     `trainable` is for tests: a function of (config, data, frozen_store) like
     `polarmap_trainable`."""
@@ -56,7 +73,7 @@ def run_search(
             ray.shutdown()
 
 
-def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
+def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
     if settings.address and not _a_node_fits(settings):
         log.info(
             "note: no node of the cluster has %g CPUs and %g GPUs free for a trial now; "
@@ -84,14 +101,15 @@ def _tune(settings, prepared, resume, quiet, trainable) -> tune.ResultGrid:
             [progress, ResultsRecorder(settings.results, settings.name)],
         )
     try:
-        results = tuner.fit()
+        with CtrlC() as ctrl_c:
+            results = tuner.fit()
     except BaseException:  # the tables say the search did not finish; resume can go on
         search_row.update(ended=datetime.now(UTC), status="interrupted")
         store.write_search(search_row)
         raise
     progress.finish()
-    _record_the_end(settings, results, store, search_row)
-    return results
+    status = _record_the_end(settings, results, store, search_row, ctrl_c.pressed)
+    return SearchRun(results, status)
 
 
 def _fill_brackets_up_front(settings: SearchSettings) -> None:
@@ -153,27 +171,54 @@ def _new_tuner(settings: SearchSettings, prepared: PreparedSearch, wrapped, call
     )
 
 
-def _record_the_end(settings, results, store: ResultStore, search_row: dict) -> None:
-    """The searches row's end and status; the resume command when it was interrupted."""
+class CtrlC:
+    """Ctrl-C during the search, noted, then handed to Ray Tune as its own graceful stop
+    (SIGUSR1: it saves the experiment state once more and returns as if done, so the
+    note is how the search knows it was interrupted). A second Ctrl-C stops at once."""
+
+    def __enter__(self) -> CtrlC:
+        self.pressed = False
+        self._before = None
+        if threading.current_thread() is threading.main_thread():
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ray leaves SIGINT to us
+            self._before = signal.signal(signal.SIGINT, self._stop)
+        return self
+
+    def _stop(self, signum, frame) -> None:
+        self.pressed = True
+        signal.signal(signal.SIGINT, self._before)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def __exit__(self, *exc) -> None:
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
+
+
+def _record_the_end(settings, results, store: ResultStore, search_row: dict, ctrl_c: bool):
+    """The searches row's end and status, returned; the resume command when it was
+    interrupted."""
     now = datetime.now(UTC)
     spent = (now - search_row["started"]).total_seconds()
-    status = final_status(results, settings.trials, spent, settings.time_budget_s)
+    status = final_status(results, settings.trials, spent, settings.time_budget_s, ctrl_c)
     if status == "interrupted":
         log.warning("interrupted; go on with: polarmap search resume %s", settings.experiment)
     else:  # every trial that reported has ended: each should have its rows
         _warn_of_unrecorded_trials(results, store, settings.name, settings.experiment)
     search_row.update(ended=now, status=status)
     store.write_search(search_row)
+    return status
 
 
-def final_status(results, trials: int, spent_s: float, budget_s: float | None) -> str:
-    """How the search ended, for its searches row: `interrupted` when Ray returned before
-    all `trials` were made and ended (Ctrl-C stops Tune gracefully and it returns as if
-    done)."""
+def final_status(
+    results, trials: int, spent_s: float, budget_s: float | None, ctrl_c: bool = False
+) -> str:
+    """How the search ended, for its searches row: `interrupted` after Ctrl-C (Ray Tune
+    stops gracefully and returns as if done, marking the trials it cut off as ended), or
+    when Ray returned before all `trials` were made and ended (its own stop signal)."""
     if budget_s and spent_s >= budget_s:
         return "stopped by the time budget"
     ended = results.num_terminated + results.num_errors
-    if len(results) < trials or ended < len(results):
+    if ctrl_c or len(results) < trials or ended < len(results):
         return "interrupted"
     return "completed"
 
@@ -244,6 +289,7 @@ def _recorded_ends(store: ResultStore, search: str) -> dict[str, str]:
     return {
         row["trial_id"]: "ERROR" if row["status"] == "errored" else "TERMINATED"
         for row in store.table("trials", search=search).to_pylist()
+        if row["status"] != "interrupted"  # cut off (a rebuilt table says so): goes on
     }
 
 

@@ -73,6 +73,38 @@ def test_an_unknown_space_is_a_usage_error(manifest, capsys):
     assert "known: demo, paper-binary, paper-triad" in capsys.readouterr().err
 
 
+def test_data_problems_exit_1_without_a_usage_message(manifest, tmp_path, capsys):
+    """The same status as a failed data check, and the problems without 17 lines of
+    usage before them; problems with the options stay usage errors (2)."""
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--split", "98/1/1"]
+    assert main([*args, "--storage", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "data: " in err and "too few for a stratified" in err
+    assert "usage:" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_interrupted_search_exits_130(manifest, tmp_path, monkeypatch):
+    """130, as shells report Ctrl-C, so `search run ... && polarmap finalize ...` stops."""
+    from search.tuning import runner
+
+    monkeypatch.setattr(runner, "run_search", lambda *a, **k: runner.SearchRun(None, "interrupted"))
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--storage", str(tmp_path)]
+    assert main(args) == 130
+
+
+def test_ctrl_c_outside_ray_exits_130(manifest, tmp_path, monkeypatch, capsys):
+    from search.commands import search as search_command
+
+    def pressed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_command, "prepare_search", pressed)  # while cleaning maps
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--storage", str(tmp_path)]
+    assert main(args) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
 def test_the_dry_run_plans_and_starts_nothing(manifest, tmp_path, capsys):
     import ray
 

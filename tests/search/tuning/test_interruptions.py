@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from results.store import ResultStore
+from search.tuning.ingest import ingest_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -91,6 +92,13 @@ def test_one_resume_finishes_a_search_interrupted_at_any_moment(tmp_path, moment
     else:  # the driver and the Ray it started, at once
         os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=60)
+    store = ResultStore(tmp_path / "runs" / "results")
+    (row,) = store.table("searches", search="s").to_pylist()
+    assert row["status"] == ("interrupted" if how == "SIGINT" else "running")  # killed: no end
+    if list((tmp_path / "runs" / "s").glob("*/params.json")):  # rebuilt now, the tables
+        ingest_experiment(tmp_path / "runs" / "s")  # never call a cut-off trial stopped
+        early = store.table("trials", search="s").to_pandas().query("epochs_run < 3")
+        assert "stopped" not in set(early["status"])  # Hyperband's first rung is at 3
 
     resume = driver(tmp_path, "resume")
     try:
@@ -102,7 +110,6 @@ def test_one_resume_finishes_a_search_interrupted_at_any_moment(tmp_path, moment
             + (tmp_path / "resume.log").read_text()[-3000:]
         )  # fmt: skip
 
-    store = ResultStore(tmp_path / "runs" / "results")
     trials = store.table("trials", search="s").to_pandas()
     assert sorted(trials["trial_id"]) == sorted(set(trials["trial_id"])) and len(trials) == TRIALS
     assert len(list((tmp_path / "runs" / "s").glob("*/params.json"))) == TRIALS

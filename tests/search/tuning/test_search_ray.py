@@ -50,8 +50,10 @@ def stub_trainable(config, data=None, frozen_store=None):
     width so ranks are defined), one epoch a report, with a checkpoint, resuming from it;
     'failing' raises at epoch 2 and leaves a file for each attempt; with the option
     'watch' it reports how many trials the result tables there hold; with 'signal_driver'
-    the first trial stops the search as Ctrl-C does. Its options come from
-    stub.json in the folder the runner names as the frozen-work store (a test's own)."""
+    the first trial stops the search as Ray's own stop signal does (with
+    'signal_at_epoch', the first trial to reach that epoch presses Ctrl-C: SIGINT to
+    'signal_driver_at'). Its options come from stub.json in the folder the runner names
+    as the frozen-work store (a test's own)."""
     from ray import tune
 
     scratch = Path(frozen_store)
@@ -93,6 +95,9 @@ def stub_trainable(config, data=None, frozen_store=None):
         if failing and epoch == options.get("fail_at", 2):
             (scratch / f"failed-once-{trial_id}").touch()
             raise RuntimeError(f"this trial fails at epoch {epoch}")
+        if epoch == options.get("signal_at_epoch"):  # once, by the first trial to get here
+            with contextlib.suppress(FileExistsError), open(scratch / "signalled", "x"):
+                os.kill(options["signal_driver_at"], signal.SIGINT)  # Ctrl-C
         started = time.time()
         time.sleep(options.get("fail_sleep" if failing else "sleep", options.get("sleep", 0.0)))
         with tempfile.TemporaryDirectory() as folder:
@@ -110,7 +115,7 @@ def run(settings, resume=False, **options):
     (frozen_store_dir() / "stub.json").write_text(json.dumps(options))
     return run_search(
         settings, prepared(settings), resume=resume, quiet=True, trainable=stub_trainable
-    )
+    ).results
 
 
 def epochs_per_pair(results) -> dict[str, list[int]]:
@@ -237,3 +242,22 @@ def test_a_search_stopped_by_the_user_says_so_in_its_searches_row(ray_session, t
     (row,) = load_searches(tmp_path / "runs" / "results").to_dict("records")
     trials = load_trials(tmp_path / "runs" / "results")
     assert row["status"] == "completed" and len(trials) == 3
+
+
+def test_ctrl_c_while_every_trial_runs_is_an_interruption_not_an_end(ray_session, tmp_path):
+    """Every trial made and running when the user stops the search: Ray stops them as
+    it returns, as if they had ended. Their searches row said `completed`, and a rebuilt
+    trials table called them `stopped` (the scheduler's word), ready for finalize."""
+    from results import load_searches, load_trials
+    from search.finalize.pipeline import FinalizeSettings, finalize
+    from search.tuning.ingest import ingest_experiment
+
+    settings = search_settings(tmp_path, backbones=("good",), samples=2)
+    run(settings, signal_at_epoch=4, signal_driver_at=os.getpid(), sleep=0.3)
+    results = tmp_path / "runs" / "results"
+    (row,) = load_searches(results).to_dict("records")
+    assert row["status"] == "interrupted"
+    assert ingest_experiment(tmp_path / "runs" / "s") == 2
+    assert set(load_trials(results)["status"]) == {"interrupted"}
+    with pytest.raises(ValueError, match=r"has not finished.*polarmap search resume"):
+        finalize(FinalizeSettings(results=str(results), search="s"))
