@@ -14,7 +14,7 @@ from results.read import load_searches, load_trials
 
 __all__ = ["SearchSummary", "format_summary", "search_summaries"]
 
-STATUSES = ("completed", "stopped", "errored", "interrupted")
+STATUSES = ("completed", "stopped", "errored")  # and interrupted, shown when there are
 
 
 @dataclass
@@ -75,7 +75,11 @@ def _summary(name: str, row: dict[str, Any], trials: pd.DataFrame) -> SearchSumm
         status=row.get("status"),
         started=_time(row.get("started")),
         ended=ended,
-        trials={status: int(counts.get(status, 0)) for status in STATUSES},
+        trials={
+            status: int(counts.get(status, 0))
+            for status in (*STATUSES, "interrupted")
+            if status in STATUSES or counts.get(status, 0)
+        },
         epochs=int(trials["epochs_run"].fillna(0).sum()),
         trial_hours=float(hours.sum()),
         gpu_hours=float((hours * trials["gpus"].fillna(0)).sum()),

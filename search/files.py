@@ -9,13 +9,17 @@ file system and `write_file` keeps the same promise there: one object, put whole
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
+    "atomic_output",
+    "current_umask",
     "join_location",
     "open_location",
     "parent_location",
@@ -33,19 +37,44 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
         The path written.
     """
     path = Path(path)
+    with atomic_output(path) as out:
+        out.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through: a temporary file beside it, readable as the
+    process's umask says (a temporary file is created 0600: colleagues could not read a
+    report or share a cache), flushed to disk and renamed over `path` when the block
+    ends; removed, leaving `path` as it was, when the block fails."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as tmp:
-            tmp.write(payload)
+            yield tmp
             tmp.flush()
             os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    return path
+
+
+def current_umask() -> int:
+    """The process's umask. Read from /proc where the system has it: the portable way
+    sets it to read it, and a thread creating a file meanwhile would get the wrong mode."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:

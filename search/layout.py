@@ -9,10 +9,10 @@ agree on them and a reader can find every output from one page:
       results/               the Parquet result tables of every search in STORAGE
       finals/NAME/           the finalized models and report of search NAME
 
-The caches are per machine (cleaned maps, frozen work, downloaded weights): the maps in
-$POLARMAP_CACHE, else $XDG_CACHE_HOME/polarmap/maps, else ~/.cache/polarmap/maps; the
-frozen work and weights beside it (`frozen`, `weights`) unless $POLARMAP_FROZEN or
-$POLARMAP_WEIGHTS_CACHE name other folders.
+The caches are per machine (cleaned maps, frozen work, downloaded weights), all under one
+root, $POLARMAP_CACHE, else $XDG_CACHE_HOME/polarmap, else ~/.cache/polarmap: `maps`,
+`frozen` and `weights`, unless $POLARMAP_FROZEN or $POLARMAP_WEIGHTS_CACHE name other
+folders (a command's --cache, another maps folder).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from search.files import join_location, parent_location
 __all__ = [
     "SEARCH_RECORD",
     "StorageLayout",
+    "cache_root",
     "frozen_store_dir",
     "map_cache_dir",
     "weights_cache_dir",
@@ -83,24 +84,29 @@ class StorageLayout:
         return Path(join_location(self.storage, FINALS)) / search
 
 
-def map_cache_dir() -> Path:
-    """$POLARMAP_CACHE, else $XDG_CACHE_HOME/polarmap/maps, else ~/.cache/polarmap/maps."""
+def cache_root() -> Path:
+    """Where every cache lives: $POLARMAP_CACHE, else $XDG_CACHE_HOME/polarmap, else
+    ~/.cache/polarmap."""
     if os.environ.get("POLARMAP_CACHE"):
         return Path(os.environ["POLARMAP_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "polarmap" / "maps"
+    return Path(base) / "polarmap"
+
+
+def map_cache_dir() -> Path:
+    """`maps` under the cache root (a command's --cache names another folder)."""
+    return cache_root() / "maps"
 
 
 def frozen_store_dir() -> Path:
-    """$POLARMAP_FROZEN, else `frozen` beside the map cache folder."""
+    """$POLARMAP_FROZEN, else `frozen` under the cache root."""
     if os.environ.get("POLARMAP_FROZEN"):
         return Path(os.environ["POLARMAP_FROZEN"])
-    return map_cache_dir().parent / "frozen"
+    return cache_root() / "frozen"
 
 
 def weights_cache_dir() -> Path:
-    """$POLARMAP_WEIGHTS_CACHE, else `weights` beside the map cache folder
-    (~/.cache/polarmap/weights by default)."""
+    """$POLARMAP_WEIGHTS_CACHE, else `weights` under the cache root."""
     if os.environ.get("POLARMAP_WEIGHTS_CACHE"):
         return Path(os.environ["POLARMAP_WEIGHTS_CACHE"])
-    return map_cache_dir().parent / "weights"
+    return cache_root() / "weights"

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from search.data.manifest import manifest_text
 from search.data.segments import TERRITORIES, segment_map
 from search.files import write_atomic
 from search.logs import configure_logging
+
+# Files take the process's umask; the tests that check file modes expect the usual one.
+os.umask(0o022)
 
 EXAMPLE_COUNTS = {"Infarction": 8, "Ischemia": 10, "Normal": 22}
 

@@ -5,7 +5,10 @@ input maps, where the backbone is cut and the number format, never on the head, 
 learning rate or the epoch. Trials that agree on those read one stored tensor instead of
 running the frozen layers again. Entries are named by a SHA-256 of everything they depend
 on, written under a temporary name and renamed (concurrent trials may both compute an
-entry; the reader never sees a partial file), and read with `weights_only=True`.
+entry; the reader never sees a partial file), and read with `weights_only=True`. Each
+carries the checksum of its bytes, its shape and dtype (`search.checked`), verified on
+every read with the number of maps it must hold: a damaged entry is reported in one line,
+deleted and computed again, never trained on.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from typing import Any
 
 import torch
 
-from search.files import write_atomic
+from search.checked import DamagedEntry, read_checked, write_checked
 from search.layout import frozen_store_dir
 
 __all__ = ["FrozenWorkStore", "tensor_digest"]
 
 log = logging.getLogger(__name__)
+
+ENTRY_FORMAT = 2  # 2: checked entries (search.checked); part of the key, so 1s are not read
 
 
 def tensor_digest(tensor: torch.Tensor) -> str:
@@ -46,24 +51,45 @@ class FrozenWorkStore:
 
     @staticmethod
     def key(**parts: Any) -> str:
-        """A stable name for everything an entry depends on."""
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        """A stable name for everything an entry depends on (and the entries' format)."""
+        named = {**parts, "entry": ENTRY_FORMAT}
+        return hashlib.sha256(json.dumps(named, sort_keys=True).encode()).hexdigest()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pt"
 
-    def load(self, key: str) -> torch.Tensor | None:
-        """The stored tensor, or None when absent or unreadable."""
+    def load(self, key: str, rows: int | None = None) -> torch.Tensor | None:
+        """The stored tensor, or None when absent. `rows`: the number of maps it must hold
+        (its first dimension). A damaged entry (its checksum, shape or dtype not what was
+        written, or not `rows` long) is reported, deleted and so computed again: a trial
+        never trains on it."""
+        path = self.path(key)
         try:
-            value = torch.load(self.path(key), map_location="cpu", weights_only=True)
+            facts, content = read_checked(path)
+            value = torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+            if not isinstance(value, torch.Tensor):
+                raise DamagedEntry(f"it holds a {type(value).__name__}, not a tensor")
+            if list(value.shape) != facts.get("shape") or str(value.dtype) != facts.get("dtype"):
+                raise DamagedEntry(
+                    f"it holds {value.dtype} {list(value.shape)}, its header says "
+                    f"{facts.get('dtype')} {facts.get('shape')}"
+                )
+            if rows is not None and (value.dim() == 0 or value.shape[0] != rows):
+                raise DamagedEntry(f"it holds {list(value.shape)}, not {rows} maps")
         except FileNotFoundError:
             return None
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            log.debug("frozen work %s unreadable (%s); computing it again", self.path(key), exc)
+        except (DamagedEntry, OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            log.warning("frozen work %s is damaged (%s): deleted, computed again", path, exc)
+            if path.is_file():  # not a folder someone put there
+                path.unlink(missing_ok=True)
             return None
-        return value if isinstance(value, torch.Tensor) else None
+        return value
 
     def store(self, key: str, tensor: torch.Tensor) -> Path:
+        """Write one tensor atomically, with its checksum, shape and dtype."""
+        tensor = tensor.detach().cpu().contiguous()
         buffer = io.BytesIO()
-        torch.save(tensor.detach().cpu().contiguous(), buffer)
-        return write_atomic(self.path(key), buffer.getvalue())
+        torch.save(tensor, buffer)
+        return write_checked(
+            self.path(key), buffer.getvalue(), shape=list(tensor.shape), dtype=str(tensor.dtype)
+        )

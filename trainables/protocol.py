@@ -290,7 +290,8 @@ class _Trainer:
         stress or rest mode read what a dual-mode search stored, and the other way round."""
         views = range(len(self.config.views))
         keys = [self._store_key(kind, split, v) if self.store else None for v in views]
-        parts = {v: self.store.load(key) for v, key in enumerate(keys) if key is not None}
+        rows = self._inputs(split).shape[0]  # a stored entry must hold one row per map
+        parts = {v: self.store.load(key, rows) for v, key in enumerate(keys) if key is not None}
         missing = [v for v in views if parts.get(v) is None]
         if missing:
             computed = self._compute_frozen(kind, split, missing)

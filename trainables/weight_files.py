@@ -21,11 +21,10 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from search.files import join_location, open_location
+from search.files import atomic_output, join_location, open_location
 from search.layout import weights_cache_dir
 
 __all__ = [
@@ -220,22 +219,13 @@ def _locked(path: Path):
 
 def _download(fs, remote: RemoteWeights, target: Path) -> None:
     """Copy the object to `target`: a temporary file beside it, size checked, renamed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
+    with atomic_output(target) as out, fs.open_input_stream(remote.path) as stream:
         written = 0
-        with os.fdopen(fd, "wb") as out, fs.open_input_stream(remote.path) as stream:
-            while chunk := stream.read(CHUNK):
-                out.write(chunk)
-                written += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+        while chunk := stream.read(CHUNK):
+            out.write(chunk)
+            written += len(chunk)
         if written != remote.size:
             raise OSError(f"got {written} bytes of {remote.size}")
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def _shown(location: str) -> str:

@@ -18,7 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Pick the winners from the trials table (default: the best trial of "
         "each backbone and mode), retrain each with its own settings and compute path for "
         "every seed (epochs chosen on validation, as in the search), then test it once on "
-        "the held-out split the search never read: figures with bootstrap 95 %% intervals, "
+        "the held-out split the search never read: figures with bootstrap 95 % intervals, "
         "the model exported (safetensors + config + model card), rows in the finals table.",
     )
     finalize.add_argument("results", help="the result tables, e.g. polarmap-runs/results")

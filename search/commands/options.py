@@ -138,7 +138,7 @@ def add_cache_option(parser: argparse.ArgumentParser) -> None:
         "--cache",
         type=Path,
         default=None,
-        help=f"map cache folder (default $POLARMAP_CACHE or {map_cache_dir()})",
+        help=f"map cache folder (default maps under $POLARMAP_CACHE, else {map_cache_dir()})",
     )
 
 

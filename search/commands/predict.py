@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="test figures of an exported model on a labelled external set",
         description="As predict, but every patient must carry a label of the model's "
         "classes. Prints accuracy, balanced accuracy, sensitivity, specificity, precision, "
-        "F1 and ROC AUC (macro with bootstrap 95 %% intervals over patients, and per "
+        "F1 and ROC AUC (macro with bootstrap 95 % intervals over patients, and per "
         "class), the confusion matrix, the expected calibration error and the patient "
         "count; writes OUT/predictions.csv, OUT/figures.json and ROC, calibration and "
         "confusion plots.",

@@ -20,6 +20,7 @@ from search.commands.options import (
 )
 from search.data import DataError, Dataset, Patient, Problem
 from search.data.clean import CropBox, clean_export
+from search.data.images import export_rgb
 from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
 from search.data.preprocess import CleanedMaps, PreprocessSpec, preprocess_dataset
@@ -168,7 +169,7 @@ def write_preview(
         for view in dataset.views:
             path = patient.images[view]
             with Image.open(path) as image:
-                export = np.asarray(image.convert("RGB"))
+                export = export_rgb(image)
             try:
                 cleaned = clean_export(export, spec.size, spec.crops.get(view))
             except ValueError as exc:

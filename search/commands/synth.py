@@ -8,7 +8,8 @@ from pathlib import Path
 
 from search.commands.options import UsageError, argtype
 from search.commands.report import print_report
-from search.data import PRESET_CLASS_SETS, SplitSpec, check_dataset
+from search.data import PRESET_CLASS_SETS, SplitSpec, check_dataset, format_problems
+from search.data.splits import feasibility_problems
 from search.synth import DEFAULT_DIFFICULTY, check_synth_options, write_synthetic_dataset
 
 __all__ = ["register", "run_synth"]
@@ -108,6 +109,20 @@ def run_synth(args: argparse.Namespace) -> int:
         image_format=args.image_format,
     )
     print(f"wrote {args.patients} patients to {manifest} in {time.perf_counter() - started:.1f} s")
-    report = check_dataset(manifest, class_set=classes, split=SplitSpec(seed=args.seed))
+    report = check_dataset(manifest, class_set=classes, splittable=False)
     print_report(report)
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    spec = SplitSpec(seed=args.seed)
+    counts = report.dataset.class_counts()
+    unfilled = format_problems(feasibility_problems(counts, spec, str(manifest)))
+    if not unfilled:
+        print(f"splits: it fills the default {spec.describe()}")
+        return 0
+    print(
+        f"splits: it cannot fill the default {spec.short()} split (what would work, for "
+        "the --split of `data check`, `data split`, `train` and `search run`):"
+    )
+    for line in unfilled:
+        print(f"  {line}")
+    return 0

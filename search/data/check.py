@@ -113,7 +113,7 @@ def check_dataset(
     problems += _duplicate_ids(records)
     problems += _missing_cells(records, needed, mode)
     infos, image_problems = _inspect_images(records, needed, min_size)
-    problems += image_problems
+    problems += image_problems + _paths_from_elsewhere(path, records, needed, folders)
     problems += _shared_images(records, infos)
 
     unique_labelled = {r.patient_id: r.label for r in records if r.label is not None}
@@ -229,6 +229,32 @@ def _inspect_images(
                     )
                 )
     return infos, problems
+
+
+def _paths_from_elsewhere(
+    manifest: Path, records: list[Record], needed: tuple[str, ...], folders: bool
+) -> list[Problem]:
+    """One line, after the missing files, when they are found from the current folder:
+    a manifest's image paths are read relative to the manifest's own folder."""
+    if folders:
+        return []
+    base = manifest.parent
+    missing = [
+        image for r in records for v in needed
+        if (image := r.images.get(v)) is not None and not image.exists()
+    ]  # fmt: skip
+    found = [p for p in missing if p.is_relative_to(base) and p.relative_to(base).exists()]
+    if not found:
+        return []
+    return [
+        Problem(
+            str(manifest),
+            f"{len(found)} of the {len(missing)} missing images exist relative to the current "
+            f"folder ({Path.cwd()}), as {found[0].relative_to(base)} does: image paths are "
+            f"read relative to the manifest's folder ({base}); write them relative to it, "
+            "or as absolute paths",
+        )
+    ]
 
 
 def _try_inspect(path: Path, min_size: int) -> ImageInfo | ImageProblem:

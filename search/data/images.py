@@ -1,8 +1,16 @@
-"""Reading one image file and saying exactly what is wrong with it, if anything.
+"""Reading one image file and saying exactly what is wrong with it, if anything, and its
+pixels as the user saw them.
 
 Every image is decoded in full once during the check: PIL opens files lazily, so only a
 full decode finds a truncated file. The same read gives the bytes' SHA-256, which the
 data fingerprint is built from.
+
+Exports come in every mode Pillow reads; `export_rgb` turns each into the 8-bit RGB map a
+viewer shows: bilevel, grey and palette images as their grey or colours, 16-bit grey
+scaled by its 16-bit range (not clipped, which made every map a white disc), alpha
+composited over black (the background of clinical exports), CMYK and YCbCr converted.
+Pixels whose scale is not known are refused with the reason: 32-bit integers, and
+floating point outside 0..1.
 """
 
 from __future__ import annotations
@@ -13,9 +21,17 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ACCEPTED_FORMATS", "IMAGE_SUFFIXES", "ImageInfo", "ImageProblem", "inspect_image"]
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "IMAGE_SUFFIXES",
+    "ImageInfo",
+    "ImageProblem",
+    "export_rgb",
+    "inspect_image",
+]
 
 # PIL format names; MPO is the multi-picture JPEG that some cameras and viewers write.
 ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "TIFF": "TIFF"}
@@ -76,6 +92,7 @@ def inspect_image(path: Path, min_size: int = 1) -> ImageInfo:
             raise ImageProblem(f"image data is truncated ({detail})") from exc
         raise ImageProblem(f"image cannot be decoded ({detail})") from exc
 
+    export_rgb(image)  # refused here, with its reason, if its pixels cannot be shown
     width, height = image.size
     if min(width, height) < min_size:
         raise ImageProblem(
@@ -89,3 +106,46 @@ def inspect_image(path: Path, min_size: int = 1) -> ImageInfo:
         mode=image.mode,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+_CONVERTED = ("1", "L", "CMYK", "YCbCr", "LAB", "HSV", "RGBX")  # Pillow knows their RGB
+_WITH_ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
+
+
+def export_rgb(image: Image.Image) -> np.ndarray:
+    """The export as a viewer shows it: (height, width, 3) uint8 RGB.
+
+    Raises:
+        ImageProblem: its pixels have no known display scale (32-bit integers, floating
+            point outside 0..1) or its mode is not an image Pillow can show.
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image)
+    if mode.startswith("I;16"):
+        grey = _to_8_bits(np.asarray(image).astype(np.float64), 65535)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "I":
+        raise ImageProblem(
+            "32-bit integer pixels: their display scale is not known; export the map as "
+            "an 8- or 16-bit PNG"
+        )
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise ImageProblem(
+                "floating-point pixels outside 0..1: their display scale is not known; "
+                "export the map as an 8- or 16-bit PNG"
+            )
+        return np.repeat(_to_8_bits(values, 1.0)[..., None], 3, axis=2)
+    if (mode == "P" and "transparency" in image.info) or mode in _WITH_ALPHA:
+        rgba = np.asarray(image.convert("RGBA")).astype(np.float64)
+        over_black = rgba[..., :3] * (rgba[..., 3:] / 255.0)
+        return np.round(over_black).astype(np.uint8)
+    if mode == "P" or mode in _CONVERTED:
+        return np.asarray(image.convert("RGB"))
+    raise ImageProblem(f"image mode {mode} cannot be shown as a map; export it as RGB PNG")
+
+
+def _to_8_bits(values: np.ndarray, full_scale: float) -> np.ndarray:
+    return np.round(values / full_scale * 255).astype(np.uint8)

@@ -44,7 +44,7 @@ def read_manifest(
     except FileNotFoundError:
         return [], (), (), [Problem(source, "manifest file not found")]
     except UnicodeDecodeError as exc:
-        return [], (), (), [Problem(source, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        return [], (), (), [_not_utf8(source, path.read_bytes(), exc)]
     except OSError as exc:
         return [], (), (), [Problem(source, f"cannot read the manifest: {exc.strerror or exc}")]
 
@@ -77,6 +77,23 @@ def read_manifest(
     if not records:
         problems.append(Problem(source, "the manifest has a header but no patient rows"))
     return records, views, metadata_columns, problems
+
+
+def _not_utf8(source: str, data: bytes, exc: UnicodeDecodeError) -> Problem:
+    """Where the text stops being UTF-8 (row and column, as a spreadsheet counts them)
+    and what to do: spreadsheets often save Latin-1 or Windows-1252 ("CSV" rather than
+    "CSV UTF-8")."""
+    before = data[: exc.start]
+    row = before.count(b"\n") + 1
+    column = len(before) - (before.rfind(b"\n") + 1) + 1
+    byte = data[exc.start]
+    return Problem(
+        source,
+        f"not UTF-8 text: byte 0x{byte:02X} at column {column} is not UTF-8 (a Latin-1 or "
+        "Windows-1252 file, as some spreadsheets save CSV?); save the manifest as UTF-8 "
+        '("CSV UTF-8")',
+        row=row,
+    )
 
 
 def _header_problems(

@@ -2,9 +2,11 @@
 
 An entry is a uint8 .npy array named by the SHA-256 of the export's bytes and of the
 cleaning parameters: a changed byte or parameter gives a new name, so a stale entry is
-never read. Entries are written under a temporary name and renamed into place, so
-concurrent readers and a writer killed half-way never see a partial file; a damaged
-entry is treated as missing and written again.
+never read. It carries the checksum of its bytes, its shape and dtype
+(`search.checked`), verified on every read: a damaged entry (cut short, garbled, of
+another shape) is reported in one line, deleted and cleaned again, never used. Entries
+are written under a temporary name and renamed into place, so concurrent readers and a
+writer killed half-way never see a partial file.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from search.checked import DamagedEntry, read_checked, write_checked
 from search.data.clean import CLEANING_VERSION, CropBox
-from search.files import write_atomic
 from search.layout import map_cache_dir
 
 __all__ = ["CleaningParams", "MapCache"]
 
 log = logging.getLogger(__name__)
+
+ENTRY_FORMAT = 2  # 2: checked entries (search.checked); part of the name, so 1s are not read
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,9 @@ class CleaningParams:
 
     def digest(self) -> str:
         text = json.dumps(
-            {"size": self.size, "crop": str(self.crop or "auto"), "version": self.version}
-        )
+            {"size": self.size, "crop": str(self.crop or "auto"), "version": self.version,
+             "entry": ENTRY_FORMAT}
+        )  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -55,18 +60,26 @@ class MapCache:
         return self.root / image_sha256[:2] / name
 
     def load(self, image_sha256: str, params: CleaningParams) -> np.ndarray | None:
-        """The cached map, or None when absent or unreadable (then it is rebuilt)."""
+        """The cached map, or None when absent. A damaged entry is reported, deleted and
+        so cleaned again."""
         path = self.path(image_sha256, params)
+        expected = (params.size, params.size, 3)
         try:
-            pixels = np.load(path, allow_pickle=False)
+            facts, content = read_checked(path)
+            pixels = np.load(io.BytesIO(content), allow_pickle=False)
+            if pixels.dtype != np.uint8 or pixels.shape != expected:
+                raise DamagedEntry(f"it holds {pixels.dtype} {pixels.shape}")
+            if facts.get("shape") != list(expected) or facts.get("dtype") != "uint8":
+                raise DamagedEntry(f"its header says {facts.get('dtype')} {facts.get('shape')}")
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, EOFError) as exc:
-            log.debug("map cache entry %s unreadable (%s); cleaning the map again", path, exc)
-            return None
-        if pixels.dtype != np.uint8 or pixels.shape != (params.size, params.size, 3):
-            log.debug("map cache entry %s is %s %s; cleaning the map again",
-                      path, pixels.dtype, pixels.shape)  # fmt: skip
+        except (DamagedEntry, OSError, ValueError, EOFError) as exc:
+            log.warning(
+                "map cache entry %s is damaged (%s; expected uint8 %s): deleted, the map is "
+                "cleaned again", path, exc, expected,
+            )  # fmt: skip
+            if path.is_file():  # not a folder someone put there
+                path.unlink(missing_ok=True)
             return None
         return pixels
 
@@ -83,8 +96,12 @@ class MapCache:
         return removed
 
     def store(self, image_sha256: str, params: CleaningParams, pixels: np.ndarray) -> Path:
-        """Write one map atomically; concurrent writers of the same entry are harmless
-        because they write the same bytes."""
+        """Write one map atomically, with its checksum, shape and dtype; concurrent writers
+        of the same entry are harmless because they write the same bytes."""
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(pixels, dtype=np.uint8), allow_pickle=False)
-        return write_atomic(self.path(image_sha256, params), buffer.getvalue())
+        np.save(buffer, pixels, allow_pickle=False)
+        return write_checked(
+            self.path(image_sha256, params), buffer.getvalue(),
+            shape=list(pixels.shape), dtype=str(pixels.dtype),
+        )  # fmt: skip

@@ -22,6 +22,7 @@ from PIL import Image
 
 from search.data.clean import CropBox, clean_export
 from search.data.dataset import Dataset
+from search.data.images import export_rgb
 from search.data.map_cache import CleaningParams, MapCache
 from search.data.problems import DataError, Problem
 
@@ -82,7 +83,7 @@ def clean_file(
     if cached is not None:
         return cached, None
     with Image.open(io.BytesIO(data)) as image:
-        pixels = np.asarray(image.convert("RGB"))
+        pixels = export_rgb(image)
     cleaned = clean_export(pixels, params.size, params.crop)
     cache.store(sha, params, cleaned.pixels)
     return cleaned.pixels, cleaned.text_fraction

@@ -98,8 +98,10 @@ def load_search(settings: FinalizeSettings) -> tuple[str, dict[str, Any], Search
     """
     searches = load_searches(settings.results)
     names = list(searches["search"])
+    if not names:
+        raise ValueError(_no_tables(settings.results))
     if settings.search is None and len(names) != 1:
-        listed = ", ".join(names) or "none"
+        listed = ", ".join(names)
         raise ValueError(f"{settings.results}: name a search with --search (there: {listed})")
     name = settings.search or names[0]
     if name not in names:
@@ -162,6 +164,21 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
                           search_row)  # fmt: skip
     say(f"report: {report}")
     return finals
+
+
+def _no_tables(results: str) -> str:
+    """What to say when `results` holds no searches: most often the storage folder was
+    given for its `results` folder."""
+    inside = StorageLayout(str(results)).results
+    if len(load_searches(inside)):
+        return (
+            f"{results} holds no result tables, but {inside} does: give the tables' "
+            f"folder, polarmap finalize {inside}"
+        )
+    return (
+        f"{results}: no result tables (searches/, trials/ ...) here; give the folder a "
+        "search wrote them to, STORAGE/results (search run prints it)"
+    )
 
 
 def _check_finished(name: str, row: dict, trials: pd.DataFrame, results: str) -> None:

@@ -31,7 +31,9 @@ def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
     assert exited.value.code == 0
-    assert "usage: polarmap" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "usage: polarmap" in shown
+    assert "%%" not in shown  # a literal percent is written once ("95 %")
 
 
 def test_console_script_and_module_are_twins():
@@ -146,3 +148,17 @@ def test_synth_refuses_bad_options_before_writing(tmp_path):
         main(["data", "synth", str(tmp_path / "x"), "--balance", "CAD=1"])
     assert exited.value.code == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_synth_writes_a_set_the_default_split_cannot_fill_and_says_so(tmp_path, capsys):
+    """A valid data set is a success (exit 0); which splits it fills is news, not an
+    error: the user learns which --split to give the commands that split."""
+    out = tmp_path / "synth"
+    args = ["data", "synth", str(out), "--patients", "40", "--canvas", "410x267"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "OK: no errors" in printed
+    assert "splits: it cannot fill the default 70/15/15 split" in printed
+    assert "class 'Infarction' has 2 patients" in printed
+    assert main(["data", "check", str(out / "manifest.csv")]) == 1  # as it said
+    assert "class 'Infarction' has 2 patients" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search.files import write_atomic, write_json_atomic
+from search.files import atomic_output, current_umask, write_atomic, write_json_atomic
 
 
 def test_writes_bytes(tmp_path: Path):
@@ -84,3 +84,20 @@ def test_write_json_atomic_round_trips(tmp_path: Path):
     text = target.read_text(encoding="utf-8")
     assert json.loads(text) == data
     assert text.endswith("\n")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_files_are_readable_as_the_umask_says(tmp_path, umask, mode):
+    """A temporary file is created 0600 whatever the umask; the written file is not."""
+    before = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        path = write_atomic(tmp_path / "report.html", "<html></html>")
+        with atomic_output(tmp_path / "weights.bin") as out:
+            out.write(b"\0" * 10)
+    finally:
+        os.umask(before)
+    assert (path.stat().st_mode & 0o777, (tmp_path / "weights.bin").stat().st_mode & 0o777) == (
+        mode,
+        mode,
+    )

@@ -42,10 +42,13 @@ def test_the_layout_is_found_again_from_its_results_or_a_search_folder(storage):
     assert StorageLayout.of_experiment(layout.experiment("s1")) == layout
 
 
-def test_frozen_work_and_weights_default_beside_the_map_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("POLARMAP_CACHE", str(tmp_path / "cache" / "maps"))
+def test_every_cache_lives_under_polarmap_cache(monkeypatch, tmp_path):
+    """$POLARMAP_CACHE names the root of every cache: maps, frozen work and weights under
+    it (the frozen work used to land beside it, outside a shared cache folder)."""
+    monkeypatch.setenv("POLARMAP_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("POLARMAP_FROZEN", raising=False)
     monkeypatch.delenv("POLARMAP_WEIGHTS_CACHE", raising=False)
+    assert map_cache_dir() == tmp_path / "cache" / "maps"
     assert frozen_store_dir() == tmp_path / "cache" / "frozen"
     assert weights_cache_dir() == tmp_path / "cache" / "weights"
     assert FrozenWorkStore().root == tmp_path / "cache" / "frozen"
@@ -57,8 +60,8 @@ def test_frozen_work_and_weights_default_beside_the_map_cache(monkeypatch, tmp_p
 def test_map_cache_dir_prefers_polarmap_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("POLARMAP_CACHE", str(tmp_path / "mine"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert map_cache_dir() == tmp_path / "mine"
-    assert MapCache().root == tmp_path / "mine"
+    assert map_cache_dir() == tmp_path / "mine" / "maps"
+    assert MapCache().root == tmp_path / "mine" / "maps"
 
 
 @pytest.mark.parametrize("polarmap_cache", [None, ""])

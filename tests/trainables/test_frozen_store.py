@@ -111,3 +111,36 @@ def test_digests_follow_what_they_describe(tmp_path):
     before = weights_digest("resnet18", True, str(path), 0)
     path.write_bytes(b"12345")
     assert weights_digest("resnet18", True, str(path), 0) != before
+
+
+def garble(path) -> None:
+    """Flip bytes in the middle of a file, keeping its size: what a failing disk or a
+    bad copy leaves, and what a size check cannot see."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_frozen_work_is_reported_deleted_and_computed_again(data, tmp_path, caplog):
+    store = FrozenWorkStore(tmp_path)
+    clean = run_protocol(CONFIG, data, store=store)
+    paths = sorted(store.root.rglob("*.pt"))
+    garble(paths[0])
+    torch.save(torch.zeros(3, 7), paths[1])  # another tensor, written by hand: no checksum
+    with caplog.at_level("WARNING", logger="trainables.frozen_store"):
+        again = run_protocol(CONFIG, data, store=store)
+    damaged = [r.getMessage() for r in caplog.records if "is damaged" in r.getMessage()]
+    assert len(damaged) == 2 and all("deleted, computed again" in m for m in damaged)
+    assert without_timing(again.history) == without_timing(clean.history)  # never trained on
+    assert all(store.load(p.stem) is not None for p in paths)  # rewritten whole
+
+
+def test_an_entry_of_the_wrong_length_is_refused(tmp_path):
+    store = FrozenWorkStore(tmp_path)
+    key = FrozenWorkStore.key(kind="pooled", split="train")
+    store.store(key, torch.ones(5, 2, 8))  # well formed, but for 5 maps
+    assert store.load(key, rows=24) is None
+    assert not store.path(key).exists()
+    store.store(key, torch.ones(24, 2, 8))
+    assert torch.equal(store.load(key, rows=24), torch.ones(24, 2, 8))

@@ -209,3 +209,11 @@ def test_experiment_state_can_live_on_s3(manifest, s3_storage, capsys):
     assert load_settings(f"{base}/on-s3?{query}").name == "on-s3"
     trials = load_trials(f"{base}/results?{query}", "on-s3")  # the tables beside it
     assert len(trials) == 2 and set(trials["status"]) <= {"completed", "stopped"}
+
+
+def test_search_run_shows_the_data_checks_warnings(edit_manifest, tmp_path, capsys):
+    manifest = edit_manifest(lambda rows: rows[12].__setitem__(2, rows[11][2]))  # stress
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--modes", "stress"]
+    assert main([*args, "--storage", str(tmp_path / "runs"), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: data: " in err and "row 13: the 'stress' image is byte-identical" in err

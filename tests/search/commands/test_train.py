@@ -191,3 +191,12 @@ def test_a_fold_without_folds_says_that_folds_are_missing(manifest, tmp_path, ca
     err = capsys.readouterr().err
     assert "--fold" in err and "--folds" in err
     assert "expected 0 to 0" not in err, f"self-contradicting message: {err.splitlines()[-1]}"
+
+
+def test_the_data_checks_warnings_are_shown_and_the_trial_runs(edit_manifest, cache, capsys):
+    """Two patients sharing one byte-identical image: a leak across splits the user must
+    see, though the trial may go on."""
+    manifest = edit_manifest(lambda rows: rows[12].__setitem__(2, rows[11][2]))  # stress
+    assert train(manifest, cache, None) == 0
+    err = capsys.readouterr().err
+    assert "warning: data: " in err and "row 13: the 'stress' image is byte-identical" in err

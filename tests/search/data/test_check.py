@@ -294,3 +294,61 @@ def test_optional_labels_still_refuse_an_unknown_label(edit_manifest):
     path = edit_manifest(lambda rows: rows[4].__setitem__(3, "Infraction"))
     report = check_dataset(path, require_labels=False, splittable=False)
     assert "unknown label 'Infraction'" in only_error(report, row=5, field="label")
+
+
+def test_a_manifest_that_is_not_utf8_names_the_row_and_says_to_save_it_as_utf8(manifest):
+    text = manifest.read_text().splitlines()
+    text[3] = text[3] + ",Müller"  # a metadata cell, saved by a spreadsheet as Latin-1
+    text[0] = text[0] + ",referrer"
+    for i in range(1, len(text)):
+        text[i] += "" if i == 3 else ",x"
+    manifest.write_bytes(("\n".join(text) + "\n").encode("latin-1"))
+    (problem,) = check_dataset(manifest).errors
+    assert problem.row == 4 and "byte 0xFC" in problem.message
+    assert "save the manifest as UTF-8" in problem.message
+
+
+def test_paths_written_from_the_current_folder_get_a_hint(manifest, monkeypatch):
+    """Image paths are read relative to the manifest's folder; a manifest written with
+    paths from where the user stood gives one "file not found" per image, then the hint."""
+    rows = manifest.read_text().splitlines()
+    rows[1:] = [row.replace("images/", "data/images/") for row in rows[1:]]
+    manifest.write_text("\n".join(rows) + "\n")
+    monkeypatch.chdir(manifest.parent.parent)  # where data/images/... are found
+    report = check_dataset(manifest)
+    hints = [p for p in report.errors if "relative to the manifest's folder" in p.message]
+    assert len(hints) == 1 and "exist relative to the current folder" in hints[0].message
+    assert sum("file not found" in p.message for p in report.errors) == len(rows[1:]) * 2
+
+
+def test_a_16_bit_export_is_checked_and_cleaned_as_the_map_it_shows(manifest, edit_manifest):
+    """16-bit greyscale used to pass the check and clean to a solid white disc (clipped
+    to 8 bits); scaled by its 16 bits it cleans to the map its 8-bit twin gives."""
+    from search.data.map_cache import MapCache
+    from search.data.preprocess import PreprocessSpec, preprocess_dataset
+
+    images = manifest.parent / "images"
+    grey = np.asarray(Image.open(images / "P001_rest.png").convert("L"))
+    Image.fromarray(grey).save(images / "grey8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(images / "grey16.png")  # I;16
+    path = edit_manifest(
+        lambda rows: (
+            rows[1].__setitem__(1, "images/grey8.png"),
+            rows[2].__setitem__(1, "images/grey16.png"),
+        )
+    )
+    report = check_dataset(path)
+    assert report.ok, report.errors
+    cache = MapCache(manifest.parent / "c")
+    cleaned = preprocess_dataset(report.dataset, PreprocessSpec(64), cache, views=("rest",))
+    eight, sixteen = cleaned.maps[0, 0], cleaned.maps[1, 0]  # rows 2 and 3: the first two
+    assert eight.mean() < 200  # not a white disc
+    assert np.abs(eight.astype(int) - sixteen.astype(int)).max() <= 1
+
+
+def test_pixels_without_a_display_scale_are_refused_by_row(manifest, edit_manifest):
+    images = manifest.parent / "images"
+    Image.fromarray(np.arange(96 * 96, dtype=np.int32).reshape(96, 96)).save(images / "i32.tif")
+    path = edit_manifest(lambda rows: rows[4].__setitem__(2, "images/i32.tif"))
+    message = only_error(check_dataset(path), row=5, field="stress_path")
+    assert "32-bit integer pixels" in message and "i32.tif" in message

@@ -53,6 +53,12 @@ def npy_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def entry_bytes(pixels: np.ndarray, scratch: Path) -> bytes:
+    """What the cache writes for `pixels`: its header (checksum, shape, dtype), then the
+    .npy file."""
+    return MapCache(scratch).store(SHA, CleaningParams(pixels.shape[0]), pixels).read_bytes()
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -163,6 +169,11 @@ DAMAGE = {
     "wrong-dtype": lambda path: np.save(path, np.zeros((32, 32, 3), np.float32)),
     "pickled": lambda path: np.save(path, np.array([{"a": 1}], dtype=object)),
     "folder": lambda path: (path.unlink(), path.mkdir()),
+    # the same size, bytes flipped in the pixels: only a checksum sees it
+    "garbled": lambda path: path.write_bytes(
+        path.read_bytes()[:-100] + bytes(b ^ 0xFF for b in path.read_bytes()[-100:])
+    ),
+    "plain-npy": lambda path: np.save(path.open("wb"), random_map(seed=7)),  # no checksum
 }
 
 
@@ -172,6 +183,18 @@ def test_damaged_entry_loads_as_none(tmp_path, damage):
     path = cache.store(SHA, PARAMS, random_map())
     DAMAGE[damage](path)
     assert cache.load(SHA, PARAMS) is None
+
+
+@pytest.mark.parametrize("damage", ["garbled", "plain-npy", "wrong-shape", "cut-in-data"])
+def test_a_damaged_entry_is_reported_in_one_line_and_deleted(tmp_path, damage, capsys):
+    cache = MapCache(tmp_path)
+    path = cache.store(SHA, PARAMS, random_map())
+    DAMAGE[damage](path)
+    assert cache.load(SHA, PARAMS) is None
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"warning: map cache entry {path} is damaged (")
+    assert line.endswith("deleted, the map is cleaned again")
+    assert not path.exists()
 
 
 @pytest.mark.parametrize("damage", ["cut-in-data", "wrong-shape"])
@@ -268,7 +291,7 @@ def test_killed_writer_leaves_no_partial_entry(tmp_path, where, earlier):
         temporaries = [p for p in final.parent.iterdir() if p != final]
         assert len(temporaries) == 1, temporaries
         size = temporaries[0].stat().st_size
-        whole = len(npy_bytes(previous))  # the whole .npy file: header and data
+        whole = len(entry_bytes(previous, tmp_path / "scratch"))  # the whole entry
         assert (0 < size < whole) if where == "write" else size == whole
     finally:
         child.send_signal(signal.SIGKILL)

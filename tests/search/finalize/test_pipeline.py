@@ -132,3 +132,33 @@ def test_a_changed_data_set_is_refused_before_any_training(finished_search, tmp_
     assert exited.value.code == 2
     assert "not the data set the search used" in capsys.readouterr().err
     assert not (finished_search.storage / "finals").exists()
+
+
+def test_every_file_the_pipeline_writes_is_readable_as_the_umask_says(finished_search, tmp_path):
+    """Under umask 022 (the test session's, set in conftest) every file kind is 0644:
+    result tables, the search's record, map cache, frozen work, models, model cards,
+    CAM panels, segment tables, predictions and the report. Temporary files are created
+    0600, so written as they were, colleagues on a shared disk could read none of them."""
+    finalize(settings(finished_search, tmp_path, seeds=1), say=lambda _: None)
+    root = finished_search.root
+    written = [
+        *finished_search.results.rglob("*"),
+        finished_search.experiment / "polarmap-search.json",
+        *(root / "map-cache").rglob("*"),
+        *(root / "frozen").rglob("*"),
+        *(tmp_path / "finals").rglob("*"),
+    ]
+    files = [path for path in written if path.is_file()]
+    kinds = {path.suffix for path in files}
+    assert {".parquet", ".json", ".npy", ".pt", ".safetensors", ".md", ".csv", ".html"} <= kinds
+    assert kinds & {".png", ".jpg"}
+    modes = {str(path): oct(path.stat().st_mode & 0o777) for path in files}
+    assert {mode for mode in modes.values()} == {"0o644"}, modes
+
+
+def test_finalize_given_the_storage_folder_points_to_its_results_folder(finished_search, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["finalize", str(finished_search.storage)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{finished_search.storage} holds no result tables, but {finished_search.results}" in err

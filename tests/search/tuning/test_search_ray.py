@@ -261,3 +261,24 @@ def test_ctrl_c_while_every_trial_runs_is_an_interruption_not_an_end(ray_session
     assert set(load_trials(results)["status"]) == {"interrupted"}
     with pytest.raises(ValueError, match=r"has not finished.*polarmap search resume"):
         finalize(FinalizeSettings(results=str(results), search="s"))
+
+
+def test_a_resume_makes_the_trials_a_killed_driver_never_saved(ray_session, tmp_path):
+    """Ray saves the trials and the searcher side by side and copies them to the storage
+    one after the other: a driver killed in between left a state knowing one trial beside
+    a searcher that had made all six, and a resume ran one trial and ended."""
+    from results import load_searches, load_trials
+
+    settings = search_settings(tmp_path, backbones=("good",), samples=6)
+    run(settings, signal_driver=os.getpid(), sleep=0.3)  # stopped as the first trial starts
+    experiment = tmp_path / "runs" / "s"
+    state_path = max(experiment.glob("experiment_state-*.json"))
+    state = json.loads(state_path.read_text())
+    state["trial_data"] = state["trial_data"][:1]  # as a copy cut short by the kill
+    state_path.write_text(json.dumps(state))
+
+    results = run(settings, resume=True)
+    assert len(results) == 6 and not results.errors
+    (row,) = load_searches(tmp_path / "runs" / "results").to_dict("records")
+    assert row["status"] == "completed"
+    assert len(load_trials(tmp_path / "runs" / "results")) == 6

@@ -1,0 +1,91 @@
+"""Before Ray restores an interrupted search: mend what it saved, so that every trial ends
+exactly once.
+
+Ray saves the trials (experiment state), the search algorithm's counter and our
+searcher's studies side by side, then copies them to the storage one file after another.
+A driver killed in between leaves them disagreeing: a state that knows one trial beside
+a searcher that has made all six, and the five others would never run. The trials Ray
+knows are the truth; the searcher and the counter are set to them. A trial the result
+tables hold as ended is marked ended (it ended in the moments before Ray saved).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+
+from results.store import ResultStore
+from search.files import open_location, read_file, write_file
+from search.tuning.ray_folders import mark_trials_ended
+from search.tuning.searcher import PairSearcher
+from search.tuning.settings import SearchSettings
+from trainables.config import PAIR_KEY
+
+__all__ = ["mend_saved_state"]
+
+log = logging.getLogger(__name__)
+
+GENERATOR_STATE = "search_gen_state-"  # Ray's search algorithm: its trial counter
+SEARCHER_STATE = "searcher-state-"  # PairSearcher.save
+
+
+def mend_saved_state(settings: SearchSettings, store: ResultStore) -> None:
+    """Mend the search's saved state in place (its newest files) before Ray restores it."""
+    mark_trials_ended(settings.experiment, _recorded_ends(store, settings.name))
+    made = _trials_per_pair(settings.experiment)
+    if made is None:  # no saved state yet: Ray cannot restore, and says so
+        return
+    fs, root = open_location(settings.experiment)
+    searcher = _newest(fs, root, SEARCHER_STATE)
+    if searcher:
+        state = pickle.loads(read_file(fs, searcher))
+        if PairSearcher.reconcile(state, made, settings.space.samples):
+            log.info("note: the searcher had made trials Ray never saved; they are made again")
+            write_file(fs, searcher, pickle.dumps(state))
+    generator = _newest(fs, root, GENERATOR_STATE)
+    if generator:
+        from ray import cloudpickle
+
+        state = cloudpickle.loads(read_file(fs, generator))
+        count = sum(len(ids) for ids in made.values())
+        if state.get("counter") != count or state.get("finished"):
+            state.update(counter=count, finished=False)  # the searcher says when it is done
+            write_file(fs, generator, cloudpickle.dumps(state))
+
+
+def _recorded_ends(store: ResultStore, search: str) -> dict[str, str]:
+    """Trials already in the result tables, as Ray names their end. A trial can end, and
+    land in the tables, in the moments before Ray next saves its experiment state; killed
+    then, Ray would resume it: marking it ended in that state makes every trial end
+    exactly once."""
+    return {
+        row["trial_id"]: "ERROR" if row["status"] == "errored" else "TERMINATED"
+        for row in store.table("trials", search=search).to_pylist()
+        if row["status"] != "interrupted"  # cut off (a rebuilt table says so): goes on
+    }
+
+
+def _trials_per_pair(experiment: str) -> dict[str, set[str]] | None:
+    """pair -> ids of its trials in the newest saved experiment state; None without one."""
+    fs, root = open_location(experiment)
+    path = _newest(fs, root, "experiment_state-")
+    if path is None:
+        return None
+    made: dict[str, set[str]] = {}
+    for trial_state, _ in json.loads(read_file(fs, path)).get("trial_data", []):
+        trial = json.loads(trial_state)
+        pair = (trial.get("config") or {}).get(PAIR_KEY, "")
+        made.setdefault(pair, set()).add(trial.get("trial_id"))
+    return made
+
+
+def _newest(fs, root: str, prefix: str) -> str | None:
+    import pyarrow.fs as pafs
+
+    names = sorted(
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        if info.base_name.startswith(prefix)
+    )
+    return names[-1] if names else None
