@@ -5,6 +5,8 @@ The one module that knows Ray 2.60's layout, local or on object storage:
     NAME/
       experiment_state-<time>.json   the driver's saved state: per trial, its state and
                                      its run metadata, each a JSON string
+      search_gen_state-<time>.json   the search algorithm's trial counter (pickled)
+      searcher-state-<time>.pkl      our searcher's studies (`PairSearcher.save`)
       <trainable>_<trial id>_.../    one folder per trial
         params.json                  the trial's config
         result.json                  its reports, one JSON object per line
@@ -20,6 +22,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from search.files import open_location, read_file, write_file
+from trainables.config import PAIR_KEY
 from trainables.report_log import REPORTS_FILE
 
 __all__ = [
@@ -27,9 +30,11 @@ __all__ = [
     "checkpoint_records",
     "error_message",
     "mark_trials_ended",
+    "newest_file",
     "restart_counts",
     "trial_folders",
     "trial_records",
+    "trials_per_pair",
     "unfinished_trials",
 ]
 
@@ -130,6 +135,33 @@ def unfinished_trials(experiment: str | os.PathLike[str]) -> set[str]:
         if trial.get("status") not in ("TERMINATED", "ERROR"):
             unfinished.add(trial.get("trial_id"))
     return unfinished
+
+
+def trials_per_pair(experiment: str | os.PathLike[str]) -> dict[str, set[str]] | None:
+    """pair -> ids of its trials in the newest saved experiment state (the `pair` of each
+    trial's config); None when there is no saved state."""
+    fs, root = open_location(experiment)
+    path = _latest_state(fs, root)
+    if path is None:
+        return None
+    made: dict[str, set[str]] = {}
+    for trial_state, _ in json.loads(read_file(fs, path)).get("trial_data", []):
+        trial = json.loads(trial_state)
+        pair = (trial.get("config") or {}).get(PAIR_KEY, "")
+        made.setdefault(pair, set()).add(trial.get("trial_id"))
+    return made
+
+
+def newest_file(experiment: str | os.PathLike[str], prefix: str) -> str | None:
+    """The path (in `open_location`'s file system) of the newest of the experiment's
+    files whose name starts with `prefix`: Ray names them by the session's start."""
+    fs, root = open_location(experiment)
+    names = sorted(
+        info.path
+        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        if info.base_name.startswith(prefix)
+    )
+    return names[-1] if names else None
 
 
 def mark_trials_ended(experiment: str | os.PathLike[str], ended: dict[str, str]) -> None:

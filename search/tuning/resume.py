@@ -11,16 +11,14 @@ tables hold as ended is marked ended (it ended in the moments before Ray saved).
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 
 from results.store import ResultStore
 from search.files import open_location, read_file, write_file
-from search.tuning.ray_folders import mark_trials_ended
+from search.tuning.ray_folders import mark_trials_ended, newest_file, trials_per_pair
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings
-from trainables.config import PAIR_KEY
 
 __all__ = ["mend_saved_state"]
 
@@ -33,17 +31,17 @@ SEARCHER_STATE = "searcher-state-"  # PairSearcher.save
 def mend_saved_state(settings: SearchSettings, store: ResultStore) -> None:
     """Mend the search's saved state in place (its newest files) before Ray restores it."""
     mark_trials_ended(settings.experiment, _recorded_ends(store, settings.name))
-    made = _trials_per_pair(settings.experiment)
+    made = trials_per_pair(settings.experiment)
     if made is None:  # no saved state yet: Ray cannot restore, and says so
         return
-    fs, root = open_location(settings.experiment)
-    searcher = _newest(fs, root, SEARCHER_STATE)
+    fs, _ = open_location(settings.experiment)
+    searcher = newest_file(settings.experiment, SEARCHER_STATE)
     if searcher:
         state = pickle.loads(read_file(fs, searcher))
         if PairSearcher.reconcile(state, made, settings.space.samples):
             log.info("note: the searcher had made trials Ray never saved; they are made again")
             write_file(fs, searcher, pickle.dumps(state))
-    generator = _newest(fs, root, GENERATOR_STATE)
+    generator = newest_file(settings.experiment, GENERATOR_STATE)
     if generator:
         from ray import cloudpickle
 
@@ -64,28 +62,3 @@ def _recorded_ends(store: ResultStore, search: str) -> dict[str, str]:
         for row in store.table("trials", search=search).to_pylist()
         if row["status"] != "interrupted"  # cut off (a rebuilt table says so): goes on
     }
-
-
-def _trials_per_pair(experiment: str) -> dict[str, set[str]] | None:
-    """pair -> ids of its trials in the newest saved experiment state; None without one."""
-    fs, root = open_location(experiment)
-    path = _newest(fs, root, "experiment_state-")
-    if path is None:
-        return None
-    made: dict[str, set[str]] = {}
-    for trial_state, _ in json.loads(read_file(fs, path)).get("trial_data", []):
-        trial = json.loads(trial_state)
-        pair = (trial.get("config") or {}).get(PAIR_KEY, "")
-        made.setdefault(pair, set()).add(trial.get("trial_id"))
-    return made
-
-
-def _newest(fs, root: str, prefix: str) -> str | None:
-    import pyarrow.fs as pafs
-
-    names = sorted(
-        info.path
-        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-        if info.base_name.startswith(prefix)
-    )
-    return names[-1] if names else None

@@ -24,9 +24,9 @@ from search.layout import frozen_store_dir
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
-from search.tuning.ray_folders import mark_trials_ended
 from search.tuning.record import write_settings
 from search.tuning.recorder import ResultsRecorder
+from search.tuning.resume import mend_saved_state
 from search.tuning.scheduler import PairScheduler
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings, hyperband_brackets
@@ -90,7 +90,7 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
     if resume:
-        mark_trials_ended(settings.experiment, _recorded_ends(store, settings.name))
+        mend_saved_state(settings, store)
         tuner = tune.Tuner.restore(settings.experiment, trainable=wrapped, resume_unfinished=True)
     else:
         write_settings(settings, settings.experiment, search_row)
@@ -279,18 +279,6 @@ def _pair_scheduler(settings: SearchSettings):
     return HyperBandScheduler(
         time_attr="epoch", max_t=max_t, reduction_factor=settings.reduction_factor
     )
-
-
-def _recorded_ends(store: ResultStore, search: str) -> dict[str, str]:
-    """Trials already in the result tables, as Ray names their end. A trial can end, and
-    land in the tables, in the moments before Ray next saves its experiment state; killed
-    then, Ray would resume it: marking it ended in that state makes every trial end
-    exactly once."""
-    return {
-        row["trial_id"]: "ERROR" if row["status"] == "errored" else "TERMINATED"
-        for row in store.table("trials", search=search).to_pylist()
-        if row["status"] != "interrupted"  # cut off (a rebuilt table says so): goes on
-    }
 
 
 def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[str, Any]:

@@ -98,6 +98,23 @@ class PairSearcher(Searcher):
             trial.report(last[self.metric], step=epoch)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
 
+    @staticmethod
+    def reconcile(state: dict[str, Any], made: dict[str, set[str]], samples: int) -> bool:
+        """Set a saved state (`save`'s) to the trials Ray saved, `made` (pair -> trial
+        ids): each pair's remaining count, and no open Optuna trial for a trial Ray never
+        saved (told failed, so its study does not wait for it). True when it changed."""
+        known = set().union(*made.values())
+        changed = False
+        for pair, left in state["remaining"].items():
+            should = max(samples - len(made.get(pair, ())), 0)
+            if left != should:
+                state["remaining"][pair], changed = should, True
+        for trial_id in [t for t in state["_live"] if t not in known]:
+            pair, trial = state["_live"].pop(trial_id)
+            state["studies"][pair].tell(trial, state=optuna.trial.TrialState.FAIL)
+            changed = True
+        return changed
+
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # set in the constructor, per pair
 

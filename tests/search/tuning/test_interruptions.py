@@ -1,7 +1,7 @@
 """A search interrupted at any moment, by Ctrl-C or by killing its driver and Ray, is
 finished by one `resume`: every trial exactly once, its epochs 1..n with no gap or
 repeat, the searches row `completed`. The search is `interrupted_search.py`, run as its
-own process: one pair, six trials, one at a time."""
+own process: one pair, six trials, one at a time; two such searches run side by side."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from results.store import ResultStore
@@ -76,49 +79,95 @@ def driver(folder: Path, action: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
-@pytest.mark.parametrize("moment", MOMENTS, ids=lambda m: m.__name__)
-def test_one_resume_finishes_a_search_interrupted_at_any_moment(tmp_path, moment, how):
-    run = driver(tmp_path, "run")
-    deadline = time.monotonic() + 120
-    while not moment(tmp_path):
-        assert run.poll() is None and time.monotonic() < deadline, (
-            f"the search never reached the moment {moment.__name__}:\n"
-            + (tmp_path / "run.log").read_text()[-3000:]
-        )
+HOWS = ("SIGINT", "SIGKILL")
+
+
+@dataclass
+class Interrupted:
+    """What one interruption and its resume left: how the search ended each time, and
+    the tables after the resume."""
+
+    folder: Path
+    stopped_row: dict
+    cut_off_statuses: set[str]  # of trials below the first rung, in a table rebuilt then
+    resume_exit: int | str
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    row: dict
+
+
+def interrupt_and_resume(folder: Path, moment, how: str) -> Interrupted:
+    """Run the search, stop it at `moment` by `how`, rebuild its tables, resume it once."""
+    run = driver(folder, "run")
+    deadline = time.monotonic() + 150
+    while not moment(folder):
+        if run.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(
+                f"the search never reached the moment {moment.__name__}:\n"
+                + (folder / "run.log").read_text()[-3000:]
+            )
         time.sleep(0.05)
     if how == "SIGINT":  # Ctrl-C: Ray Tune stops gracefully and saves its state
         run.send_signal(signal.SIGINT)
     else:  # the driver and the Ray it started, at once
         os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=60)
-    store = ResultStore(tmp_path / "runs" / "results")
-    (row,) = store.table("searches", search="s").to_pylist()
-    assert row["status"] == ("interrupted" if how == "SIGINT" else "running")  # killed: no end
-    if list((tmp_path / "runs" / "s").glob("*/params.json")):  # rebuilt now, the tables
-        ingest_experiment(tmp_path / "runs" / "s")  # never call a cut-off trial stopped
+    store = ResultStore(folder / "runs" / "results")
+    (stopped_row,) = store.table("searches", search="s").to_pylist()
+    cut_off: set[str] = set()
+    if list((folder / "runs" / "s").glob("*/params.json")):  # rebuilt now, the tables
+        ingest_experiment(folder / "runs" / "s")  # never call a cut-off trial stopped
         early = store.table("trials", search="s").to_pandas().query("epochs_run < 3")
-        assert "stopped" not in set(early["status"])  # Hyperband's first rung is at 3
+        cut_off = set(early["status"])
 
-    resume = driver(tmp_path, "resume")
+    resume = driver(folder, "resume")
     try:
-        assert resume.wait(timeout=150) == 0, (tmp_path / "resume.log").read_text()[-3000:]
+        exit_status: int | str = resume.wait(timeout=180)
     except subprocess.TimeoutExpired:
         os.killpg(resume.pid, signal.SIGKILL)
-        pytest.fail(
-            "resume did not finish: " + json.dumps(statuses(tmp_path))
-            + (tmp_path / "resume.log").read_text()[-3000:]
-        )  # fmt: skip
+        exit_status = "did not finish: " + json.dumps(statuses(folder))
+    (row,) = store.table("searches", search="s").to_pylist()
+    return Interrupted(
+        folder, stopped_row, cut_off, exit_status,
+        store.table("trials", search="s").to_pandas(),
+        store.table("epochs", search="s").to_pandas(), row,
+    )  # fmt: skip
 
-    trials = store.table("trials", search="s").to_pandas()
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory) -> dict:
+    """Every moment and signal, two searches at a time (each runs one trial at a time):
+    (moment name, how) -> what it left, or the exception that stopped it."""
+    cases = [(moment, how) for moment in MOMENTS for how in HOWS]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {
+            (moment.__name__, how): pool.submit(
+                interrupt_and_resume, tmp_path_factory.mktemp(moment.__name__), moment, how
+            )
+            for moment, how in cases
+        }
+    return {case: future.exception() or future.result() for case, future in futures.items()}
+
+
+@pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("moment", [m.__name__ for m in MOMENTS])
+def test_one_resume_finishes_a_search_interrupted_at_any_moment(interrupted, moment, how):
+    outcome = interrupted[moment, how]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    folder = outcome.folder
+    # interrupted means interrupted: Ctrl-C says so; a killed driver leaves no end
+    assert outcome.stopped_row["status"] == ("interrupted" if how == "SIGINT" else "running")
+    assert "stopped" not in outcome.cut_off_statuses  # Hyperband's first rung is at 3
+    assert outcome.resume_exit == 0, (folder / "resume.log").read_text()[-3000:]
+
+    trials = outcome.trials
     assert sorted(trials["trial_id"]) == sorted(set(trials["trial_id"])) and len(trials) == TRIALS
-    assert len(list((tmp_path / "runs" / "s").glob("*/params.json"))) == TRIALS
+    assert len(list((folder / "runs" / "s").glob("*/params.json"))) == TRIALS
     assert set(trials["status"]) <= {"completed", "stopped"}
-    epochs = store.table("epochs", search="s").to_pandas()
-    for trial_id, rows in epochs.groupby("trial_id"):
+    for trial_id, rows in outcome.epochs.groupby("trial_id"):
         run_epochs = sorted(rows["epoch"])
         assert run_epochs == list(range(1, len(run_epochs) + 1)), (trial_id, run_epochs)
         ran = trials.set_index("trial_id").loc[trial_id, "epochs_run"]
         assert len(run_epochs) == ran and ran in (3, 9)
-    (search_row,) = store.table("searches", search="s").to_pylist()
-    assert search_row["status"] == "completed"
+    assert outcome.row["status"] == "completed"
