@@ -24,6 +24,7 @@ _SEARCHES = [
     ("split", pa.string()),
     ("test_fingerprint", pa.string()),
     ("classes", pa.string()),
+    ("class_mapping", pa.string()),
     ("scheduler", pa.string()),
     ("reduction_factor", pa.int64()),
     ("sampler", pa.string()),

@@ -83,7 +83,7 @@ def split_record(dataset: Dataset, split: Split) -> dict[str, object]:
         "format": "polarmap-split/1",
         "data": str(dataset.source.resolve()),
         "data_fingerprint": dataset.fingerprint,
-        "class_set": dataset.class_set.name,
+        "class_set": dataset.class_set.spec,  # a mapping of labels onto classes included
         "class_names": list(dataset.class_set.names),
         "views": list(dataset.views),
         **split.to_dict(),

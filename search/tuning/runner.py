@@ -293,6 +293,7 @@ def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[st
         "split": settings.split.short(),
         "test_fingerprint": split.test_fingerprint if split else None,
         "classes": ",".join(dataset.class_set.names) if dataset else None,
+        "class_mapping": dataset.class_set.mapping if dataset else None,
         "scheduler": settings.scheduler,
         "reduction_factor": settings.reduction_factor,
         "sampler": settings.sampler,

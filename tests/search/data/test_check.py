@@ -15,6 +15,7 @@ from search.data import (
     SplitSpec,
     check_dataset,
     load_dataset,
+    parse_class_set,
     parse_mode,
 )
 
@@ -352,3 +353,20 @@ def test_pixels_without_a_display_scale_are_refused_by_row(manifest, edit_manife
     path = edit_manifest(lambda rows: rows[4].__setitem__(2, "images/i32.tif"))
     message = only_error(check_dataset(path), row=5, field="stress_path")
     assert "32-bit integer pixels" in message and "i32.tif" in message
+
+
+@pytest.mark.parametrize("classes", ["non-CAD=Normal;CAD=Ischemia+Infarction", "binary"])
+def test_triad_labels_are_read_as_the_second_seeds_binary_task(manifest, classes):
+    """8 Infarction + 10 Ischemia are CAD, 22 Normal non-CAD, with no manifest rewritten."""
+    class_set = parse_class_set(classes)
+    dataset = load_dataset(manifest, class_set=class_set)
+    assert dataset.class_set.names == ("non-CAD", "CAD")
+    assert dataset.class_counts() == {"non-CAD": 22, "CAD": 18}
+    assert "non-CAD=Normal;CAD=Ischemia+Infarction" in class_set.spec  # what results record
+
+
+def test_a_class_mapping_that_maps_a_label_twice_or_reads_badly_is_refused():
+    with pytest.raises(ValueError, match="label 'Normal' is mapped twice"):
+        parse_class_set("A=Normal;B=Normal+Ischemia")
+    with pytest.raises(ValueError, match="expected CLASS=LABEL"):
+        parse_class_set("A=;B=Ischemia")
