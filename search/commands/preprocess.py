@@ -20,6 +20,7 @@ from search.commands.options import (
 )
 from search.data import DataError, Dataset, Patient, Problem
 from search.data.clean import CropBox, clean_export
+from search.data.export import export_cleaned
 from search.data.images import export_rgb
 from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
@@ -91,6 +92,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     preprocess.add_argument(
         "--workers", type=int, default=None, help="processes (default: one per core)"
     )
+    preprocess.add_argument(
+        "--export", type=Path, default=None, metavar="DIR",
+        help="also write the cleaned, de-identified maps as DIR/<patient>/<view>.png and "
+        "DIR/manifest.csv pointing at them (every command accepts it)",
+    )  # fmt: skip
     preprocess.set_defaults(func=run_preprocess, parser=preprocess)
 
     preview = commands.add_parser(
@@ -117,6 +123,12 @@ def run_preprocess(args: argparse.Namespace) -> int:
     spec = spec_from_args(args, dataset)
     cleaned = preprocess_dataset(dataset, spec, MapCache(args.cache), workers=args.workers)
     print(format_cleaning(cleaned))
+    if args.export:
+        try:
+            manifest = export_cleaned(dataset, cleaned, args.export)
+        except ValueError as exc:
+            raise UsageError(f"--export {args.export}: {exc}") from exc
+        print(f"cleaned maps written to {args.export}; their manifest: {manifest}")
     return 0
 
 
