@@ -20,6 +20,7 @@ from search.data import (
     parse_class_set,
     parse_mode,
 )
+from search.data.disc import parse_position
 from search.layout import map_cache_dir
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "UsageError",
     "add_cache_option",
     "add_data_options",
+    "add_layout_option",
     "argtype",
     "check_from_args",
     "checked_dataset",
@@ -96,9 +98,11 @@ def add_data_options(
         "--classes",
         type=argtype(parse_class_set),
         default=None,
-        help="class set: triad (Infarction, Ischemia, Normal), binary (non-CAD, CAD), or "
-        "names in index order such as 'Normal,Abnormal'. Default: triad for a manifest, "
-        "the folder names for class folders",
+        help="class set: triad (Infarction, Ischemia, Normal), binary (non-CAD, CAD; reads "
+        "triad labels as Normal non-CAD, Ischemia and Infarction CAD), names in index order "
+        "such as 'Normal,Abnormal', or labels mapped onto classes such as "
+        "'non-CAD=Normal;CAD=Ischemia+Infarction'. Default: triad for a manifest, the "
+        "folder names for class folders",
     )
     parser.add_argument(
         "--mode",
@@ -114,6 +118,7 @@ def add_data_options(
         default=DEFAULT_MIN_SIZE,
         help=f"smallest accepted image side in pixels (default {DEFAULT_MIN_SIZE})",
     )
+    add_layout_option(parser)
     if not split:
         return
     parser.add_argument(
@@ -130,6 +135,30 @@ def add_data_options(
         "the test share of --split is still held out",
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+
+
+def parse_layout(text: str) -> dict[str, str]:
+    """`stress=left,rest=right` -> {"stress": "left", "rest": "right"}."""
+    layout = {}
+    for part in comma_names(text):
+        view, sep, position = part.partition("=")
+        if not sep or not view.strip():
+            raise ValueError(f"layout {text!r}: expected VIEW=POSITION,... such as stress=left")
+        layout[view.strip()] = parse_position(position)
+    return layout
+
+
+def add_layout_option(parser: argparse.ArgumentParser) -> None:
+    """--layout: which disc is which view, in exports that hold several maps."""
+    parser.add_argument(
+        "--layout",
+        type=argtype(parse_layout),
+        default={},
+        metavar="VIEW=POSITION,...",
+        help="for exports that hold several polar maps (both bullseyes in one screenshot): "
+        "which is each view's, by position: left, right, top, bottom, or 1..n in reading "
+        "order, e.g. stress=left,rest=right (a <view>_position manifest column overrides)",
+    )
 
 
 def add_cache_option(parser: argparse.ArgumentParser) -> None:
@@ -179,4 +208,5 @@ def check_from_args(args: argparse.Namespace) -> CheckReport:
         split=split_from_args(args) if splits else None,
         splittable=splits,
         min_size=args.min_size,
+        layout=args.layout,
     )

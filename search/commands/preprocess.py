@@ -183,7 +183,9 @@ def write_preview(
             with Image.open(path) as image:
                 export = export_rgb(image)
             try:
-                cleaned = clean_export(export, spec.size, spec.crops.get(view))
+                cleaned = clean_export(
+                    export, spec.size, spec.crops.get(view), patient.positions.get(view)
+                )
             except ValueError as exc:
                 problems.append(Problem(str(path), str(exc), patient.row, f"{view}_path"))
                 continue

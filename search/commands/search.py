@@ -14,6 +14,7 @@ from search.commands.options import (
     INTERRUPTED,
     UsageError,
     add_cache_option,
+    add_layout_option,
     argtype,
     comma_names,
     refused,
@@ -44,6 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Every problem with the arguments or the data is listed before Ray starts.",
     )
     run.add_argument("--data", required=True, help="manifest CSV or class-folder root")
+    add_layout_option(run)
     run.add_argument(
         "--space",
         required=True,
@@ -181,6 +183,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         address=args.address,
         split=_split(args),
         cache=args.cache,
+        disc_layout=args.layout,
     )
 
 

@@ -7,22 +7,28 @@ and collects every problem at once, each with its row (or file) and what was exp
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import combinations, repeat
 from pathlib import Path
+
+import numpy as np
 
 from search.data.classes import TRIAD, ClassSet
 from search.data.dataset import Dataset, Patient, Record
+from search.data.disc import choose_disc
 from search.data.fingerprint import data_fingerprint
 from search.data.folders import infer_class_set, read_class_folders
 from search.data.images import ImageInfo, ImageProblem, inspect_image
-from search.data.manifest import PATH_SUFFIX, read_manifest
+from search.data.manifest import PATH_SUFFIX, POSITION_SUFFIX, read_manifest
 from search.data.modes import InputMode
 from search.data.problems import DataError, Problem
 from search.data.splits import SplitSpec, feasibility_problems
 
 __all__ = ["DEFAULT_MIN_SIZE", "CheckReport", "check_dataset", "load_dataset"]
+
+SAME_LOOK = 0.5  # mean grey difference below which two views' discs are one map
 
 DEFAULT_MIN_SIZE = 64  # pixels on the short side; smaller cannot show 17 segments usefully
 
@@ -71,6 +77,7 @@ def check_dataset(
     splittable: bool = True,
     min_size: int = DEFAULT_MIN_SIZE,
     require_labels: bool = True,
+    layout: Mapping[str, str] | None = None,
 ) -> CheckReport:
     """Check a manifest CSV, or a folder-per-class root, for everything later steps need.
 
@@ -86,7 +93,10 @@ def check_dataset(
         require_labels: False for a manifest of patients to predict: the `label` column
             may be missing and cells empty (those patients get label None); a label that
             is written must still be of the class set. Class folders are always labelled.
+        layout: view -> position of its disc in exports that hold several maps (left,
+            right, top, bottom, 1..n); a row's `<view>_position` cell takes precedence.
     """
+    layout = dict(layout or {})
     path = Path(path)
     split = split or SplitSpec()
     folders = path.is_dir()
@@ -115,6 +125,7 @@ def check_dataset(
     infos, image_problems = _inspect_images(records, needed, min_size)
     problems += image_problems + _paths_from_elsewhere(path, records, needed, folders)
     problems += _shared_images(records, infos)
+    problems += _disc_problems(records, needed, infos, layout)
 
     unique_labelled = {r.patient_id: r.label for r in records if r.label is not None}
     counts = {
@@ -134,6 +145,7 @@ def check_dataset(
             images={v: r.images[v] for v in needed},  # type: ignore[misc]
             metadata=r.metadata,
             row=r.row,
+            positions={v: p for v in needed if (p := r.positions.get(v) or layout.get(v))},
         )
         for r in records
     )
@@ -255,6 +267,52 @@ def _paths_from_elsewhere(
             "or as absolute paths",
         )
     ]
+
+
+def _disc_problems(
+    records: list[Record],
+    needed: tuple[str, ...],
+    infos: dict[Path, ImageInfo],
+    layout: dict[str, str],
+) -> list[Problem]:
+    """An export holding several maps needs the view's position; a position must name a
+    disc; two views of a patient must not read one disc (nor two copies of one map)."""
+    problems = []
+    for record in records:
+        looks = {}
+        for view in needed:
+            image = record.images.get(view)
+            info = infos.get(image) if image else None
+            if info is None or not info.discs:
+                continue
+            position = record.positions.get(view) or layout.get(view)
+            try:
+                choose_disc(list(info.discs), position)
+            except ValueError as exc:
+                field = view + (POSITION_SUFFIX if record.positions.get(view) else PATH_SUFFIX)
+                problems.append(
+                    Problem(
+                        record.source,
+                        f"{_display(image)}: {exc}",
+                        row=record.row,
+                        field=field if record.row is not None else None,
+                    )
+                )
+                continue
+            looks[view] = info.look(position)
+        for (first, one), (second, other) in combinations(looks.items(), 2):
+            if float(np.abs(one - other).mean()) < SAME_LOOK:
+                problems.append(
+                    Problem(
+                        record.source,
+                        f"the '{first}' and '{second}' maps are (nearly) the same pixels: "
+                        "one disc read for two views, or one map saved twice? (a screenshot "
+                        "of both views needs --layout or <view>_position columns)",
+                        row=record.row,
+                        severity="warning",
+                    )
+                )
+    return problems
 
 
 def _try_inspect(path: Path, min_size: int) -> ImageInfo | ImageProblem:

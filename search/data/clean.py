@@ -87,18 +87,22 @@ class CleanMap:
     text_fraction: float
 
 
-def clean_export(image: np.ndarray, size: int, crop: CropBox | None = None) -> CleanMap:
-    """Crop, de-text, blank and resize one H x W x 3 uint8 export to size x size.
+def clean_export(
+    image: np.ndarray, size: int, crop: CropBox | None = None, position: str | None = None
+) -> CleanMap:
+    """Crop, de-text, blank and resize one H x W x 3 uint8 export to size x size;
+    `position` says which disc is the map when the export holds several.
 
     Raises:
-        ValueError: no disc is found, or the crop box does not fit in the image.
+        ValueError: no disc is found (or several and no position), or the crop box does
+            not fit in the image.
     """
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     height, width = image.shape[:2]
     if crop is not None and (crop.right > width or crop.bottom > height):
         raise ValueError(f"crop box {crop} lies outside the {width} x {height} image")
-    disc = crop.disc() if crop is not None else find_disc(image)
+    disc = crop.disc() if crop is not None else find_disc(image, position)
 
     square = _cut_square(image, disc)
     left, top, _, _ = disc.box()

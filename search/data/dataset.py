@@ -30,6 +30,8 @@ class Record:
         label: class index, or None when the label could not be read.
         images: view -> absolute image path, or None where the cell was empty.
         metadata: every other manifest column, as text.
+        positions: view -> which disc of a several-map export is the view's, from a
+            `<view>_position` column (left, right, top, bottom, or 1..n).
     """
 
     source: str
@@ -38,6 +40,7 @@ class Record:
     label: int | None
     images: dict[str, Path | None]
     metadata: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +53,7 @@ class Patient:
     images: dict[str, Path]
     metadata: dict[str, str]
     row: int | None = None
+    positions: dict[str, str] = field(default_factory=dict)  # view -> disc of its export
 
 
 @dataclass(frozen=True, eq=False)

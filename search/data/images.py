@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from search.data.disc import Disc, choose_disc, find_discs
+
 __all__ = [
     "ACCEPTED_FORMATS",
     "IMAGE_SUFFIXES",
@@ -48,6 +50,15 @@ class ImageInfo:
     height: int
     mode: str
     sha256: str
+    discs: tuple[Disc, ...] = ()  # the map discs found, in reading order
+    looks: tuple[np.ndarray, ...] = ()  # a small grey thumbnail of each disc
+
+    def look(self, position: str | None) -> np.ndarray | None:
+        """The thumbnail of the disc a view at `position` reads; None if none is sure."""
+        try:
+            return self.looks[self.discs.index(choose_disc(list(self.discs), position))]
+        except ValueError:  # no disc, or several and no position
+            return None
 
 
 class ImageProblem(Exception):
@@ -92,7 +103,11 @@ def inspect_image(path: Path, min_size: int = 1) -> ImageInfo:
             raise ImageProblem(f"image data is truncated ({detail})") from exc
         raise ImageProblem(f"image cannot be decoded ({detail})") from exc
 
-    export_rgb(image)  # refused here, with its reason, if its pixels cannot be shown
+    pixels = export_rgb(image)  # refused here, with its reason, if it cannot be shown
+    try:
+        discs = tuple(find_discs(pixels))
+    except ValueError:  # no disc: cleaning says so, with the row
+        discs = ()
     width, height = image.size
     if min(width, height) < min_size:
         raise ImageProblem(
@@ -105,6 +120,8 @@ def inspect_image(path: Path, min_size: int = 1) -> ImageInfo:
         height=height,
         mode=image.mode,
         sha256=hashlib.sha256(data).hexdigest(),
+        discs=discs,
+        looks=tuple(_look(pixels, disc) for disc in discs),
     )
 
 
@@ -145,6 +162,14 @@ def export_rgb(image: Image.Image) -> np.ndarray:
     if mode == "P" or mode in _CONVERTED:
         return np.asarray(image.convert("RGB"))
     raise ImageProblem(f"image mode {mode} cannot be shown as a map; export it as RGB PNG")
+
+
+def _look(pixels: np.ndarray, disc: Disc, side: int = 32) -> np.ndarray:
+    """The disc's square, grey, shrunk to side x side: enough to tell one map from another
+    (two views read from one disc look the same)."""
+    left, top, right, bottom = disc.box()
+    square = pixels[max(top, 0) : bottom, max(left, 0) : right].mean(axis=2)
+    return np.asarray(Image.fromarray(square.astype(np.float32)).resize((side, side)))
 
 
 def _to_8_bits(values: np.ndarray, full_scale: float) -> np.ndarray:

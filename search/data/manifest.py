@@ -15,11 +15,13 @@ from pathlib import Path
 
 from search.data.classes import ClassSet
 from search.data.dataset import Record
+from search.data.disc import parse_position
 from search.data.problems import Problem
 
-__all__ = ["CLASS_SET_HINT", "PATH_SUFFIX", "manifest_text", "read_manifest"]
+__all__ = ["CLASS_SET_HINT", "PATH_SUFFIX", "POSITION_SUFFIX", "manifest_text", "read_manifest"]
 
 PATH_SUFFIX = "_path"
+POSITION_SUFFIX = "_position"  # which disc of a several-map export is the view's
 REQUIRED_COLUMNS = ("patient_id", "label")
 CLASS_SET_HINT = " (choose another with --classes)"  # commands whose class set is fixed drop it
 
@@ -57,7 +59,12 @@ def read_manifest(
     problems = _header_problems(source, columns, required, header_line=text.splitlines()[0])
     views = tuple(c[: -len(PATH_SUFFIX)] for c in columns if c.endswith(PATH_SUFFIX))
     metadata_columns = tuple(
-        c for c in columns if c and c not in REQUIRED_COLUMNS and not c.endswith(PATH_SUFFIX)
+        c
+        for c in columns
+        if c
+        and c not in REQUIRED_COLUMNS
+        and not c.endswith(PATH_SUFFIX)
+        and c not in {v + POSITION_SUFFIX for v in views}
     )
 
     records: list[Record] = []
@@ -147,6 +154,9 @@ def _record(
         label=None,
         images=images,
         metadata={c: values[c] for c in metadata_columns},
+        positions={
+            v: values[v + POSITION_SUFFIX] for v in views if values.get(v + POSITION_SUFFIX)
+        },
     )
 
 
@@ -154,6 +164,13 @@ def _row_problems(
     source: str, record: Record, values: dict[str, str], class_set: ClassSet, require_labels: bool
 ) -> list[Problem]:
     problems = []
+    for view, text in list(record.positions.items()):
+        try:
+            record.positions[view] = parse_position(text)
+        except ValueError as exc:
+            del record.positions[view]  # reported; the check goes on without it
+            field = view + POSITION_SUFFIX
+            problems.append(Problem(source, str(exc), row=record.row, field=field))
     if "patient_id" in values and not record.patient_id:
         problems.append(Problem(source, "empty patient_id", row=record.row, field="patient_id"))
     if "label" in values:

@@ -40,11 +40,12 @@ class CleaningParams:
     size: int
     crop: CropBox | None = None
     version: int = CLEANING_VERSION
+    position: str | None = None  # which disc of a several-map export
 
     def digest(self) -> str:
         text = json.dumps(
             {"size": self.size, "crop": str(self.crop or "auto"), "version": self.version,
-             "entry": ENTRY_FORMAT}
+             "entry": ENTRY_FORMAT, "position": self.position}
         )  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -37,8 +37,10 @@ class PreprocessSpec:
     size: int = 224
     crops: Mapping[str, CropBox] = field(default_factory=dict)
 
-    def params(self, view: str) -> CleaningParams:
-        return CleaningParams(self.size, self.crops.get(view))
+    def params(self, view: str, position: str | None = None) -> CleaningParams:
+        """The cleaning of one view's exports; `position`: which disc of a several-map
+        export is the view's (a patient's, or the data set's layout)."""
+        return CleaningParams(self.size, self.crops.get(view), position=position)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def clean_file(
         return cached, None
     with Image.open(io.BytesIO(data)) as image:
         pixels = export_rgb(image)
-    cleaned = clean_export(pixels, params.size, params.crop)
+    cleaned = clean_export(pixels, params.size, params.crop, params.position)
     cache.store(sha, params, cleaned.pixels)
     return cleaned.pixels, cleaned.text_fraction
 
@@ -107,8 +109,8 @@ def preprocess_dataset(
     cache = cache or MapCache()
     cache.remove_stale()
     views = views or dataset.views
-    jobs = [(i, j, p.images[v], spec.params(v)) for i, p in enumerate(dataset.patients)
-            for j, v in enumerate(views)]  # fmt: skip
+    jobs = [(i, j, p.images[v], spec.params(v, p.positions.get(v)))
+            for i, p in enumerate(dataset.patients) for j, v in enumerate(views)]  # fmt: skip
     maps = np.zeros((len(dataset), len(views), spec.size, spec.size, 3), dtype=np.uint8)
     fractions = np.full((len(dataset), len(views)), np.nan)
     problems: list[Problem] = []

@@ -69,6 +69,7 @@ def check_search(settings: SearchSettings) -> Dataset:
         class_set=class_set,
         mode=InputMode("search", settings.views),
         split=settings.split,
+        layout=settings.disc_layout,
     )
     data_problems = [f"data: {line}" for line in format_problems(report.errors)]
     if problems or data_problems or report.dataset is None:

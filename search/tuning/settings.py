@@ -50,6 +50,8 @@ class SearchSettings:
         address: a running Ray cluster ("auto", "ray://host:10001"); None starts Ray here.
         split: train/validation/test shares (the test share is never read by a search).
         cache: map cache folder; None: the default.
+        disc_layout: view -> position of its disc in exports that hold several maps
+            (--layout).
     """
 
     space: SearchSpace
@@ -70,6 +72,7 @@ class SearchSettings:
     address: str | None = None
     split: SplitSpec = field(default_factory=SplitSpec)
     cache: Path | None = None
+    disc_layout: dict[str, str] = field(default_factory=dict)
 
     @property
     def pairs(self) -> list[str]:

@@ -370,3 +370,85 @@ def test_a_class_mapping_that_maps_a_label_twice_or_reads_badly_is_refused():
         parse_class_set("A=Normal;B=Normal+Ischemia")
     with pytest.raises(ValueError, match="expected CLASS=LABEL"):
         parse_class_set("A=;B=Ischemia")
+
+
+def both_views_in_one_screenshot(manifest, edit_manifest, extra=None):
+    """Every patient's rest and stress exports pasted side by side (rest left, a black gap
+    between) into one file named as both views: as several vendors export them."""
+    images = manifest.parent / "images"
+
+    def combine(rows):
+        for row in rows[1:]:
+            rest, stress = (np.asarray(Image.open(manifest.parent / cell)) for cell in row[1:3])
+            gap = np.zeros((rest.shape[0], 24), rest.dtype)  # black between the two maps
+            pair = np.concatenate([rest, gap, stress], axis=1)
+            name = f"{row[0]}_both.png"
+            Image.fromarray(pair).save(images / name)
+            row[1] = row[2] = f"images/{name}"
+        if extra:
+            extra(rows)
+
+    return edit_manifest(combine)
+
+
+def test_one_screenshot_for_two_views_needs_a_layout(manifest, edit_manifest):
+    path = both_views_in_one_screenshot(manifest, edit_manifest)
+    report = check_dataset(path)
+    (message,) = errors_at(report, row=2, field="rest_path")
+    assert "P001_both.png" in message and "holds 2 polar-map discs" in message
+    assert "--layout" in message
+    assert len(report.errors) == 2 * 40  # every row, both views
+
+    laid_out = check_dataset(path, layout={"rest": "left", "stress": "right"})
+    assert laid_out.ok and not laid_out.warnings
+    first = laid_out.dataset.patients[0]
+    assert first.positions == {"rest": "left", "stress": "right"}
+
+
+def test_one_disc_read_for_two_views_is_a_warning(manifest, edit_manifest):
+    path = both_views_in_one_screenshot(manifest, edit_manifest)
+    report = check_dataset(path, layout={"rest": "left", "stress": "1"})  # both the left one
+    assert report.ok
+    assert len(report.warnings) == 40
+    assert "'rest' and 'stress' maps are (nearly) the same pixels" in report.warnings[0].message
+
+
+def test_positions_may_come_from_manifest_columns(manifest, edit_manifest):
+    def columns(rows):
+        rows[0] += ["rest_position", "stress_position"]
+        for row in rows[1:]:
+            row += ["left", "2"]
+        rows[5][-1] = "middle"
+
+    path = both_views_in_one_screenshot(manifest, edit_manifest, extra=columns)
+    report = check_dataset(path)
+    (message,) = errors_at(report, row=6, field="stress_position")
+    assert "position 'middle': expected left, right, top, bottom" in message
+    assert len(report.errors) == 2  # the bad cell, and its export that still has two maps
+
+
+def test_each_view_cleans_to_its_own_disc_of_the_screenshot(manifest, edit_manifest, tmp_path):
+    from search.data.map_cache import CleaningParams, MapCache
+    from search.data.preprocess import PreprocessSpec, clean_file, preprocess_dataset
+
+    images = manifest.parent / "images"
+    path = both_views_in_one_screenshot(manifest, edit_manifest)
+    dataset = check_dataset(path, layout={"rest": "left", "stress": "right"}).dataset
+    cleaned = preprocess_dataset(dataset, PreprocessSpec(64), MapCache(tmp_path / "a"))
+    for v, view in enumerate(("rest", "stress")):  # as cleaning each export alone gives
+        alone, _ = clean_file(
+            images / f"P001_{view}.png", CleaningParams(64), MapCache(tmp_path / "b")
+        )
+        assert np.abs(cleaned.maps[0, v].astype(int) - alone.astype(int)).mean() < 2
+
+
+def test_the_layout_option(manifest, edit_manifest, capsys):
+    from search.cli import main
+
+    path = both_views_in_one_screenshot(manifest, edit_manifest)
+    assert main(["data", "check", str(path)]) == 1
+    assert "holds 2 polar-map discs" in capsys.readouterr().out
+    assert main(["data", "check", str(path), "--layout", "rest=left,stress=right"]) == 0
+    with pytest.raises(SystemExit) as exited:
+        main(["data", "check", str(path), "--layout", "rest=middle"])
+    assert exited.value.code == 2
