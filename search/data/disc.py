@@ -75,14 +75,14 @@ def find_disc(image: np.ndarray, position: str | None = None) -> Disc:
     return choose_disc(find_discs(image), position)
 
 
-def find_discs(image: np.ndarray) -> list[Disc]:
-    """Every map disc of an export, in reading order (top to bottom, then left to right).
+def find_discs(image: np.ndarray, refine: bool = True) -> list[Disc]:
+    """Every map disc of an export, in reading order (top to bottom, then left to right);
+    `refine=False` gives them at a quarter of the resolution (to count and place them).
 
     Raises:
         ValueError: nothing disc-like is found.
     """
-    lit = (image.max(axis=2) if image.ndim == 3 else image) > LIT
-    small = lit[::COARSE, ::COARSE]
+    small = _lit(image[::COARSE, ::COARSE])
     opened = ndimage.binary_opening(small, structure=_round(6))
     labels, count = ndimage.label(opened)
     if count == 0:
@@ -94,7 +94,7 @@ def find_discs(image: np.ndarray) -> list[Disc]:
     for blob, size in zip(blobs, sizes, strict=True):
         if size < (SMALLEST**2) * largest or _roundness(blob) < ROUND:
             continue
-        disc = _refine(lit, blob)
+        disc = _refine(image, blob) if refine else _coarse(blob)
         if disc is not None:
             discs.append(disc)
     if not discs:
@@ -146,17 +146,27 @@ def _roundness(blob: np.ndarray) -> float:
     return float(blob.sum() / (np.pi * reach**2))
 
 
-def _refine(lit: np.ndarray, blob: np.ndarray) -> Disc | None:
-    """A coarse blob's disc at full resolution, looking just beyond its circle."""
+def _lit(image: np.ndarray) -> np.ndarray:
+    """Pixels that are part of something drawn."""
+    return (image.max(axis=2) if image.ndim == 3 else image) > LIT
+
+
+def _coarse(blob: np.ndarray) -> Disc:
     cy, cx = (c * COARSE for c in ndimage.center_of_mass(blob))
-    radius = np.sqrt(blob.sum() / np.pi) * COARSE
-    reach = radius + 2 * COARSE
-    height, width = lit.shape
+    return Disc(float(cx), float(cy), float(np.sqrt(blob.sum() / np.pi) * COARSE))
+
+
+def _refine(image: np.ndarray, blob: np.ndarray) -> Disc | None:
+    """A coarse blob's disc at full resolution, looking just beyond its circle."""
+    coarse = _coarse(blob)
+    cx, cy = coarse.cx, coarse.cy
+    reach = coarse.radius + 2 * COARSE
+    height, width = image.shape[:2]
     top, left = max(0, int(cy - reach)), max(0, int(cx - reach))
     bottom, right = min(height, int(cy + reach) + 2), min(width, int(cx + reach) + 2)
     y, x = np.ogrid[top:bottom, left:right]
     near = np.hypot(x - cx, y - cy) <= reach
-    region = ndimage.binary_fill_holes(lit[top:bottom, left:right] & near)
+    region = ndimage.binary_fill_holes(_lit(image[top:bottom, left:right]) & near)
     region = ndimage.binary_opening(region, structure=_round(3))
     if not region.any():
         return None
