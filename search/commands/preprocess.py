@@ -21,7 +21,7 @@ from search.commands.options import (
 from search.data import DataError, Dataset, Patient, Problem
 from search.data.clean import CropBox, clean_export
 from search.data.export import export_cleaned
-from search.data.images import export_rgb
+from search.data.images import read_export
 from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
 from search.data.preprocess import CleanedMaps, PreprocessSpec, preprocess_dataset
@@ -180,8 +180,7 @@ def write_preview(
         row = []
         for view in dataset.views:
             path = patient.images[view]
-            with Image.open(path) as image:
-                export = export_rgb(image)
+            export = read_export(path.read_bytes(), patient.frames.get(view))
             try:
                 cleaned = clean_export(
                     export, spec.size, spec.crops.get(view), patient.positions.get(view)

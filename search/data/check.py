@@ -146,12 +146,16 @@ def check_dataset(
             metadata=r.metadata,
             row=r.row,
             positions={v: p for v in needed if (p := r.positions.get(v) or layout.get(v))},
+            frames={v: r.frames[v] for v in needed if v in r.frames},
         )
         for r in records
     )
+
+    def shas(p: Patient) -> dict[str, str]:
+        return {v: infos[p.images[v], p.frames.get(v)].sha256 for v in needed}
+
     fingerprint = data_fingerprint(
-        class_set.names,
-        ((p.patient_id, p.label, {v: infos[p.images[v]].sha256 for v in needed}) for p in patients),
+        class_set.names, ((p.patient_id, p.label, shas(p)) for p in patients)
     )
     dataset = Dataset(path, class_set, tuple(needed), patients, metadata_columns, fingerprint)
     return CheckReport(path, class_set, tuple(needed), len(records), problems, dataset)
@@ -220,17 +224,21 @@ def _missing_cells(
 
 def _inspect_images(
     records: list[Record], needed: tuple[str, ...], min_size: int
-) -> tuple[dict[Path, ImageInfo], list[Problem]]:
-    """Decode each needed image once (in threads: PIL releases the GIL while decoding)."""
-    paths = sorted({r.images[v] for r in records for v in needed if r.images.get(v)})
+) -> tuple[dict[tuple[Path, int | None], ImageInfo], list[Problem]]:
+    """Decode each needed image (and DICOM frame) once, in threads: PIL releases the GIL
+    while decoding. Keyed by (path, frame)."""
+    keys = sorted(
+        {(r.images[v], r.frames.get(v)) for r in records for v in needed if r.images.get(v)},
+        key=lambda key: (key[0], key[1] or 0),
+    )
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        outcomes = dict(zip(paths, pool.map(_try_inspect, paths, repeat(min_size)), strict=True))
-    infos = {p: o for p, o in outcomes.items() if isinstance(o, ImageInfo)}
+        outcomes = dict(zip(keys, pool.map(_try_inspect, keys, repeat(min_size)), strict=True))
+    infos = {key: o for key, o in outcomes.items() if isinstance(o, ImageInfo)}
     problems = []
     for record in records:
         for view in needed:
             image = record.images.get(view)
-            outcome = outcomes.get(image) if image else None
+            outcome = outcomes.get((image, record.frames.get(view))) if image else None
             if isinstance(outcome, ImageProblem):
                 problems.append(
                     Problem(
@@ -272,7 +280,7 @@ def _paths_from_elsewhere(
 def _disc_problems(
     records: list[Record],
     needed: tuple[str, ...],
-    infos: dict[Path, ImageInfo],
+    infos: dict[tuple[Path, int | None], ImageInfo],
     layout: dict[str, str],
 ) -> list[Problem]:
     """An export holding several maps needs the view's position; a position must name a
@@ -282,7 +290,7 @@ def _disc_problems(
         looks = {}
         for view in needed:
             image = record.images.get(view)
-            info = infos.get(image) if image else None
+            info = infos.get((image, record.frames.get(view))) if image else None
             if info is None or not info.discs:
                 continue
             position = record.positions.get(view) or layout.get(view)
@@ -315,20 +323,22 @@ def _disc_problems(
     return problems
 
 
-def _try_inspect(path: Path, min_size: int) -> ImageInfo | ImageProblem:
+def _try_inspect(key: tuple[Path, int | None], min_size: int) -> ImageInfo | ImageProblem:
     try:
-        return inspect_image(path, min_size)
+        return inspect_image(key[0], min_size, frame=key[1])
     except ImageProblem as problem:
         return problem
 
 
-def _shared_images(records: list[Record], infos: dict[Path, ImageInfo]) -> list[Problem]:
+def _shared_images(
+    records: list[Record], infos: dict[tuple[Path, int | None], ImageInfo]
+) -> list[Problem]:
     """Byte-identical images of different patients: a copy that can leak across splits."""
     owner: dict[str, Record] = {}
     problems = []
     for record in records:
         for view, image in record.images.items():
-            info = infos.get(image) if image else None
+            info = infos.get((image, record.frames.get(view))) if image else None
             if info is None:
                 continue
             other = owner.setdefault(info.sha256, record)

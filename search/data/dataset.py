@@ -41,6 +41,7 @@ class Record:
     images: dict[str, Path | None]
     metadata: dict[str, str] = field(default_factory=dict)
     positions: dict[str, str] = field(default_factory=dict)
+    frames: dict[str, int] = field(default_factory=dict)  # view -> frame of a DICOM file
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +55,7 @@ class Patient:
     metadata: dict[str, str]
     row: int | None = None
     positions: dict[str, str] = field(default_factory=dict)  # view -> disc of its export
+    frames: dict[str, int] = field(default_factory=dict)  # view -> frame of a DICOM file
 
 
 @dataclass(frozen=True, eq=False)

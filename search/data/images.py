@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from search.data.dicom import DicomProblem, dicom_rgb, is_dicom
 from search.data.disc import Disc, choose_disc, find_discs
 
 __all__ = [
@@ -33,11 +34,12 @@ __all__ = [
     "ImageProblem",
     "export_rgb",
     "inspect_image",
+    "read_export",
 ]
 
 # PIL format names; MPO is the multi-picture JPEG that some cameras and viewers write.
 ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "TIFF": "TIFF"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,14 @@ class ImageProblem(Exception):
     """An image file that cannot be used; the message says why and what was expected."""
 
 
-def inspect_image(path: Path, min_size: int = 1) -> ImageInfo:
-    """Decode `path` fully and return its facts.
+def inspect_image(path: Path, min_size: int = 1, frame: int | None = None) -> ImageInfo:
+    """Decode `path` fully and return its facts; `frame` (1..n) picks the map of a
+    multi-frame DICOM file.
 
     Raises:
-        ImageProblem: the file is missing, empty, not a PNG/JPEG/TIFF image, truncated,
-            or smaller than `min_size` pixels on a side.
+        ImageProblem: the file is missing, empty, not a PNG/JPEG/TIFF image or DICOM
+            file, truncated, without a known display scale, or smaller than `min_size`
+            pixels on a side.
     """
     if not path.exists():
         raise ImageProblem("file not found")
@@ -82,13 +86,63 @@ def inspect_image(path: Path, min_size: int = 1) -> ImageInfo:
         raise ImageProblem(f"cannot read the file: {exc.strerror or exc}") from exc
     if not data:
         raise ImageProblem("file is empty (0 bytes)")
+    if is_dicom(data) or path.suffix.lower() == ".dcm":
+        kind, mode, pixels = "DICOM", "DICOM", read_export(data, frame)
+    else:
+        image = _decoded(data)
+        kind, mode = ACCEPTED_FORMATS[image.format], image.mode
+        pixels = export_rgb(image)  # refused here, with its reason, if it cannot be shown
+    try:
+        discs = tuple(find_discs(pixels, refine=False))  # enough to count and place them
+    except ValueError:  # no disc: cleaning says so, with the row
+        discs = ()
+    height, width = pixels.shape[:2]
+    if min(width, height) < min_size:
+        raise ImageProblem(
+            f"image is {width} x {height} pixels, expected at least {min_size} on each side"
+        )
+    return ImageInfo(
+        path=path,
+        format=kind,
+        width=width,
+        height=height,
+        mode=mode,
+        sha256=hashlib.sha256(data).hexdigest(),
+        discs=discs,
+        looks=tuple(_look(pixels, disc) for disc in discs),
+    )
 
+
+def read_export(data: bytes, frame: int | None = None) -> np.ndarray:
+    """An export's bytes (PNG, JPEG, TIFF or DICOM) as the (height, width, 3) uint8 RGB
+    map a viewer shows.
+
+    Raises:
+        ImageProblem: as `inspect_image`.
+    """
+    if is_dicom(data):
+        try:
+            return dicom_rgb(data, frame)
+        except DicomProblem as exc:
+            raise ImageProblem(str(exc)) from None
+    if _has_image_magic(data):
+        return export_rgb(_decoded(data))
+    raise ImageProblem("not DICOM (no 'DICM' after its 128-byte preamble), nor an image")
+
+
+def _has_image_magic(data: bytes) -> bool:
+    """PNG, JPEG or TIFF by their first bytes."""
+    return data.startswith((b"\x89PNG", b"\xff\xd8", b"II*\x00", b"MM\x00*"))
+
+
+def _decoded(data: bytes) -> Image.Image:
+    """A PNG, JPEG or TIFF image, decoded in full (only a full decode finds a truncated
+    file)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            kind = ACCEPTED_FORMATS.get(image.format or "")
-            if kind is None:
+            if ACCEPTED_FORMATS.get(image.format or "") is None:
                 raise ImageProblem(f"expected a PNG, JPEG or TIFF image, found {image.format}")
             image.load()
     except ImageProblem:
@@ -102,27 +156,7 @@ def inspect_image(path: Path, min_size: int = 1) -> ImageInfo:
         if "truncated" in detail.lower() or isinstance(exc, EOFError):
             raise ImageProblem(f"image data is truncated ({detail})") from exc
         raise ImageProblem(f"image cannot be decoded ({detail})") from exc
-
-    pixels = export_rgb(image)  # refused here, with its reason, if it cannot be shown
-    try:
-        discs = tuple(find_discs(pixels, refine=False))  # enough to count and place them
-    except ValueError:  # no disc: cleaning says so, with the row
-        discs = ()
-    width, height = image.size
-    if min(width, height) < min_size:
-        raise ImageProblem(
-            f"image is {width} x {height} pixels, expected at least {min_size} on each side"
-        )
-    return ImageInfo(
-        path=path,
-        format=kind,
-        width=width,
-        height=height,
-        mode=image.mode,
-        sha256=hashlib.sha256(data).hexdigest(),
-        discs=discs,
-        looks=tuple(_look(pixels, disc) for disc in discs),
-    )
+    return image
 
 
 _CONVERTED = ("1", "L", "CMYK", "YCbCr", "LAB", "HSV", "RGBX")  # Pillow knows their RGB

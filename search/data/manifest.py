@@ -18,10 +18,18 @@ from search.data.dataset import Record
 from search.data.disc import parse_position
 from search.data.problems import Problem
 
-__all__ = ["CLASS_SET_HINT", "PATH_SUFFIX", "POSITION_SUFFIX", "manifest_text", "read_manifest"]
+__all__ = [
+    "CLASS_SET_HINT",
+    "FRAME_SUFFIX",
+    "PATH_SUFFIX",
+    "POSITION_SUFFIX",
+    "manifest_text",
+    "read_manifest",
+]
 
 PATH_SUFFIX = "_path"
 POSITION_SUFFIX = "_position"  # which disc of a several-map export is the view's
+FRAME_SUFFIX = "_frame"  # which frame of a multi-frame DICOM export is the view's
 REQUIRED_COLUMNS = ("patient_id", "label")
 CLASS_SET_HINT = " (choose another with --classes)"  # commands whose class set is fixed drop it
 
@@ -64,7 +72,7 @@ def read_manifest(
         if c
         and c not in REQUIRED_COLUMNS
         and not c.endswith(PATH_SUFFIX)
-        and c not in {v + POSITION_SUFFIX for v in views}
+        and c not in {v + suffix for v in views for suffix in (POSITION_SUFFIX, FRAME_SUFFIX)}
     )
 
     records: list[Record] = []
@@ -154,16 +162,28 @@ def _record(
         label=None,
         images=images,
         metadata={c: values[c] for c in metadata_columns},
-        positions={
-            v: values[v + POSITION_SUFFIX] for v in views if values.get(v + POSITION_SUFFIX)
-        },
+        positions=_cells(values, views, POSITION_SUFFIX),
+        frames=_cells(values, views, FRAME_SUFFIX),  # text until checked: numbers
     )
+
+
+def _cells(values: dict[str, str], views: tuple[str, ...], suffix: str) -> dict:
+    """view -> the non-empty cell of its `<view><suffix>` column."""
+    return {v: values[v + suffix] for v in views if values.get(v + suffix)}
 
 
 def _row_problems(
     source: str, record: Record, values: dict[str, str], class_set: ClassSet, require_labels: bool
 ) -> list[Problem]:
     problems = []
+    for view, text in list(record.frames.items()):
+        if str(text).isdigit() and int(text) >= 1:
+            record.frames[view] = int(text)
+        else:
+            del record.frames[view]
+            field = view + FRAME_SUFFIX
+            message = f"frame {text!r}: expected a frame number 1..n"
+            problems.append(Problem(source, message, row=record.row, field=field))
     for view, text in list(record.positions.items()):
         try:
             record.positions[view] = parse_position(text)

@@ -41,11 +41,12 @@ class CleaningParams:
     crop: CropBox | None = None
     version: int = CLEANING_VERSION
     position: str | None = None  # which disc of a several-map export
+    frame: int | None = None  # which frame of a multi-frame DICOM file
 
     def digest(self) -> str:
         text = json.dumps(
             {"size": self.size, "crop": str(self.crop or "auto"), "version": self.version,
-             "entry": ENTRY_FORMAT, "position": self.position}
+             "entry": ENTRY_FORMAT, "position": self.position, "frame": self.frame}
         )  # fmt: skip
         return hashlib.sha256(text.encode()).hexdigest()
 

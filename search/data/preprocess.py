@@ -7,7 +7,6 @@ set's patient order: what the trials feed to the backbone after `normalize_maps`
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -18,11 +17,10 @@ from itertools import repeat
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from search.data.clean import CropBox, clean_export
 from search.data.dataset import Dataset
-from search.data.images import export_rgb
+from search.data.images import ImageProblem, read_export
 from search.data.map_cache import CleaningParams, MapCache
 from search.data.problems import DataError, Problem
 
@@ -37,10 +35,13 @@ class PreprocessSpec:
     size: int = 224
     crops: Mapping[str, CropBox] = field(default_factory=dict)
 
-    def params(self, view: str, position: str | None = None) -> CleaningParams:
+    def params(
+        self, view: str, position: str | None = None, frame: int | None = None
+    ) -> CleaningParams:
         """The cleaning of one view's exports; `position`: which disc of a several-map
-        export is the view's (a patient's, or the data set's layout)."""
-        return CleaningParams(self.size, self.crops.get(view), position=position)
+        export is the view's (a patient's, or the data set's layout); `frame`: which
+        frame of a multi-frame DICOM file."""
+        return CleaningParams(self.size, self.crops.get(view), position=position, frame=frame)
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,10 @@ def clean_file(
     cached = cache.load(sha, params)
     if cached is not None:
         return cached, None
-    with Image.open(io.BytesIO(data)) as image:
-        pixels = export_rgb(image)
+    try:
+        pixels = read_export(data, params.frame)
+    except ImageProblem as exc:
+        raise ValueError(str(exc)) from None
     cleaned = clean_export(pixels, params.size, params.crop, params.position)
     cache.store(sha, params, cleaned.pixels)
     return cleaned.pixels, cleaned.text_fraction
@@ -109,7 +112,7 @@ def preprocess_dataset(
     cache = cache or MapCache()
     cache.remove_stale()
     views = views or dataset.views
-    jobs = [(i, j, p.images[v], spec.params(v, p.positions.get(v)))
+    jobs = [(i, j, p.images[v], spec.params(v, p.positions.get(v), p.frames.get(v)))
             for i, p in enumerate(dataset.patients) for j, v in enumerate(views)]  # fmt: skip
     maps = np.zeros((len(dataset), len(views), spec.size, spec.size, 3), dtype=np.uint8)
     fractions = np.full((len(dataset), len(views)), np.nan)
