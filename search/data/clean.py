@@ -20,13 +20,27 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from search.data.disc import Disc, find_disc
+from search.data.disc import Disc, choose_disc, find_discs
 
-__all__ = ["CLEANING_VERSION", "CleanMap", "CropBox", "clean_export", "disc_mask", "find_text"]
+__all__ = [
+    "CLEANING_VERSION",
+    "CleanMap",
+    "CropBox",
+    "clean_export",
+    "disc_mask",
+    "find_text",
+    "text_and_unsure",
+]
 
-CLEANING_VERSION = 2  # bump whenever the output of clean_export changes; part of cache keys
+CLEANING_VERSION = 3  # bump whenever the output of clean_export changes; part of cache keys
 TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
 TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)
+ACHROMATIC = 48  # a pixel whose channels differ by at most this is white or grey
+FLAT = 24  # a letter is one flat colour: its core lies this close to its mean colour ...
+PLATEAU = 0.8  # a letter's plateau: where it stands at least this share of its height
+WORD = 3  # letters of one colour on a line that make a word
+MAP_SHARE = 0.0002  # a colour the maps take at this share of their pixels is a map colour
+FLAT_SHARE = 0.6  # ... at this share of its core's pixels (a map's ridge runs through a gradient)
 STROKE_FRACTION = 1 / 80  # largest text stroke radius, as a share of the disc radius
 
 
@@ -79,12 +93,15 @@ class CleanMap:
         text: the text found and filled in, as a bool mask over the square cut around the
             disc (origin at `disc.box()`'s left and top, in export pixels).
         text_fraction: share of the disc's pixels that were text and got filled in.
+        unsure: what looked like lettering inside the disc but was not text's colour or
+            not flat (left alone), a bool mask over the same square as `text`.
     """
 
     pixels: np.ndarray
     disc: Disc
     text: np.ndarray
     text_fraction: float
+    unsure: np.ndarray
 
 
 def clean_export(
@@ -102,31 +119,67 @@ def clean_export(
     height, width = image.shape[:2]
     if crop is not None and (crop.right > width or crop.bottom > height):
         raise ValueError(f"crop box {crop} lies outside the {width} x {height} image")
-    disc = crop.disc() if crop is not None else find_disc(image, position)
+    discs = [crop.disc()] if crop is not None else find_discs(image)
+    disc = choose_disc(discs, position)
+    text, unsure = text_and_unsure(image, disc.radius, _disc_masks(image.shape[:2], discs))
 
     square = _cut_square(image, disc)
     left, top, _, _ = disc.box()
     inside = disc_mask(square.shape[0], disc.radius, (disc.cx - left, disc.cy - top))
-    text = find_text(square, disc.radius) & inside
+    text = _cut_square(text, disc) & inside
+    unsure = _cut_square(unsure, disc) & inside & ~text
     square = _fill(square, text, inside & ~text)
     square[~inside] = 0
 
     resized = np.asarray(Image.fromarray(square).resize((size, size), Image.LANCZOS)).copy()
     resized[~disc_mask(size, size / 2)] = 0
-    return CleanMap(resized, disc, text, float(text.sum() / max(1, inside.sum())))
+    share = float(text.sum() / max(1, inside.sum()))
+    return CleanMap(resized, disc, text, share, unsure)
 
 
-def find_text(image: np.ndarray, disc_radius: float) -> np.ndarray:
+def find_text(image: np.ndarray, disc_radius: float, maps: np.ndarray | None = None) -> np.ndarray:
     """H x W bool: burned-in text, widened by two pixels to take the anti-aliased (and
-    JPEG-ringing) edges.
+    JPEG-ringing) edges. See `text_and_unsure`."""
+    return text_and_unsure(image, disc_radius, maps)[0]
 
-    A text pixel is part of a thin stroke brighter than its surroundings in some colour
-    channel, is itself light (white, grey or yellow: its second-brightest channel is
-    high), and lies on a line with enough other such pixels to be lettering. The last two
-    conditions keep the noise speckles of a hot map region (red turning white in clinical
-    colour scales) from being taken for text.
+
+def text_and_unsure(
+    image: np.ndarray, disc_radius: float, maps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(text, unsure): H x W bool masks of an H x W x 3 uint8 export.
+
+    Lettering is thin strokes brighter than their surroundings in some colour channel,
+    light themselves, lined up in groups large enough to be words. A letter (a connected
+    stroke) is text when its strokes are one flat colour and that colour is white or
+    grey, or the colour of the export's lettering outside its maps (`maps`: H x W bool,
+    the map discs; by default found). A map's colours are gradients: a bright ridge or
+    speckle of a jet, rainbow, hot or cool map may look like lettering, but is not flat,
+    or not the colour of the export's text, and is left alone as `unsure` (the preview
+    shows it).
     """
     stroke = max(2, round(disc_radius * STROKE_FRACTION))
+    letters, count, top_hat, lines = _letters(image, stroke)
+    if maps is None:
+        maps = _maps(image)
+    colour, flat, outside = _letter_colours(image, letters, count, top_hat, maps)
+    achromatic = _achromatic(colour)
+    learned = colour[flat & outside & ~achromatic]  # white and grey need no learning
+    text_colour = achromatic | _near_any(colour, learned, ACHROMATIC)
+    candidate = flat & text_colour
+    over_map = np.flatnonzero(candidate & ~outside)
+    doubtful = over_map[_map_coloured(image, letters, colour[over_map], maps)]
+    # ... unless it is one of a word's letters: specks of a map's peak are not that big
+    candidate[doubtful] = _in_words(letters, lines, colour, stroke)[doubtful]
+    is_text = np.concatenate([[False], candidate])
+    text = is_text[letters]
+    unsure = (letters > 0) & ~text
+    return ndimage.binary_dilation(text, iterations=2), unsure
+
+
+def _letters(image: np.ndarray, stroke: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """(letters, count, top hat, lines): the labelled strokes (8-connected) that lie on
+    lines long enough to be words, how far each pixel stands above its surroundings, and
+    the labelled lines."""
     top_hat = np.zeros(image.shape[:2], dtype=np.int16)
     for channel in range(3):
         values = image[..., channel].astype(np.int16)
@@ -134,15 +187,104 @@ def find_text(image: np.ndarray, disc_radius: float) -> np.ndarray:
     # Light in a 3 x 3 neighbourhood: JPEG softens thin strokes below the threshold.
     second = np.sort(image[..., :3], axis=2)[..., 1]
     light = ndimage.grey_dilation(second, size=3) >= TEXT_LIGHTNESS
-    strokes = (top_hat > TEXT_CONTRAST) & light
-
+    # ... and brighter overall: between the letters of a text dark in one channel (yellow
+    # over magenta) that channel's surroundings stand out in it, but not in luminance
+    luma = (image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
+    brighter = luma - ndimage.grey_opening(luma, size=2 * stroke + 1) > TEXT_CONTRAST / 4
+    strokes = (top_hat > TEXT_CONTRAST) & light & brighter
     lines, count = ndimage.label(
         ndimage.binary_dilation(strokes, structure=np.ones((1, 6 * stroke + 1), dtype=bool))
     )
-    sizes = ndimage.sum(strokes, lines, index=np.arange(1, count + 1))
-    lettering = np.concatenate([[False], sizes >= 2.5 * stroke**2])
-    text = strokes & lettering[lines]
-    return ndimage.binary_dilation(text, iterations=2)
+    sizes = np.bincount(lines[strokes], minlength=count + 1)
+    words = sizes >= 2.5 * stroke**2
+    words[0] = False
+    letters, count = ndimage.label(strokes & words[lines], structure=np.ones((3, 3), bool))
+    return letters, count, top_hat, lines
+
+
+def _in_words(letters: np.ndarray, lines: np.ndarray, colour: np.ndarray, stroke: int):
+    """Per letter: whether its line holds at least WORD letters of its colour, each of
+    at least 4 x stroke^2 pixels."""
+    count = len(colour)
+    index = np.arange(1, count + 1)
+    line = ndimage.maximum(lines, letters, index=index).astype(int)
+    big = np.bincount(letters.ravel(), minlength=count + 1)[1:] >= 4 * stroke**2
+    same = np.abs(colour[:, None, :] - colour[None, :, :]).max(axis=2) <= FLAT
+    same &= (line[:, None] == line[None, :]) & big[None, :]
+    return same.sum(axis=1) >= WORD
+
+
+def _letter_colours(
+    image: np.ndarray, letters: np.ndarray, count: int, top_hat: np.ndarray, maps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per letter: its colour (the median of its plateau, the pixels where it stands out
+    most: its edges blend with what lies beneath), whether it is flat (its plateau one
+    colour, as drawn lettering is; a map's speckle peaks through a gradient) and whether
+    it lies outside the maps."""
+    colour = np.zeros((count, 3))
+    flat = np.zeros(count, dtype=bool)
+    outside = np.zeros(count, dtype=bool)
+    for index, window in enumerate(ndimage.find_objects(letters)):
+        if window is None:
+            continue
+        mine = letters[window] == index + 1
+        heights = top_hat[window][mine]
+        plateau = image[window][mine][heights >= PLATEAU * heights.max(), :3].astype(np.int16)
+        colour[index] = np.median(plateau, axis=0)
+        near = np.abs(plateau - colour[index]).max(axis=1) <= FLAT
+        flat[index] = near.mean() >= FLAT_SHARE and len(plateau) >= 2
+        outside[index] = not maps[window][mine].any()
+    return colour, flat, outside
+
+
+def _map_coloured(
+    image: np.ndarray, letters: np.ndarray, colour: np.ndarray, maps: np.ndarray
+) -> np.ndarray:
+    """Per letter: whether the maps themselves take its colour (on a sample of their
+    pixels beyond any stroke), as a hot or grey colour scale reaches white at its
+    maximum: a white speck there is as likely the map's own peak as a letter."""
+    clear = maps & ~ndimage.binary_dilation(letters > 0, iterations=2)
+    sample = image[::3, ::3][clear[::3, ::3]][:, :3].astype(np.int16)
+    if not len(sample) or not len(colour):
+        return np.zeros(len(colour), dtype=bool)
+    hits = np.zeros(len(colour))
+    for start in range(0, len(colour), 64):  # bounded memory: 64 letters at a time
+        part = colour[start : start + 64, None, :]
+        hits[start : start + 64] = (np.abs(sample[None] - part).max(axis=2) <= FLAT).sum(1)
+    return hits >= MAP_SHARE * len(sample)
+
+
+def _maps(image: np.ndarray) -> np.ndarray:
+    """H x W bool: the export's map discs (none when it has none)."""
+    try:
+        discs = find_discs(image, refine=False)
+    except ValueError:
+        discs = []
+    return _disc_masks(image.shape[:2], discs)
+
+
+def _disc_masks(shape: tuple[int, int], discs: list[Disc]) -> np.ndarray:
+    """H x W bool: the discs, with a two-pixel margin (their anti-aliased rims)."""
+    maps = np.zeros(shape, dtype=bool)
+    y, x = np.ogrid[: shape[0], : shape[1]]
+    for disc in discs:
+        maps |= np.hypot(x - disc.cx, y - disc.cy) <= disc.radius + 2
+    return maps
+
+
+def _achromatic(colours: np.ndarray) -> np.ndarray:
+    """White or grey (even where JPEG's halved colour resolution tinted it: light in
+    every channel)."""
+    ordered = np.sort(colours, axis=-1)
+    spread = ordered[..., 2] - ordered[..., 0]
+    return (spread <= ACHROMATIC) | ((ordered[..., 0] >= 150) & (spread <= 2 * ACHROMATIC))
+
+
+def _near_any(colours: np.ndarray, palette: np.ndarray, tolerance: float) -> np.ndarray:
+    if not len(palette):
+        return np.zeros(len(colours), dtype=bool)
+    distance = np.abs(colours[:, None, :] - palette[None, :, :]).max(axis=2)
+    return distance.min(axis=1) <= tolerance
 
 
 def disc_mask(size: int, radius: float, centre: tuple[float, float] | None = None) -> np.ndarray:
@@ -154,15 +296,18 @@ def disc_mask(size: int, radius: float, centre: tuple[float, float] | None = Non
 
 
 def _cut_square(image: np.ndarray, disc: Disc) -> np.ndarray:
-    """The square around the disc, padded with black where it leaves the image."""
+    """The square around the disc (of an image or a mask), padded with zeros where it
+    leaves the image."""
     left, top, right, bottom = disc.box()
     side = max(right - left, bottom - top)
-    square = np.zeros((side, side, 3), dtype=np.uint8)
+    if image.ndim == 3:
+        image = image[..., :3]
+    square = np.zeros((side, side, *image.shape[2:]), dtype=image.dtype)
     height, width = image.shape[:2]
     src_left, src_top = max(left, 0), max(top, 0)
     src_right, src_bottom = min(left + side, width), min(top + side, height)
     square[src_top - top : src_bottom - top, src_left - left : src_right - left] = image[
-        src_top:src_bottom, src_left:src_right, :3
+        src_top:src_bottom, src_left:src_right
     ]
     return square
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["CLINICAL_COLOURS", "Export", "colourize", "render_export"]
+__all__ = ["CLINICAL_COLOURS", "Export", "TextWriter", "colourize", "render_export"]
 
 # A "thermal"-style clinical colour scale: black (no uptake) through violet, blue, green,
 # yellow and red to white (maximum), as perfusion software commonly shows.
@@ -55,12 +55,12 @@ class Export:
     text_over_map: bool
 
 
-def colourize(uptake: np.ndarray) -> np.ndarray:
-    """Uptake in [0, 1] (NaN outside the map) -> RGB uint8 with the clinical colour scale;
-    outside the map is black."""
+def colourize(uptake: np.ndarray, colours: np.ndarray = CLINICAL_COLOURS) -> np.ndarray:
+    """Uptake in [0, 1] (NaN outside the map) -> RGB uint8 with a colour scale (rows of
+    value, red, green, blue; default the clinical one); outside the map is black."""
     values = np.nan_to_num(uptake, nan=0.0)
     rgb = np.stack(
-        [np.interp(values, CLINICAL_COLOURS[:, 0], CLINICAL_COLOURS[:, c]) for c in (1, 2, 3)],
+        [np.interp(values, colours[:, 0], colours[:, c]) for c in (1, 2, 3)],
         axis=-1,
     )
     rgb[np.isnan(uptake)] = 0
@@ -91,7 +91,7 @@ def render_export(
     _colour_bar(image, x=round(cx + radius + 0.04 * width), top=round(cy - radius), length=diameter)
 
     mask = Image.new("L", canvas, 0)
-    writer = _TextWriter(image, mask, size=max(12, round(height * 0.028)))
+    writer = TextWriter(image, mask, size=max(12, round(height * 0.028)))
     margin = round(0.015 * width)
     writer.write((margin, margin), view_title, (255, 255, 255), scale=1.5)
     writer.write((margin, round(0.065 * height)), f"Patient: {patient_name}", (255, 255, 255))
@@ -123,7 +123,7 @@ def _colour_bar(image: Image.Image, x: int, top: int, length: int) -> None:
     image.paste(Image.fromarray(colourize(values)), (x, top))
 
 
-class _TextWriter:
+class TextWriter:
     """Draws text on the canvas and the same text on the mask, so the mask is exact."""
 
     def __init__(self, image: Image.Image, mask: Image.Image, size: int):
