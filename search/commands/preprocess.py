@@ -193,6 +193,8 @@ def write_preview(
                 f"{patient.patient_id} ({label}), {view}: disc r={cleaned.disc.radius:.0f} px, "
                 f"text {100 * cleaned.text_fraction:.1f} %"
             )
+            if cleaned.unsure.any():  # left alone: the reader judges (orange boxes)
+                caption += f", unsure {cleaned.unsure.sum()} px left"
             row.append(PreviewItem(caption, export, cleaned))
         if row:
             rows.append(row)

@@ -10,7 +10,15 @@ from search.commands.options import UsageError, argtype
 from search.commands.report import print_report
 from search.data import PRESET_CLASS_SETS, SplitSpec, check_dataset, format_problems
 from search.data.splits import feasibility_problems
-from search.synth import DEFAULT_DIFFICULTY, check_synth_options, write_synthetic_dataset
+from search.synth import (
+    COLOUR_MAPS,
+    DEFAULT_DIFFICULTY,
+    IMAGE_FORMATS,
+    STYLES,
+    check_export_options,
+    check_synth_options,
+    write_synthetic_dataset,
+)
 
 __all__ = ["register", "run_synth"]
 
@@ -77,10 +85,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     synth.add_argument(
         "--format",
-        choices=("png", "jpeg"),
+        choices=tuple(IMAGE_FORMATS),
         default="png",
         dest="image_format",
-        help="export file format (default png)",
+        help="export file format: png (default), jpeg, or dicom (Secondary Capture with a "
+        "made-up patient in its header)",
+    )
+    synth.add_argument(
+        "--style",
+        choices=STYLES,
+        default="project",
+        help="how exports are drawn: project (default, the project's renderer), single (one "
+        "map with count noise, a horizontal colour bar, jet by default), or pair (stress "
+        "left and rest right in one file; the manifest's <view>_position columns say which)",
+    )
+    synth.add_argument(
+        "--colour-map",
+        choices=tuple(COLOUR_MAPS),
+        default=None,
+        help="colour map of the single and pair styles (default: jet for single, one drawn "
+        "per export for pair)",
     )
     synth.add_argument(
         "--canvas",
@@ -95,6 +119,7 @@ def run_synth(args: argparse.Namespace) -> int:
     classes = PRESET_CLASS_SETS[args.classes]
     try:
         check_synth_options(classes, args.patients, args.balance, args.difficulty)
+        check_export_options(args.image_format, args.style, args.colour_map)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     started = time.perf_counter()
@@ -107,6 +132,8 @@ def run_synth(args: argparse.Namespace) -> int:
         difficulty=args.difficulty,
         canvas=args.canvas,
         image_format=args.image_format,
+        style=args.style,
+        colour_map=args.colour_map,
     )
     print(f"wrote {args.patients} patients to {manifest} in {time.perf_counter() - started:.1f} s")
     report = check_dataset(manifest, class_set=classes, splittable=False)

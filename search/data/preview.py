@@ -3,7 +3,9 @@
 The export is shown de-identified, because previews are outputs too: everything outside
 the found disc is blurred past reading, and text found inside it is covered by a magenta
 box (exactly what cleaning removed). The found circle is outlined in green and its square
-in cyan, so a misplaced crop shows at a glance.
+in cyan, so a misplaced crop shows at a glance. What looked like lettering inside the
+disc but was left alone (unsure: a colour the map itself takes, or not one flat colour) is
+outlined in orange, so a reader can judge whether it was text after all.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = ["PreviewItem", "deidentified_export", "draw_preview"]
 
 PANEL = 256  # height of every panel, pixels
 COVER = (255, 0, 255)
+UNSURE = (255, 140, 0)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def deidentified_export(export: np.ndarray, cleaned: CleanMap) -> np.ndarray:
     inside = np.hypot(x - disc.cx, y - disc.cy) <= disc.radius
     shown[inside] = export[inside]
     left, top, _, _ = disc.box()
-    for rows, cols in ndimage.find_objects(ndimage.label(cleaned.text)[0]):
+    for rows, cols in _regions(cleaned.text):
         row0, col0 = max(0, top + rows.start), max(0, left + cols.start)
         shown[row0 : max(row0, top + rows.stop), col0 : max(col0, left + cols.stop)] = COVER
     return shown
@@ -75,6 +78,11 @@ def _tile(item: PreviewItem, font: ImageFont.ImageFont) -> Image.Image:
     cx, cy, r = disc.cx * scale, disc.cy * scale, disc.radius * scale
     draw.rectangle((cx - r, cy - r, cx + r, cy + r), outline=(0, 255, 255))
     draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(0, 255, 0), width=2)
+    left, top, _, _ = disc.box()
+    for rows, cols in _regions(item.cleaned.unsure):
+        box = ((left + cols.start) * scale - 2, (top + rows.start) * scale - 2,
+               (left + cols.stop) * scale + 2, (top + rows.stop) * scale + 2)  # fmt: skip
+        draw.rectangle(box, outline=UNSURE, width=2)
 
     cleaned = Image.fromarray(item.cleaned.pixels).resize((PANEL, PANEL), Image.NEAREST)
     outline = disc_mask(PANEL, PANEL / 2) ^ disc_mask(PANEL, PANEL / 2 - 1)
@@ -85,3 +93,11 @@ def _tile(item: PreviewItem, font: ImageFont.ImageFont) -> Image.Image:
     tile.paste(export, (0, 20))
     tile.paste(Image.fromarray(marked), (export.width + 4, 20))
     return tile
+
+
+def _regions(mask: np.ndarray) -> list[tuple[slice, slice]]:
+    """The boxes (rows, cols) of a mask's regions, near ones merged (letters into words)."""
+    if not mask.any():
+        return []
+    merged = ndimage.binary_dilation(mask, iterations=3)
+    return [box for box in ndimage.find_objects(ndimage.label(merged)[0]) if box is not None]

@@ -7,14 +7,22 @@ bullseye, colour bar, burned-in text) from a patient model with known defects.
 from search.synth.dataset import (
     DEFAULT_BALANCE,
     DEFAULT_DIFFICULTY,
+    IMAGE_FORMATS,
+    STYLES,
+    check_export_options,
     check_synth_options,
     class_counts,
     write_synthetic_dataset,
 )
+from search.synth.vendors import COLOUR_MAPS
 
 __all__ = [
+    "COLOUR_MAPS",
     "DEFAULT_BALANCE",
     "DEFAULT_DIFFICULTY",
+    "IMAGE_FORMATS",
+    "STYLES",
+    "check_export_options",
     "check_synth_options",
     "class_counts",
     "write_synthetic_dataset",

@@ -10,7 +10,7 @@ import io
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -20,12 +20,16 @@ from PIL import Image
 from search.data.classes import ClassSet
 from search.data.manifest import manifest_text
 from search.files import write_atomic
+from search.synth.dicom import dicom_bytes
 from search.synth.render import FIRST_NAMES, LAST_NAMES, SCANNERS, render_export
 from search.synth.uptake import PatientTruth, draw_patient, uptake_maps
+from search.synth.vendors import COLOUR_MAPS, VENDORS, render_vendor_export
 
 __all__ = [
     "DEFAULT_BALANCE",
     "DEFAULT_DIFFICULTY",
+    "IMAGE_FORMATS",
+    "STYLES",
     "check_synth_options",
     "class_counts",
     "write_synthetic_dataset",
@@ -39,6 +43,9 @@ DEFAULT_BALANCE = {
 }
 TEXT_OVER_MAP_ODDS = 0.3  # share of exports with a text line burned across the map
 MAP_RESOLUTION = 256  # uptake is computed at this size, then scaled onto the canvas
+IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm"}
+# how exports are drawn: the project's own renderer, or as other vendors draw them
+STYLES = ("project", *VENDORS)
 
 
 def class_counts(patients: int, balance: Mapping[str, float]) -> dict[str, int]:
@@ -75,6 +82,19 @@ def check_synth_options(
         raise ValueError(f"patients must be at least 1, got {patients}")
 
 
+def check_export_options(image_format: str, style: str, colour_map: str | None) -> None:
+    """Raise ValueError for an export format, style or colour map the generator lacks."""
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"format {image_format!r}: expected one of {', '.join(IMAGE_FORMATS)}")
+    if style not in STYLES:
+        raise ValueError(f"style {style!r}: expected one of {', '.join(STYLES)}")
+    if colour_map is not None and (style == "project" or colour_map not in COLOUR_MAPS):
+        raise ValueError(
+            f"colour map {colour_map!r}: expected one of {', '.join(COLOUR_MAPS)}, with a "
+            f"vendor style ({', '.join(VENDORS)}); the project style has its own scale"
+        )
+
+
 def write_synthetic_dataset(
     out: Path,
     class_set: ClassSet,
@@ -84,12 +104,21 @@ def write_synthetic_dataset(
     difficulty: float = DEFAULT_DIFFICULTY,
     canvas: tuple[int, int] = (1640, 1068),
     image_format: str = "png",
+    style: str = "project",
+    colour_map: str | None = None,
 ) -> Path:
     """Write rest and stress exports, `manifest.csv` and `truth/<patient>.json`; return the
-    manifest path. Class sets other than triad and binary are not drawn (no disease model)."""
+    manifest path. Class sets other than triad and binary are not drawn (no disease model).
+
+    `image_format` is png, jpeg or dicom (Secondary Capture, a made-up patient in its
+    header); `style` is the project's renderer (on `canvas`), or a vendor's: `single` (one
+    map per file) or `pair` (stress left and rest right in one file, the manifest's
+    `<view>_position` columns saying which, as the truth does); `colour_map` is a vendor
+    style's (default: the vendor's own).
+    """
     check_synth_options(class_set, patients, balance, difficulty)
+    check_export_options(image_format, style, colour_map)
     balance = balance or DEFAULT_BALANCE[class_set.name]
-    suffix = {"png": ".png", "jpeg": ".jpg"}[image_format]
 
     rows = []
     number = 0
@@ -103,35 +132,68 @@ def write_synthetic_dataset(
             name = f"{rng.choice(LAST_NAMES)}, {rng.choice(FIRST_NAMES)}"
             study = (date(2023, 1, 1) + timedelta(days=int(rng.integers(0, 1000)))).isoformat()
             scanner = str(rng.choice(SCANNERS))
+            identity = {  # a DICOM export's header names the made-up patient
+                "PatientName": name.replace(", ", "^"),
+                "PatientID": f"{pid}-MRN",
+                "StudyDate": study.replace("-", ""),
+                "InstitutionName": "Synthetic Hospital",
+            }
             row = {"patient_id": pid}
             views = {}
-            for view in ("rest", "stress"):
-                export = render_export(
-                    maps[view],
-                    f"{view.upper()} AC",
-                    name,
-                    study,
-                    scanner,
-                    rng,
-                    canvas,
-                    text_over_map=bool(rng.random() < TEXT_OVER_MAP_ODDS),
-                )
-                image_path = f"images/{pid}_{view}{suffix}"
-                mask_path = f"truth/{pid}_{view}_text.png"
-                write_atomic(out / image_path, _encode(export.image, image_format))
-                write_atomic(out / mask_path, _encode(export.text_mask, "png"))
-                row[f"{view}_path"] = image_path
-                cx, cy, radius = export.disc
-                views[view] = {
-                    "image": image_path,
-                    "disc": {"cx": cx, "cy": cy, "radius": radius},
-                    "text_mask": mask_path,
-                    "text_over_map": export.text_over_map,
-                }
+            for stem, drawn in _exports(
+                maps, style, colour_map, (name, study, scanner), rng, canvas
+            ):
+                image_path = f"images/{pid}_{stem}{IMAGE_FORMATS[image_format]}"
+                mask_path = f"truth/{pid}_{stem}_text.png"
+                write_atomic(out / image_path, _encode(drawn.image, image_format, identity))
+                write_atomic(out / mask_path, _encode(drawn.text_mask, "png"))
+                for view, (cx, cy, radius) in drawn.discs.items():
+                    row[f"{view}_path"] = image_path
+                    views[view] = {
+                        "image": image_path,
+                        "disc": {"cx": cx, "cy": cy, "radius": radius},
+                        "text_mask": mask_path,
+                        "text_over_map": drawn.text_over_map,
+                    }
+                    if style == "pair":
+                        row[f"{view}_position"] = views[view]["position"] = drawn.positions[view]
             row.update({"label": label, "sex": truth.sex, "scanner": scanner})
             rows.append(row)
             write_atomic(out / "truth" / f"{pid}.json", _truth_json(pid, label, truth, views))
     return write_atomic(out / "manifest.csv", manifest_text(rows))
+
+
+def _exports(maps, style, colour_map, texts, rng, canvas):
+    """(file stem, export with .image, .text_mask, .discs, .positions, .text_over_map)
+    per file one patient's views are drawn into."""
+    name, study, scanner = texts
+    if style == "pair":
+        over = bool(rng.random() < TEXT_OVER_MAP_ODDS)
+        pair = {view: maps[view] for view in ("stress", "rest")}
+        return [("pair", render_vendor_export(pair, "pair", rng, colour_map, over))]
+    drawn = []
+    for view in ("rest", "stress"):
+        over = bool(rng.random() < TEXT_OVER_MAP_ODDS)
+        if style == "single":
+            export = render_vendor_export({view: maps[view]}, "single", rng, colour_map, over)
+        else:
+            export = render_export(maps[view], f"{view.upper()} AC", name, study, scanner, rng,
+                                   canvas, text_over_map=over)  # fmt: skip
+            export = _Drawn(export.image, export.text_mask, {view: export.disc}, {view: None},
+                            export.text_over_map)  # fmt: skip
+        drawn.append((view, export))
+    return drawn
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """The project renderer's export in the vendor renderers' shape."""
+
+    image: np.ndarray
+    text_mask: np.ndarray
+    discs: dict
+    positions: dict
+    text_over_map: bool
 
 
 def _diagnosis(label: str, rng: np.random.Generator) -> str:
@@ -153,7 +215,9 @@ def _truth_json(pid: str, label: str, truth: PatientTruth, views: dict) -> str:
     return json.dumps(record, indent=2) + "\n"
 
 
-def _encode(pixels: np.ndarray, image_format: str) -> bytes:
+def _encode(pixels: np.ndarray, image_format: str, identity: dict | None = None) -> bytes:
+    if image_format == "dicom":
+        return dicom_bytes(pixels, identity=identity)
     buffer = io.BytesIO()
     if image_format == "jpeg":
         Image.fromarray(pixels).save(buffer, format="JPEG", quality=92)

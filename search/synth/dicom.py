@@ -5,6 +5,7 @@ reaches anything the project writes."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -42,12 +43,15 @@ def dicom_bytes(
         stored = frames
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    # UIDs drawn from the pixels: the same export gives the same file (reproducible data)
+    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[digest, "instance"])
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[digest, "study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[digest, "series"])
     ds.Modality = "OT"
     for field, value in (identity or {}).items():
         setattr(ds, field, value)

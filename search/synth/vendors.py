@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from search.synth.render import TextWriter, colourize
 
@@ -61,10 +62,11 @@ def render_vendor_export(
     text_over_map: bool = False,
 ) -> VendorExport:
     """Draw `uptakes` (view -> uptake in [0, 1], NaN outside the map) as `vendor` does:
-    `single` (the first view alone with its count noise, jet by default, a horizontal colour bar under it,
-    white lettering) or `pair` (stress left and rest right, each a coarse map drawn
-    pixelated and titled in one flat colour, a vertical colour bar at the right; the
-    colour map drawn at random from rainbow, hot, cool and grey unless given).
+    `single` (the first view alone with its count noise, jet by default, a horizontal
+    colour bar under it, white lettering) or `pair` (stress left and rest right, each a
+    coarse map drawn pixelated and titled in one flat colour, a vertical colour bar at
+    the right; the colour map drawn at random from rainbow, hot, cool and grey unless
+    given).
 
     Raises:
         ValueError: an unknown vendor or colour map.
@@ -123,7 +125,7 @@ def _pair(uptakes, colours, name, rng, text_over_map) -> VendorExport:
         if view not in uptakes:
             continue
         cy = float(0.53 * height)
-        coarse = uptakes[view][::4, ::4]  # a coarse map, drawn pixelated as some viewers do
+        coarse = _filled(uptakes[view][::4, ::4])  # coarse, drawn pixelated as some viewers do
         _paste(image, colourize(coarse, colours), cx, cy, radius, Image.NEAREST)
         writer.write((round(cx - 60), round(cy - radius - 60)), view.upper(), title, scale=1.2)
         if text_over_map:
@@ -136,6 +138,14 @@ def _pair(uptakes, colours, name, rng, text_over_map) -> VendorExport:
     writer.write((width - 150, 160), "max", (255, 255, 255))
     return VendorExport(np.asarray(image), np.asarray(mask) > 0, discs, positions, name,
                         text_over_map)  # fmt: skip
+
+
+def _filled(uptake: np.ndarray) -> np.ndarray:
+    """NaN (outside the map) taken from the nearest map value, so the pasted circle, not
+    the coarse grid's jagged edge, is the disc's rim."""
+    missing = np.isnan(uptake)
+    _, nearest = ndimage.distance_transform_edt(missing, return_indices=True)
+    return uptake[tuple(nearest)]
 
 
 def _paste(
