@@ -39,6 +39,7 @@ ACHROMATIC = 48  # a pixel whose channels differ by at most this is white or gre
 FLAT = 24  # a letter is one flat colour: its core lies this close to its mean colour ...
 PLATEAU = 0.8  # a letter's plateau: where it stands at least this share of its height
 WORD = 3  # letters of one colour on a line that make a word
+WHITE = np.array([[255.0, 255.0, 255.0]])
 MAP_SHARE = 0.0002  # a colour the maps take at this share of their pixels is a map colour
 FLAT_SHARE = 0.6  # ... at this share of its core's pixels (a map's ridge runs through a gradient)
 STROKE_FRACTION = 1 / 80  # largest text stroke radius, as a share of the disc radius
@@ -158,32 +159,55 @@ def text_and_unsure(
     shows it).
     """
     stroke = max(2, round(disc_radius * STROKE_FRACTION))
-    letters, count, top_hat, lines = _letters(image, stroke)
+    found = _letters(image, stroke)
     if maps is None:
         maps = _maps(image)
-    colour, flat, outside = _letter_colours(image, letters, count, top_hat, maps)
+    colour, beneath, flat, outside = _letter_colours(image, found, maps)
     achromatic = _achromatic(colour)
     learned = colour[flat & outside & ~achromatic]  # white and grey need no learning
-    text_colour = achromatic | _near_any(colour, learned, ACHROMATIC)
+    # JPEG halves colour resolution: a thin stroke's colour is blended with what lies
+    # beneath it, so a letter matches a text colour anywhere from it halfway to beneath
+    text_colour = achromatic | _blended(colour, beneath, np.vstack([learned, WHITE]))
     candidate = flat & text_colour
     over_map = np.flatnonzero(candidate & ~outside)
-    doubtful = over_map[_map_coloured(image, letters, colour[over_map], maps)]
+    doubtful = over_map[_map_coloured(image, found.letters, colour[over_map], maps)]
     # ... unless it is one of a word's letters: specks of a map's peak are not that big
-    candidate[doubtful] = _in_words(letters, lines, colour, stroke)[doubtful]
+    candidate[doubtful] = _in_words(found.letters, found.lines, colour, stroke)[doubtful]
+    letters = found.letters
     is_text = np.concatenate([[False], candidate])
     text = is_text[letters]
     unsure = (letters > 0) & ~text
     return ndimage.binary_dilation(text, iterations=2), unsure
 
 
-def _letters(image: np.ndarray, stroke: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """(letters, count, top hat, lines): the labelled strokes (8-connected) that lie on
-    lines long enough to be words, how far each pixel stands above its surroundings, and
-    the labelled lines."""
-    top_hat = np.zeros(image.shape[:2], dtype=np.int16)
-    for channel in range(3):
-        values = image[..., channel].astype(np.int16)
-        top_hat = np.maximum(top_hat, values - ndimage.grey_opening(values, size=2 * stroke + 1))
+@dataclass(frozen=True)
+class Lettering:
+    """What might be lettering in an export.
+
+    Args:
+        letters: H x W labels of strokes (8-connected) on lines long enough to be words.
+        count: the number of letters.
+        top_hat: H x W, how far each pixel stands above its surroundings (any channel).
+        lines: H x W labels of the lines the letters lie on.
+        background: H x W x 3, what lies beneath a stroke (a grey opening per channel).
+        luma: H x W luminance.
+    """
+
+    letters: np.ndarray
+    count: int
+    top_hat: np.ndarray
+    lines: np.ndarray
+    background: np.ndarray
+    luma: np.ndarray
+
+
+def _letters(image: np.ndarray, stroke: int) -> Lettering:
+    """The strokes of an export that may be letters (see `Lettering`)."""
+    values = image[..., :3].astype(np.int16)
+    background = np.stack(
+        [ndimage.grey_opening(values[..., c], size=2 * stroke + 1) for c in range(3)], axis=-1
+    )
+    top_hat = (values - background).max(axis=2)
     # Light in a 3 x 3 neighbourhood: JPEG softens thin strokes below the threshold.
     second = np.sort(image[..., :3], axis=2)[..., 1]
     light = ndimage.grey_dilation(second, size=3) >= TEXT_LIGHTNESS
@@ -199,7 +223,7 @@ def _letters(image: np.ndarray, stroke: int) -> tuple[np.ndarray, int, np.ndarra
     words = sizes >= 2.5 * stroke**2
     words[0] = False
     letters, count = ndimage.label(strokes & words[lines], structure=np.ones((3, 3), bool))
-    return letters, count, top_hat, lines
+    return Lettering(letters, count, top_hat, lines, background, luma)
 
 
 def _in_words(letters: np.ndarray, lines: np.ndarray, colour: np.ndarray, stroke: int):
@@ -215,26 +239,42 @@ def _in_words(letters: np.ndarray, lines: np.ndarray, colour: np.ndarray, stroke
 
 
 def _letter_colours(
-    image: np.ndarray, letters: np.ndarray, count: int, top_hat: np.ndarray, maps: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    image: np.ndarray, found: Lettering, maps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per letter: its colour (the median of its plateau, the pixels where it stands out
-    most: its edges blend with what lies beneath), whether it is flat (its plateau one
-    colour, as drawn lettering is; a map's speckle peaks through a gradient) and whether
-    it lies outside the maps."""
-    colour = np.zeros((count, 3))
-    flat = np.zeros(count, dtype=bool)
-    outside = np.zeros(count, dtype=bool)
-    for index, window in enumerate(ndimage.find_objects(letters)):
+    most: its edges blend with what lies beneath), the colour beneath it, whether it is
+    flat (its plateau one lightness, as drawn lettering is; a map's ridge peaks through a
+    gradient) and whether it lies outside the maps."""
+    count = found.count
+    colour, beneath = np.zeros((count, 3)), np.zeros((count, 3))
+    flat, outside = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
+    for index, window in enumerate(ndimage.find_objects(found.letters)):
         if window is None:
             continue
-        mine = letters[window] == index + 1
-        heights = top_hat[window][mine]
-        plateau = image[window][mine][heights >= PLATEAU * heights.max(), :3].astype(np.int16)
-        colour[index] = np.median(plateau, axis=0)
-        near = np.abs(plateau - colour[index]).max(axis=1) <= FLAT
-        flat[index] = near.mean() >= FLAT_SHARE and len(plateau) >= 2
+        mine = found.letters[window] == index + 1
+        heights = found.top_hat[window][mine]
+        top = heights >= PLATEAU * heights.max()
+        colour[index] = np.median(image[window][mine][top, :3], axis=0)
+        beneath[index] = np.median(found.background[window][mine][top], axis=0)
+        luma = found.luma[window][mine][top]
+        flat[index] = (np.abs(luma - np.median(luma)) <= FLAT).mean() >= FLAT_SHARE
+        flat[index] &= top.sum() >= 2
         outside[index] = not maps[window][mine].any()
-    return colour, flat, outside
+    return colour, beneath, flat, outside
+
+
+def _blended(colour: np.ndarray, beneath: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per letter: whether its colour is one of `targets` (k x 3) blended at most half
+    way towards the colour beneath it."""
+    matched = np.zeros(len(colour), dtype=bool)
+    for target in targets:
+        direction = target - beneath
+        length = np.maximum((direction**2).sum(axis=1), 1.0)
+        share = np.clip(((colour - beneath) * direction).sum(axis=1) / length, 0.0, 1.0)
+        residual = np.abs(colour - beneath - share[:, None] * direction).max(axis=1)
+        close = np.abs(colour - target).max(axis=1) <= ACHROMATIC
+        matched |= close | ((share >= 0.5) & (residual <= FLAT))
+    return matched
 
 
 def _map_coloured(
@@ -278,13 +318,6 @@ def _achromatic(colours: np.ndarray) -> np.ndarray:
     ordered = np.sort(colours, axis=-1)
     spread = ordered[..., 2] - ordered[..., 0]
     return (spread <= ACHROMATIC) | ((ordered[..., 0] >= 150) & (spread <= 2 * ACHROMATIC))
-
-
-def _near_any(colours: np.ndarray, palette: np.ndarray, tolerance: float) -> np.ndarray:
-    if not len(palette):
-        return np.zeros(len(colours), dtype=bool)
-    distance = np.abs(colours[:, None, :] - palette[None, :, :]).max(axis=2)
-    return distance.min(axis=1) <= tolerance
 
 
 def disc_mask(size: int, radius: float, centre: tuple[float, float] | None = None) -> np.ndarray:
