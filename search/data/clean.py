@@ -39,6 +39,7 @@ ACHROMATIC = 48  # a pixel whose channels differ by at most this is white or gre
 FLAT = 24  # a letter is one flat colour: its core lies this close to its mean colour ...
 PLATEAU = 0.8  # a letter's plateau: where it stands at least this share of its height
 WORD = 3  # letters of one colour on a line that make a word
+BLEND = 0.5  # a thin stroke keeps at least this share of its colour after JPEG
 WHITE = np.array([[255.0, 255.0, 255.0]])
 MAP_SHARE = 0.0002  # a colour the maps take at this share of their pixels is a map colour
 FLAT_SHARE = 0.6  # ... at this share of its core's pixels (a map's ridge runs through a gradient)
@@ -162,7 +163,7 @@ def text_and_unsure(
     found = _letters(image, stroke)
     if maps is None:
         maps = _maps(image)
-    colour, beneath, flat, outside = _letter_colours(image, found, maps)
+    colour, beneath, flat, outside, faint = _letter_colours(image, found, maps)
     achromatic = _achromatic(colour)
     learned = colour[flat & outside & ~achromatic]  # white and grey need no learning
     # JPEG halves colour resolution: a thin stroke's colour is blended with what lies
@@ -171,13 +172,14 @@ def text_and_unsure(
     candidate = flat & text_colour
     over_map = np.flatnonzero(candidate & ~outside)
     doubtful = over_map[_map_coloured(image, found.letters, colour[over_map], maps)]
+    doubtful = np.union1d(doubtful, over_map[faint[over_map]])
     # ... unless it is one of a word's letters: specks of a map's peak are not that big
-    candidate[doubtful] = _in_words(found.letters, found.lines, colour, stroke)[doubtful]
+    candidate[doubtful] = _in_words(found.letters, found.lines, colour, stroke, doubtful)
     letters = found.letters
     is_text = np.concatenate([[False], candidate])
     text = is_text[letters]
     unsure = (letters > 0) & ~text
-    return ndimage.binary_dilation(text, iterations=2), unsure
+    return _widen(text, 2), unsure
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class Lettering:
         lines: H x W labels of the lines the letters lie on.
         background: H x W x 3, what lies beneath a stroke (a grey opening per channel).
         luma: H x W luminance.
+        luma_hat: H x W, how far each pixel stands above its surroundings in luminance.
     """
 
     letters: np.ndarray
@@ -199,6 +202,7 @@ class Lettering:
     lines: np.ndarray
     background: np.ndarray
     luma: np.ndarray
+    luma_hat: np.ndarray
 
 
 def _letters(image: np.ndarray, stroke: int) -> Lettering:
@@ -214,40 +218,45 @@ def _letters(image: np.ndarray, stroke: int) -> Lettering:
     # ... and brighter overall: between the letters of a text dark in one channel (yellow
     # over magenta) that channel's surroundings stand out in it, but not in luminance
     luma = (image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
-    brighter = luma - ndimage.grey_opening(luma, size=2 * stroke + 1) > TEXT_CONTRAST / 4
-    strokes = (top_hat > TEXT_CONTRAST) & light & brighter
+    luma_hat = luma - ndimage.grey_opening(luma, size=2 * stroke + 1)
+    strokes = (top_hat > TEXT_CONTRAST) & light & (luma_hat >= 0.1 * top_hat)
     lines, count = ndimage.label(
-        ndimage.binary_dilation(strokes, structure=np.ones((1, 6 * stroke + 1), dtype=bool))
+        ndimage.maximum_filter1d(strokes.view(np.uint8), 6 * stroke + 1, axis=1)
     )
     sizes = np.bincount(lines[strokes], minlength=count + 1)
     words = sizes >= 2.5 * stroke**2
     words[0] = False
     letters, count = ndimage.label(strokes & words[lines], structure=np.ones((3, 3), bool))
-    return Lettering(letters, count, top_hat, lines, background, luma)
+    return Lettering(letters, count, top_hat, lines, background, luma, luma_hat)
 
 
-def _in_words(letters: np.ndarray, lines: np.ndarray, colour: np.ndarray, stroke: int):
-    """Per letter: whether its line holds at least WORD letters of its colour, each of
-    at least 4 x stroke^2 pixels."""
-    count = len(colour)
-    index = np.arange(1, count + 1)
+def _in_words(
+    letters: np.ndarray, lines: np.ndarray, colour: np.ndarray, stroke: int, which: np.ndarray
+) -> np.ndarray:
+    """For the letters `which` (indices): whether each one's line holds at least WORD
+    letters of its colour, each of at least 4 x stroke^2 pixels."""
+    if not len(which):
+        return np.zeros(0, dtype=bool)
+    index = np.arange(1, len(colour) + 1)
     line = ndimage.maximum(lines, letters, index=index).astype(int)
-    big = np.bincount(letters.ravel(), minlength=count + 1)[1:] >= 4 * stroke**2
-    same = np.abs(colour[:, None, :] - colour[None, :, :]).max(axis=2) <= FLAT
-    same &= (line[:, None] == line[None, :]) & big[None, :]
+    big = np.bincount(letters.ravel(), minlength=len(colour) + 1)[1:] >= 4 * stroke**2
+    same = np.abs(colour[which, None, :] - colour[None, :, :]).max(axis=2) <= FLAT
+    same &= (line[which, None] == line[None, :]) & big[None, :]
     return same.sum(axis=1) >= WORD
 
 
 def _letter_colours(
     image: np.ndarray, found: Lettering, maps: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per letter: its colour (the median of its plateau, the pixels where it stands out
     most: its edges blend with what lies beneath), the colour beneath it, whether it is
     flat (its plateau one lightness, as drawn lettering is; a map's ridge peaks through a
-    gradient) and whether it lies outside the maps."""
+    gradient), whether it lies outside the maps, and whether it is faint (barely lighter
+    than what lies beneath: white on light yellow, as a hot map's own specks are)."""
     count = found.count
     colour, beneath = np.zeros((count, 3)), np.zeros((count, 3))
     flat, outside = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
+    faint = np.zeros(count, dtype=bool)
     for index, window in enumerate(ndimage.find_objects(found.letters)):
         if window is None:
             continue
@@ -260,7 +269,8 @@ def _letter_colours(
         flat[index] = (np.abs(luma - np.median(luma)) <= FLAT).mean() >= FLAT_SHARE
         flat[index] &= top.sum() >= 2
         outside[index] = not maps[window][mine].any()
-    return colour, beneath, flat, outside
+        faint[index] = np.median(found.luma_hat[window][mine][top]) <= TEXT_CONTRAST / 4
+    return colour, beneath, flat, outside, faint
 
 
 def _blended(colour: np.ndarray, beneath: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -273,7 +283,7 @@ def _blended(colour: np.ndarray, beneath: np.ndarray, targets: np.ndarray) -> np
         share = np.clip(((colour - beneath) * direction).sum(axis=1) / length, 0.0, 1.0)
         residual = np.abs(colour - beneath - share[:, None] * direction).max(axis=1)
         close = np.abs(colour - target).max(axis=1) <= ACHROMATIC
-        matched |= close | ((share >= 0.5) & (residual <= FLAT))
+        matched |= close | ((share >= BLEND) & (residual <= FLAT))
     return matched
 
 
@@ -283,15 +293,23 @@ def _map_coloured(
     """Per letter: whether the maps themselves take its colour (on a sample of their
     pixels beyond any stroke), as a hot or grey colour scale reaches white at its
     maximum: a white speck there is as likely the map's own peak as a letter."""
-    clear = maps & ~ndimage.binary_dilation(letters > 0, iterations=2)
+    if not len(colour):
+        return np.zeros(0, dtype=bool)
+    clear = maps & ~_widen(letters > 0, 2)
     sample = image[::3, ::3][clear[::3, ::3]][:, :3].astype(np.int16)
-    if not len(sample) or not len(colour):
+    if not len(sample):
         return np.zeros(len(colour), dtype=bool)
     hits = np.zeros(len(colour))
     for start in range(0, len(colour), 64):  # bounded memory: 64 letters at a time
         part = colour[start : start + 64, None, :]
         hits[start : start + 64] = (np.abs(sample[None] - part).max(axis=2) <= FLAT).sum(1)
     return hits >= MAP_SHARE * len(sample)
+
+
+def _widen(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """The mask grown by `pixels` (a diamond, as that many 4-connected dilations)."""
+    y, x = np.ogrid[-pixels : pixels + 1, -pixels : pixels + 1]
+    return ndimage.binary_dilation(mask, structure=np.abs(x) + np.abs(y) <= pixels)
 
 
 def _maps(image: np.ndarray) -> np.ndarray:
@@ -313,11 +331,9 @@ def _disc_masks(shape: tuple[int, int], discs: list[Disc]) -> np.ndarray:
 
 
 def _achromatic(colours: np.ndarray) -> np.ndarray:
-    """White or grey (even where JPEG's halved colour resolution tinted it: light in
-    every channel)."""
-    ordered = np.sort(colours, axis=-1)
-    spread = ordered[..., 2] - ordered[..., 0]
-    return (spread <= ACHROMATIC) | ((ordered[..., 0] >= 150) & (spread <= 2 * ACHROMATIC))
+    """White or grey: channels within ACHROMATIC of each other (white tinted by JPEG is
+    matched as white blended with what lies beneath)."""
+    return np.ptp(colours, axis=-1) <= ACHROMATIC
 
 
 def disc_mask(size: int, radius: float, centre: tuple[float, float] | None = None) -> np.ndarray:
