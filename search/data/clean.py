@@ -283,7 +283,7 @@ def _blended(colour: np.ndarray, beneath: np.ndarray, targets: np.ndarray) -> np
         share = np.clip(((colour - beneath) * direction).sum(axis=1) / length, 0.0, 1.0)
         residual = np.abs(colour - beneath - share[:, None] * direction).max(axis=1)
         close = np.abs(colour - target).max(axis=1) <= ACHROMATIC
-        matched |= close | ((share >= BLEND) & (residual <= FLAT))
+        matched |= close | ((share >= BLEND) & (residual <= ACHROMATIC))
     return matched
 
 
