@@ -81,6 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(format_cleaning(cleaned))
     preview = write_preview(dataset, PreprocessSpec(size), out / "preview.png", count=6)
     print(f"preview of 6 patients (look at the crops): {preview}")
+    _other_exports(out, args.seed, size, args.cache)
 
     print(f"\n4. Splitting by patient: {spec.describe()}")
     split = split_patients(dataset.labels, spec, dataset.class_set.names)
@@ -126,3 +127,24 @@ def run_demo(args: argparse.Namespace) -> int:
         f"Report (open it in a browser): {report}"
     )
     return 0
+
+
+def _other_exports(out: Path, seed: int, size: int, cache: str | None) -> None:
+    """Exports as another vendor writes them (both maps in one DICOM screenshot, a hot
+    colour scale): checked with their positions, cleaned, previewed. Not searched."""
+    folder = out / "other-exports"
+    print(f"   and exports as another vendor writes them, in {folder}:")
+    manifest = write_synthetic_dataset(folder, TRIAD, 6, seed=seed, image_format="dicom",
+                                       style="pair", colour_map="hot")  # fmt: skip
+    report = check_dataset(manifest, class_set=TRIAD, splittable=False)
+    if report.dataset is None:
+        print_report(report)
+        return
+    print(
+        "   6 patients, stress left and rest right in one DICOM file each (hot colour scale),"
+        " read by their stress_position/rest_position columns"
+    )
+    cleaned = preprocess_dataset(report.dataset, PreprocessSpec(size), MapCache(cache))
+    print("   " + format_cleaning(cleaned).replace("\n", "\n   "))
+    preview = write_preview(report.dataset, PreprocessSpec(size), folder / "preview.png", count=3)
+    print(f"   preview (text removed in magenta, left alone in orange): {preview}")

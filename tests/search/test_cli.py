@@ -113,8 +113,9 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
     record = json.loads((tmp_path / "run" / "split.json").read_text())
     assert len(record["patients"]["test"]) == 1 + 5 + 18  # 15 % of 7, 33 and 120
     assert (tmp_path / "run" / "data" / "truth" / "SYN0001.json").exists()
-    assert len(list(cache.rglob("*.npy"))) == 320
+    assert len(list(cache.rglob("*.npy"))) == 320 + 12  # and another vendor's 6 pairs
     assert Image.open(tmp_path / "run" / "preview.png").size[1] > 6 * 256
+    assert Image.open(tmp_path / "run" / "other-exports" / "preview.png").size[1] > 3 * 256
     out = capsys.readouterr().out
     assert "Infarction 7, Ischemia 33, Normal 120" in out
     report = tmp_path / "run" / "finals" / "report.html"
@@ -141,6 +142,17 @@ def test_synth_command_writes_a_checked_data_set(tmp_path, capsys):
     assert main([*args, "--balance", "Infarction=1,Ischemia=1,Normal=1"]) == 0
     assert "Infarction 7, Ischemia 7, Normal 7" in capsys.readouterr().out
     assert main(["data", "check", str(out / "manifest.csv")]) == 0
+
+
+def test_synth_writes_another_vendors_exports(tmp_path, capsys):
+    out = tmp_path / "synth"
+    args = ["data", "synth", str(out), "--patients", "3", "--balance", "Ischemia=1,Normal=2"]
+    assert main([*args, "--style", "pair", "--format", "dicom", "--colour-map", "grey"]) == 0
+    assert "OK: no errors" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        f"SYN000{n}_pair.dcm" for n in (1, 2, 3)
+    ]
+    assert "stress_position" in (out / "manifest.csv").read_text()
 
 
 def test_synth_refuses_bad_options_before_writing(tmp_path):
