@@ -168,8 +168,12 @@ def text_and_unsure(
     learned = colour[flat & outside & ~achromatic]  # white and grey need no learning
     # JPEG halves colour resolution: a thin stroke's colour is blended with what lies
     # beneath it, so a letter matches a text colour anywhere from it halfway to beneath
-    text_colour = achromatic | _blended(colour, beneath, np.vstack([learned, WHITE]))
-    candidate = flat & text_colour
+    targets = np.vstack([learned, WHITE])
+    close = achromatic | _blended(colour, beneath, targets, blend=1.0)
+    text_colour = close | _blended(colour, beneath, targets, blend=BLEND)
+    # a faint letter is barely lighter than beneath it, as a hot map's own specks are:
+    # it has to be the text colour itself, not a blend
+    candidate = flat & np.where(faint, close, text_colour)
     over_map = np.flatnonzero(candidate & ~outside)
     doubtful = over_map[_map_coloured(image, found.letters, colour[over_map], maps)]
     doubtful = np.union1d(doubtful, over_map[faint[over_map]])
@@ -273,17 +277,22 @@ def _letter_colours(
     return colour, beneath, flat, outside, faint
 
 
-def _blended(colour: np.ndarray, beneath: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per letter: whether its colour is one of `targets` (k x 3) blended at most half
-    way towards the colour beneath it."""
+def _blended(
+    colour: np.ndarray, beneath: np.ndarray, targets: np.ndarray, blend: float
+) -> np.ndarray:
+    """Per letter: whether its colour is within ACHROMATIC of one of `targets` (k x 3),
+    or (blend < 1) that target blended at most 1 - `blend` of the way towards the colour
+    beneath it."""
     matched = np.zeros(len(colour), dtype=bool)
     for target in targets:
+        matched |= np.abs(colour - target).max(axis=1) <= ACHROMATIC
+        if blend >= 1:
+            continue
         direction = target - beneath
         length = np.maximum((direction**2).sum(axis=1), 1.0)
         share = np.clip(((colour - beneath) * direction).sum(axis=1) / length, 0.0, 1.0)
         residual = np.abs(colour - beneath - share[:, None] * direction).max(axis=1)
-        close = np.abs(colour - target).max(axis=1) <= ACHROMATIC
-        matched |= close | ((share >= BLEND) & (residual <= ACHROMATIC))
+        matched |= (share >= blend) & (residual <= ACHROMATIC)
     return matched
 
 
