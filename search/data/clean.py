@@ -5,11 +5,12 @@ blank everything outside it, and resize. Text removal is de-identification too: 
 and dates must not reach any output, so the cleaned map is the only thing later steps
 (caches, previews, CAMs, reports) ever see of an export.
 
-Text is found as thin, light strokes lined up as lettering: what a grey opening of each
-colour channel with a square a few pixels wide removes (a white top-hat), restricted to
-light colours and to groups large enough to be letters. The perfusion map itself is smooth
-at that scale, so its own highlights stay. Text pixels are then filled from the nearest
-map pixels that are not text.
+Text is what lettering is: thin light strokes lined up as words, each letter one flat
+colour, white or grey or the colour of the export's own titles. A map's colours are
+gradients, so its bright ridges and specks (jet, rainbow, hot, cool, grey) are never
+taken for text; what only looks like lettering is left alone and reported as unsure (the
+preview outlines it). Text pixels are filled from the nearest map pixels that are not
+text. docs/preprocessing.md has the rule and its measured figures.
 """
 
 from __future__ import annotations
