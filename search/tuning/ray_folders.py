@@ -36,6 +36,7 @@ __all__ = [
     "trial_records",
     "trials_per_pair",
     "unfinished_trials",
+    "with_log",
 ]
 
 
@@ -50,7 +51,8 @@ class TrialFolder:
 
     def records(self) -> list[dict[str, Any]]:
         """Its reports, in order: the newest checkpoint's log, then result.json (whose
-        records of the same epochs, richer in Ray's own fields, come later and win)."""
+        records of the same epochs, richer in Ray's own fields, come later and win).
+        See `with_log`."""
         listed = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
         checkpoints = sorted(
             info.path
@@ -58,7 +60,7 @@ class TrialFolder:
             if info.type == pafs.FileType.Directory and info.base_name.startswith("checkpoint_")
         )
         logged = _log(self.fs, checkpoints[-1]) if checkpoints else []
-        return logged + _result_lines(self.fs, f"{self.path}/result.json")
+        return with_log(logged, _result_lines(self.fs, f"{self.path}/result.json"))
 
     def error(self) -> str | None:
         """The last line of its error file (the exception and its message); None when it
@@ -71,6 +73,17 @@ class TrialFolder:
             if "trial_id" in record:
                 return record["trial_id"]
         return self.path.rsplit("/", 1)[-1].split("_")[2]
+
+
+def with_log(logged: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A trial's reports: its checkpoint's log, then its results (later copies of an
+    epoch win). The log fills only epochs below the last one the results reached (those
+    a restore left out of them): a trial that restarted from scratch may keep a stale
+    checkpoint of epochs its results never reached again."""
+    reached = max((r["epoch"] for r in results if "epoch" in r), default=None)
+    if reached is not None:
+        logged = [r for r in logged if r.get("epoch", reached) < reached]
+    return logged + results
 
 
 def trial_folders(experiment: str | os.PathLike[str]) -> list[TrialFolder]:

@@ -13,7 +13,12 @@ from ray.tune.experiment import Trial
 
 from results.rows import trial_rows
 from results.store import ResultStore
-from search.tuning.ray_folders import checkpoint_records, error_message, trial_records
+from search.tuning.ray_folders import (
+    checkpoint_records,
+    error_message,
+    trial_records,
+    with_log,
+)
 
 __all__ = ["ResultsRecorder"]
 
@@ -38,10 +43,9 @@ class ResultsRecorder(Callback):
     def _write(self, trial: Trial, error: str | None) -> None:
         # every report up to the last checkpoint (its log), then those Ray wrote down, then
         # this run's: later copies of an epoch win, so Ray's own fields are kept
-        records = (
-            checkpoint_records(trial.checkpoint)
-            + trial_records(trial.local_path)
-            + self._records.pop(trial.trial_id, [])
+        records = with_log(
+            checkpoint_records(trial.checkpoint),
+            trial_records(trial.local_path) + self._records.pop(trial.trial_id, []),
         )
         try:
             rows = trial_rows(

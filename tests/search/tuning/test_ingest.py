@@ -84,3 +84,31 @@ def test_lost_tables_are_rebuilt_from_a_real_searchs_folder(finished_search, tmp
     ]  # fmt: skip
     pd.testing.assert_frame_equal(trials[columns], before[columns])
     assert len(load_epochs(rebuilt)) == len(load_epochs(original))
+
+
+def _trial_folder(tmp_path, result_epochs, logged_epochs):
+    from search.tuning.ray_folders import trial_folders
+    from trainables.report_log import REPORTS_FILE
+
+    folder = tmp_path / "experiment" / "polarmap_trainable_abc12345_1_a=3.5"
+    (folder / "checkpoint_000001").mkdir(parents=True)
+    (folder / "params.json").write_text("{}")
+    lines = [json.dumps({"epoch": e, "trial_id": "abc12345"}) for e in result_epochs]
+    (folder / "result.json").write_text("".join(f"{line}\n" for line in lines))
+    log = [{"epoch": e} for e in logged_epochs]
+    (folder / "checkpoint_000001" / REPORTS_FILE).write_text(json.dumps(log))
+    return trial_folders(tmp_path / "experiment")[0]
+
+
+def test_a_checkpoint_log_fills_only_epochs_the_results_passed(tmp_path):
+    # Seen in CI: a killed search's trial restarted from scratch (its checkpoint was
+    # gone), reported epoch 1 and failed; its stale checkpoint still logged epochs 1-4,
+    # and ingest wrote 4 epoch rows where the trial's results had 1.
+    stale = _trial_folder(tmp_path / "stale", [1], [1, 2, 3, 4])
+    assert sorted({r["epoch"] for r in stale.records()}) == [1]
+    # A trial restored from its checkpoint: the log holds the epochs before the restore.
+    restored = _trial_folder(tmp_path / "restored", [5, 6], [1, 2, 3, 4])
+    assert sorted({r["epoch"] for r in restored.records()}) == [1, 2, 3, 4, 5, 6]
+    # Killed before its first result line was written: the log is all there is.
+    unreported = _trial_folder(tmp_path / "unreported", [], [1, 2])
+    assert sorted({r["epoch"] for r in unreported.records()}) == [1, 2]
