@@ -37,13 +37,13 @@ CLEANING_VERSION = 3  # bump whenever the output of clean_export changes; part o
 TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
 TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)
 ACHROMATIC = 48  # a pixel whose channels differ by at most this is white or grey
-FLAT = 24  # a letter is one flat colour: its core lies this close to its mean colour ...
+FLAT = 24  # colours (or lightnesses) this close are one: a letter's plateau is flat ...
 PLATEAU = 0.8  # a letter's plateau: where it stands at least this share of its height
 WORD = 3  # letters of one colour on a line that make a word
 BLEND = 0.5  # a thin stroke keeps at least this share of its colour after JPEG
 WHITE = np.array([[255.0, 255.0, 255.0]])
 MAP_SHARE = 0.0002  # a colour the maps take at this share of their pixels is a map colour
-FLAT_SHARE = 0.6  # ... at this share of its core's pixels (a map's ridge runs through a gradient)
+FLAT_SHARE = 0.6  # ... at this share of its pixels (a map's ridge runs through a gradient)
 STROKE_FRACTION = 1 / 80  # largest text stroke radius, as a share of the disc radius
 
 
@@ -180,10 +180,8 @@ def text_and_unsure(
     doubtful = np.union1d(doubtful, over_map[faint[over_map]])
     # ... unless it is one of a word's letters: specks of a map's peak are not that big
     candidate[doubtful] = _in_words(found.letters, found.lines, colour, stroke, doubtful)
-    letters = found.letters
-    is_text = np.concatenate([[False], candidate])
-    text = is_text[letters]
-    unsure = (letters > 0) & ~text
+    text = np.concatenate([[False], candidate])[found.letters]
+    unsure = (found.letters > 0) & ~text
     return _widen(text, 2), unsure
 
 
@@ -379,8 +377,3 @@ def _fill(image: np.ndarray, holes: np.ndarray, sources: np.ndarray) -> np.ndarr
     filled = image.copy()
     filled[holes] = image[rows[holes], cols[holes]]
     return filled
-
-
-def _round(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    return np.hypot(x, y) <= radius

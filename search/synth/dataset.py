@@ -10,7 +10,7 @@ import io
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from search.files import write_atomic
 from search.synth.dicom import dicom_bytes
 from search.synth.render import FIRST_NAMES, LAST_NAMES, SCANNERS, render_export
 from search.synth.uptake import PatientTruth, draw_patient, uptake_maps
-from search.synth.vendors import COLOUR_MAPS, VENDORS, render_vendor_export
+from search.synth.vendors import COLOUR_MAPS, VENDORS, VendorExport, render_vendor_export
 
 __all__ = [
     "DEFAULT_BALANCE",
@@ -163,9 +163,9 @@ def write_synthetic_dataset(
     return write_atomic(out / "manifest.csv", manifest_text(rows))
 
 
-def _exports(maps, style, colour_map, texts, rng, canvas):
-    """(file stem, export with .image, .text_mask, .discs, .positions, .text_over_map)
-    per file one patient's views are drawn into."""
+def _exports(maps, style, colour_map, texts, rng, canvas) -> list[tuple[str, VendorExport]]:
+    """(file stem, export and its truth) per file one patient's views are drawn into;
+    the project renderer's exports in the vendor renderers' shape."""
     name, study, scanner = texts
     if style == "pair":
         over = bool(rng.random() < TEXT_OVER_MAP_ODDS)
@@ -179,21 +179,10 @@ def _exports(maps, style, colour_map, texts, rng, canvas):
         else:
             export = render_export(maps[view], f"{view.upper()} AC", name, study, scanner, rng,
                                    canvas, text_over_map=over)  # fmt: skip
-            export = _Drawn(export.image, export.text_mask, {view: export.disc}, {view: None},
-                            export.text_over_map)  # fmt: skip
+            export = VendorExport(export.image, export.text_mask, {view: export.disc},
+                                  {view: None}, "clinical", export.text_over_map)  # fmt: skip
         drawn.append((view, export))
     return drawn
-
-
-@dataclass(frozen=True)
-class _Drawn:
-    """The project renderer's export in the vendor renderers' shape."""
-
-    image: np.ndarray
-    text_mask: np.ndarray
-    discs: dict
-    positions: dict
-    text_over_map: bool
 
 
 def _diagnosis(label: str, rng: np.random.Generator) -> str:
