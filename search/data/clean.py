@@ -165,7 +165,8 @@ def text_and_unsure(
     if maps is None:
         maps = _maps(image)
     colour, beneath, flat, outside, faint = _letter_colours(image, found, maps)
-    achromatic = _achromatic(colour)
+    # a white or grey letter is lighter than what lies beneath; a darker one is a map's
+    achromatic = _achromatic(colour) & ~found.sunk
     learned = colour[flat & outside & ~achromatic]  # white and grey need no learning
     # JPEG halves colour resolution: a thin stroke's colour is blended with what lies
     # beneath it, so a letter matches a text colour anywhere from it halfway to beneath
@@ -196,7 +197,10 @@ class Lettering:
         lines: H x W labels of the lines the letters lie on.
         background: H x W x 3, what lies beneath a stroke (a grey opening per channel).
         luma: H x W luminance.
-        luma_hat: H x W, how far each pixel stands above its surroundings in luminance.
+        luma_hat: H x W, how far each pixel stands above its surroundings in luminance
+            (below, for a darker stroke).
+        sunk: per letter, whether it is darker than its surroundings in some channel
+            (rather than lighter).
     """
 
     letters: np.ndarray
@@ -206,46 +210,77 @@ class Lettering:
     background: np.ndarray
     luma: np.ndarray
     luma_hat: np.ndarray
+    sunk: np.ndarray
 
 
 def _letters(image: np.ndarray, stroke: int) -> Lettering:
-    """The strokes of an export that may be letters (see `Lettering`)."""
+    """The strokes of an export that may be letters (see `Lettering`): light thin
+    strokes standing out from their surroundings in some channel, lighter than them
+    (white over a map) or darker in a channel (yellow over a pale yellow or light grey
+    map, which it matches in the others)."""
     values = image[..., :3].astype(np.int16)
-    background = np.stack(
-        [ndimage.grey_opening(values[..., c], size=2 * stroke + 1) for c in range(3)], axis=-1
-    )
-    top_hat = (values - background).max(axis=2)
+    size = 2 * stroke + 1
+    opened = np.stack([ndimage.grey_opening(values[..., c], size=size) for c in range(3)], -1)
+    closed = np.stack([ndimage.grey_closing(values[..., c], size=size) for c in range(3)], -1)
+    lighter, darker = (values - opened).max(axis=2), (closed - values).max(axis=2)
     # Light in a 3 x 3 neighbourhood: JPEG softens thin strokes below the threshold.
     second = np.sort(image[..., :3], axis=2)[..., 1]
     light = ndimage.grey_dilation(second, size=3) >= TEXT_LIGHTNESS
-    # ... and brighter overall: between the letters of a text dark in one channel (yellow
-    # over magenta) that channel's surroundings stand out in it, but not in luminance
+    raised = (lighter > TEXT_CONTRAST) & light
+    sunk = (darker > TEXT_CONTRAST) & light & ~raised
     luma = (image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
-    luma_hat = luma - ndimage.grey_opening(luma, size=2 * stroke + 1)
-    strokes = (top_hat > TEXT_CONTRAST) & light & (luma_hat >= 0.1 * top_hat)
-    lines, count = ndimage.label(
-        ndimage.maximum_filter1d(strokes.view(np.uint8), 6 * stroke + 1, axis=1)
+    luma_hat = np.where(
+        sunk,
+        ndimage.grey_closing(luma, size=size) - luma,
+        luma - ndimage.grey_opening(luma, size=size),
     )
-    sizes = np.bincount(lines[strokes], minlength=count + 1)
-    words = sizes >= 2.5 * stroke**2
-    words[0] = False
-    letters, count = ndimage.label(strokes & words[lines], structure=np.ones((3, 3), bool))
-    return Lettering(letters, count, top_hat, lines, background, luma, luma_hat)
+    top_hat = np.where(sunk, darker, lighter)
+    background = np.where(sunk[..., None], closed, opened)
+    # Three kinds of stroke, each read apart so that none joins another's letters or
+    # lines: between the letters of a text dark in one channel (yellow over magenta) that
+    # channel's surroundings stand out in it without being brighter overall.
+    brighter = luma_hat >= 0.1 * top_hat
+    letters, lines = np.zeros((2, *image.shape[:2]), dtype=np.int32)
+    count = lined = 0
+    for kind in (raised & brighter, raised & ~brighter, sunk):
+        kind_lines, more_lines = ndimage.label(
+            ndimage.maximum_filter1d(kind.view(np.uint8), 6 * stroke + 1, axis=1)
+        )
+        words = np.bincount(kind_lines[kind], minlength=more_lines + 1) >= 2.5 * stroke**2
+        words[0] = False
+        kind &= words[kind_lines]
+        labels, more = ndimage.label(kind, structure=np.ones((3, 3), bool))
+        letters = np.where(labels > 0, labels + count, letters)
+        lines = np.where(kind, kind_lines + lined, lines)
+        count, lined = count + more, lined + more_lines
+    sunk_letters = np.zeros(count, dtype=bool)
+    sunk_letters[count - more :] = True
+    return Lettering(letters, count, top_hat, lines, background, luma, luma_hat, sunk_letters)
 
 
 def _in_words(
     letters: np.ndarray, lines: np.ndarray, colour: np.ndarray, stroke: int, which: np.ndarray
 ) -> np.ndarray:
     """For the letters `which` (indices): whether each one's line holds at least WORD
-    letters of its colour, each of at least 4 x stroke^2 pixels."""
+    letters of its colour set as type is, on one baseline or under one cap line (their
+    bottom or top rows within two pixels of its own) and letter-high (at least two
+    strokes and a gap): a map's specks do not line up so."""
     if not len(which):
         return np.zeros(0, dtype=bool)
     index = np.arange(1, len(colour) + 1)
     line = ndimage.maximum(lines, letters, index=index).astype(int)
-    big = np.bincount(letters.ravel(), minlength=len(colour) + 1)[1:] >= 4 * stroke**2
+    boxes = ndimage.find_objects(letters, max_label=len(colour))
+    top = np.array([b[0].start if b else -99 for b in boxes])
+    bottom = np.array([b[0].stop if b else -99 for b in boxes])
+    high = bottom - top >= 2 * stroke + 1
     same = np.abs(colour[which, None, :] - colour[None, :, :]).max(axis=2) <= FLAT
-    same &= (line[which, None] == line[None, :]) & big[None, :]
-    return same.sum(axis=1) >= WORD
+    aligned = (np.abs(top[which, None] - top[None, :]) <= 2) & (
+        np.abs(bottom[which, None] - bottom[None, :]) <= 2
+    )
+    big = np.bincount(letters.ravel(), minlength=len(colour) + 1)[1:] >= 4 * stroke**2
+    letter = big | high
+    same &= (line[which, None] == line[None, :]) & (big[None, :] | (aligned & high[None, :]))
+    return letter[which] & (same.sum(axis=1) >= WORD)
 
 
 def _letter_colours(
