@@ -35,6 +35,7 @@ __all__ = [
 
 CLEANING_VERSION = 3  # bump whenever the output of clean_export changes; part of cache keys
 TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
+MIN_CONTRAST = 40  # ... or by this much over a quiet map (see `_contrast`)
 TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)
 ACHROMATIC = 48  # a pixel whose channels differ by at most this is white or grey
 FLAT = 24  # colours (or lightnesses) this close are one: a letter's plateau is flat ...
@@ -161,10 +162,10 @@ def text_and_unsure(
     shows it).
     """
     stroke = max(2, round(disc_radius * STROKE_FRACTION))
-    found = _letters(image, stroke)
     if maps is None:
         maps = _maps(image)
-    colour, beneath, flat, outside, faint = _letter_colours(image, found, maps)
+    found = _letters(image, stroke, maps)
+    colour, beneath, flat, outside, faint, around = _letter_colours(image, found, maps)
     # a white or grey letter is lighter than what lies beneath; a darker one is a map's
     achromatic = _achromatic(colour) & ~found.sunk
     learned = colour[flat & outside & ~achromatic]  # white and grey need no learning
@@ -173,14 +174,18 @@ def text_and_unsure(
     targets = np.vstack([learned, WHITE])
     close = achromatic | _blended(colour, beneath, targets, blend=1.0)
     text_colour = close | _blended(colour, beneath, targets, blend=BLEND)
+    text_colour |= _blended(colour, around, targets, blend=BLEND)
     # a faint letter is barely lighter than beneath it, as a hot map's own specks are:
     # it has to be the text colour itself, not a blend
-    candidate = flat & np.where(faint, close, text_colour)
+    candidate = flat & text_colour
     over_map = np.flatnonzero(candidate & ~outside)
     doubtful = over_map[_map_coloured(image, found.letters, colour[over_map], maps)]
     doubtful = np.union1d(doubtful, over_map[faint[over_map]])
     # ... unless it is one of a word's letters: specks of a map's peak are not that big
     candidate[doubtful] = _in_words(found.letters, found.lines, colour, stroke, doubtful)
+    # a faint letter that is only near the text colour must be typeset with its word
+    loose = over_map[faint[over_map] & ~close[over_map]]
+    candidate[loose] &= _in_words(found.letters, found.lines, colour, stroke, loose, typeset=True)
     text = np.concatenate([[False], candidate])[found.letters]
     unsure = (found.letters > 0) & ~text
     return _widen(text, 2), unsure
@@ -197,6 +202,7 @@ class Lettering:
         lines: H x W labels of the lines the letters lie on.
         background: H x W x 3, what lies beneath a stroke (a grey opening per channel).
         luma: H x W luminance.
+        stroke: the largest stroke radius looked for, in pixels.
         luma_hat: H x W, how far each pixel stands above its surroundings in luminance
             (below, for a darker stroke).
         sunk: per letter, whether it is darker than its surroundings in some channel
@@ -211,9 +217,10 @@ class Lettering:
     luma: np.ndarray
     luma_hat: np.ndarray
     sunk: np.ndarray
+    stroke: int
 
 
-def _letters(image: np.ndarray, stroke: int) -> Lettering:
+def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
     """The strokes of an export that may be letters (see `Lettering`): light thin
     strokes standing out from their surroundings in some channel, lighter than them
     (white over a map) or darker in a channel (yellow over a pale yellow or light grey
@@ -226,8 +233,9 @@ def _letters(image: np.ndarray, stroke: int) -> Lettering:
     # Light in a 3 x 3 neighbourhood: JPEG softens thin strokes below the threshold.
     second = np.sort(image[..., :3], axis=2)[..., 1]
     light = ndimage.grey_dilation(second, size=3) >= TEXT_LIGHTNESS
-    raised = (lighter > TEXT_CONTRAST) & light
-    sunk = (darker > TEXT_CONTRAST) & light & ~raised
+    contrast = _contrast(np.maximum(lighter, darker), maps)
+    raised = (lighter > contrast) & light
+    sunk = (darker > contrast) & light & ~raised
     luma = (image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
     luma_hat = np.where(
         sunk,
@@ -255,11 +263,29 @@ def _letters(image: np.ndarray, stroke: int) -> Lettering:
         count, lined = count + more, lined + more_lines
     sunk_letters = np.zeros(count, dtype=bool)
     sunk_letters[count - more :] = True
-    return Lettering(letters, count, top_hat, lines, background, luma, luma_hat, sunk_letters)
+    return Lettering(
+        letters, count, top_hat, lines, background, luma, luma_hat, sunk_letters, stroke
+    )
+
+
+def _contrast(standing_out: np.ndarray, maps: np.ndarray) -> float:
+    """How far a stroke must stand out to be read: TEXT_CONTRAST, or less over maps whose
+    own texture is quieter (a smooth grey or cool map: twice what its 1 % most
+    textured pixels reach, at least MIN_CONTRAST)."""
+    inner = ndimage.binary_erosion(maps, iterations=6)  # away from the rims
+    if inner.sum() < 1000:
+        return TEXT_CONTRAST
+    texture = np.percentile(standing_out[::2, ::2][inner[::2, ::2]], 99)
+    return float(np.clip(2 * texture, MIN_CONTRAST, TEXT_CONTRAST))
 
 
 def _in_words(
-    letters: np.ndarray, lines: np.ndarray, colour: np.ndarray, stroke: int, which: np.ndarray
+    letters: np.ndarray,
+    lines: np.ndarray,
+    colour: np.ndarray,
+    stroke: int,
+    which: np.ndarray,
+    typeset: bool = False,
 ) -> np.ndarray:
     """For the letters `which` (indices): whether each one's line holds at least WORD
     letters of its colour set as type is, on one baseline or under one cap line (their
@@ -279,20 +305,25 @@ def _in_words(
     )
     big = np.bincount(letters.ravel(), minlength=len(colour) + 1)[1:] >= 4 * stroke**2
     letter = big | high
-    same &= (line[which, None] == line[None, :]) & (big[None, :] | (aligned & high[None, :]))
+    counted = aligned & high[None, :] if typeset else big[None, :] | (aligned & high[None, :])
+    same &= (line[which, None] == line[None, :]) & counted
     return letter[which] & (same.sum(axis=1) >= WORD)
 
 
 def _letter_colours(
     image: np.ndarray, found: Lettering, maps: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
     """Per letter: its colour (the median of its plateau, the pixels where it stands out
     most: its edges blend with what lies beneath), the colour beneath it, whether it is
     flat (its plateau one lightness, as drawn lettering is; a map's ridge peaks through a
     gradient), whether it lies outside the maps, and whether it is faint (barely lighter
-    than what lies beneath: white on light yellow, as a hot map's own specks are)."""
+    than what lies beneath: white on light yellow, as a hot map's own specks are); and
+    the colour around it (the median of a ring beyond its edges: what JPEG blends it with,
+    where a channel the letter is dark in hides what lies beneath)."""
     count = found.count
-    colour, beneath = np.zeros((count, 3)), np.zeros((count, 3))
+    colour, beneath, around = np.zeros((3, count, 3))
+    ring = found.stroke + 2
+    height, width = found.letters.shape
     flat, outside = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
     faint = np.zeros(count, dtype=bool)
     for index, window in enumerate(ndimage.find_objects(found.letters)):
@@ -308,7 +339,17 @@ def _letter_colours(
         flat[index] &= top.sum() >= 2
         outside[index] = not maps[window][mine].any()
         faint[index] = np.median(found.luma_hat[window][mine][top]) <= TEXT_CONTRAST / 4
-    return colour, beneath, flat, outside, faint
+        wide = tuple(
+            slice(max(0, w.start - ring), min(stop, w.stop + ring))
+            for w, stop in zip(window, (height, width), strict=True)
+        )
+        me = found.letters[wide] == index + 1
+        beyond = ndimage.binary_dilation(me, iterations=ring) & ~ndimage.binary_dilation(me)
+        beyond &= found.letters[wide] == 0
+        around[index] = (
+            np.median(image[wide][beyond][:, :3], axis=0) if beyond.any() else beneath[index]
+        )
+    return colour, beneath, flat, outside, faint, around
 
 
 def _blended(
