@@ -225,17 +225,20 @@ def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
     strokes standing out from their surroundings in some channel, lighter than them
     (white over a map) or darker in a channel (yellow over a pale yellow or light grey
     map, which it matches in the others)."""
-    values = image[..., :3].astype(np.int16)
+    rgb = np.ascontiguousarray(image[..., :3])
     size = 2 * stroke + 1
-    opened = np.stack([ndimage.grey_opening(values[..., c], size=size) for c in range(3)], -1)
-    closed = np.stack([ndimage.grey_closing(values[..., c], size=size) for c in range(3)], -1)
-    lighter, darker = (values - opened).max(axis=2), (closed - values).max(axis=2)
+    values = rgb.astype(np.int16)
+    opened = ndimage.grey_opening(rgb, size=(size, size, 1)).astype(np.int16)
+    closed = ndimage.grey_closing(rgb, size=(size, size, 1)).astype(np.int16)
+    lighter, darker = _channel_max(values - opened), _channel_max(closed - values)
     # Light in a 3 x 3 neighbourhood: JPEG softens thin strokes below the threshold.
-    second = np.sort(image[..., :3], axis=2)[..., 1]
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    second = np.maximum(np.minimum(r, g), np.minimum(np.maximum(r, g), b))  # the median
     light = ndimage.grey_dilation(second, size=3) >= TEXT_LIGHTNESS
     contrast = _contrast(np.maximum(lighter, darker), maps)
     raised = (lighter > contrast) & light
-    sunk = (darker > contrast) & light & ~raised
+    # a darker stroke is light itself (a white letter's dark gaps are not strokes)
+    sunk = (darker > contrast) & (second >= TEXT_LIGHTNESS) & ~raised
     luma = (image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
     luma_hat = np.where(
         sunk,
@@ -268,14 +271,19 @@ def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
     )
 
 
+def _channel_max(values: np.ndarray) -> np.ndarray:
+    """H x W: the largest of an H x W x 3 array's channels."""
+    return np.maximum(np.maximum(values[..., 0], values[..., 1]), values[..., 2])
+
+
 def _contrast(standing_out: np.ndarray, maps: np.ndarray) -> float:
     """How far a stroke must stand out to be read: TEXT_CONTRAST, or less over maps whose
     own texture is quieter (a smooth grey or cool map: twice what its 1 % most
     textured pixels reach, at least MIN_CONTRAST)."""
-    inner = ndimage.binary_erosion(maps, iterations=6)  # away from the rims
-    if inner.sum() < 1000:
+    inner = ndimage.binary_erosion(maps[::2, ::2], iterations=3)  # away from the rims
+    if inner.sum() < 250:
         return TEXT_CONTRAST
-    texture = np.percentile(standing_out[::2, ::2][inner[::2, ::2]], 99)
+    texture = np.percentile(standing_out[::2, ::2][inner], 99)
     return float(np.clip(2 * texture, MIN_CONTRAST, TEXT_CONTRAST))
 
 
@@ -339,6 +347,9 @@ def _letter_colours(
         flat[index] &= top.sum() >= 2
         outside[index] = not maps[window][mine].any()
         faint[index] = np.median(found.luma_hat[window][mine][top]) <= TEXT_CONTRAST / 4
+        if outside[index] or not flat[index] or _achromatic(colour[index : index + 1])[0]:
+            around[index] = beneath[index]  # only a chromatic letter over a map needs it
+            continue
         wide = tuple(
             slice(max(0, w.start - ring), min(stop, w.stop + ring))
             for w, stop in zip(window, (height, width), strict=True)
