@@ -141,6 +141,8 @@ def measure_vendor(
             "false_median": float(np.median(false_shares[name])),
             "false_max": float(np.max(false_shares[name])),
             "recall": found_visible[name] / visible if visible else float("nan"),
+            "visible": visible,
+            "found": found_visible[name],
         }
         for name in FINDERS
     }
@@ -164,13 +166,20 @@ def main() -> None:
     print("\nother vendors' renderers (search.synth.vendors): new finder | previous finder")
     print(f"{'renderer':>8} {'colours':>8} {'format':>6} {'false median':>12} {'false max':>9} "
           f"{'recall':>7} | {'false median':>12} {'false max':>9} {'recall':>7}")  # fmt: skip
+    pooled = {name: [0, 0] for name in FINDERS}  # found, visible
     for vendor in VENDORS:
         for colour_map in COLOUR_MAPS:
             for jpeg in (False, True):
                 m = measure_vendor(vendor, colour_map, jpeg, args.exports)
+                for name, f in m.items():
+                    pooled[name][0] += f["found"]
+                    pooled[name][1] += f["visible"]
                 print(f"{vendor:>8} {colour_map:>8} {'jpeg' if jpeg else 'png':>6} " + " | ".join(
                     f"{100 * f['false_median']:>11.3f}% {100 * f['false_max']:>8.3f}% "
                     f"{100 * f['recall']:>6.1f}%" for f in m.values()), flush=True)  # fmt: skip
+    print("recall pooled over every row (visible text pixels over a map): " + " | ".join(
+        f"{name} {100 * found / visible:.1f} % of {visible}"
+        for name, (found, visible) in pooled.items()))  # fmt: skip
 
 
 if __name__ == "__main__":

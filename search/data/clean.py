@@ -33,7 +33,7 @@ __all__ = [
     "text_and_unsure",
 ]
 
-CLEANING_VERSION = 3  # bump whenever the output of clean_export changes; part of cache keys
+CLEANING_VERSION = 4  # bump whenever the output of clean_export changes; part of cache keys
 TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
 MIN_CONTRAST = 40  # ... or by this much over a quiet map (see `_contrast`)
 TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)
@@ -152,14 +152,16 @@ def text_and_unsure(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(text, unsure): H x W bool masks of an H x W x 3 uint8 export.
 
-    Lettering is thin strokes brighter than their surroundings in some colour channel,
-    light themselves, lined up in groups large enough to be words. A letter (a connected
-    stroke) is text when its strokes are one flat colour and that colour is white or
-    grey, or the colour of the export's lettering outside its maps (`maps`: H x W bool,
-    the map discs; by default found). A map's colours are gradients: a bright ridge or
-    speckle of a jet, rainbow, hot or cool map may look like lettering, but is not flat,
-    or not the colour of the export's text, and is left alone as `unsure` (the preview
-    shows it).
+    Lettering is thin light strokes standing out from their surroundings in some colour
+    channel (lighter, or darker in one channel: yellow on pale yellow), lined up in
+    groups large enough to be words. A letter (a connected stroke) is text when its
+    strokes are one flat colour and that colour is white or grey, or the colour of the
+    export's lettering outside its maps (`maps`: H x W bool, the map discs; by default
+    found). A map's colours are gradients: a bright ridge or speckle of a jet, rainbow,
+    hot or cool map may look like lettering, but is not flat, or not the colour of the
+    export's text; where the maps take the text's colour themselves, a letter counts
+    only as one of a word's letters set on one cap line and baseline. Everything else is
+    left alone as `unsure` (the preview shows it).
     """
     stroke = max(2, round(disc_radius * STROKE_FRACTION))
     if maps is None:
