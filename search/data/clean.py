@@ -189,7 +189,12 @@ def text_and_unsure(
     loose = over_map[faint[over_map] & ~close[over_map]]
     candidate[loose] &= _in_words(found.letters, found.lines, colour, stroke, loose, typeset=True)
     text = np.concatenate([[False], candidate])[found.letters]
-    unsure = (found.letters > 0) & ~text
+    # A map's jagged rim stands out from the dark beyond it as a stroke would; a "letter"
+    # lying wholly within a stroke's reach of the rim is the map's edge, not lettering.
+    rim = maps & ~ndimage.minimum_filter(maps, size=4 * stroke + 3)
+    index = np.arange(1, found.count + 1)
+    on_rim = np.concatenate([[False], ndimage.minimum(rim, found.letters, index) > 0])
+    unsure = (found.letters > 0) & ~text & ~on_rim[found.letters]
     return _widen(text, 2), unsure
 
 

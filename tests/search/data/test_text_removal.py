@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search.data.clean import clean_export, find_text
+from search.data.clean import clean_export, find_text, text_and_unsure
 from search.data.disc import find_discs
 from search.data.preview import UNSURE, PreviewItem, draw_preview
 from search.synth.uptake import draw_patient, uptake_maps
@@ -116,6 +116,18 @@ def test_what_only_looks_like_lettering_is_left_alone_and_shown():
     assert cleaned.text_fraction == 0.0
     sheet = np.asarray(draw_preview([[PreviewItem("unsure", drawn.image, cleaned)]]))
     assert (sheet == UNSURE).all(axis=2).sum() > 20
+
+
+def test_a_maps_jagged_rim_is_not_shown_as_unsure_lettering():
+    # A pixelated map's rim stands out from the black beyond it as strokes do; the
+    # preview outlined dozens of such "letters" around every hot disc.
+    for seed in (0, 1):
+        drawn = export("pair", "hot", seed, False)
+        _, unsure = text_and_unsure(drawn.image, next(iter(drawn.discs.values()))[2])
+        for cx, cy, radius in drawn.discs.values():
+            y, x = np.ogrid[: drawn.image.shape[0], : drawn.image.shape[1]]
+            rim = np.abs(np.hypot(x - cx, y - cy) - radius) <= 3
+            assert not (unsure & rim).any()
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
