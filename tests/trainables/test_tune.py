@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from trainables.protocol import TrialData
+from trainables.report_log import load_reports
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +66,16 @@ def test_hyperband_pauses_and_resumes_trials_without_repeating_epochs(ray_sessio
     finished = resumed = 0
     for result in results:
         epochs = list(result.metrics_dataframe["epoch"])
-        assert epochs == list(range(1, len(epochs) + 1)), epochs  # no gap, no repeat
         with result.checkpoint.as_directory() as folder:
             state = load_state(Path(folder))
-        assert state["epoch"] == epochs[-1]
-        assert [r["epoch"] for r in state["history"]] == epochs
+            logged = [r["epoch"] for r in load_reports(folder)]
+        history = [r["epoch"] for r in state["history"]]
+        assert history == list(range(1, state["epoch"] + 1)), history  # no gap, no repeat
+        assert logged == history  # the report log the result tables are built from
+        # Ray's own record can lose the line of an epoch reported just before a pause
+        # (CI, stop 22: [1, 2, 4, 5, ...]); it never repeats one or goes past the state
+        assert epochs == sorted(set(epochs)) and set(epochs) <= set(history), epochs
+        assert epochs[-1] == state["epoch"]
         finished += epochs[-1] == 9
         resumed += result.metrics_dataframe["resumed_at_epoch"].max() > 0
     assert finished >= 1  # HyperBand let at least one trial run the whole protocol
