@@ -16,6 +16,7 @@ The one module that knows Ray 2.60's layout, local or on object storage:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -24,6 +25,8 @@ import pyarrow.fs as pafs
 from search.files import open_location, read_file, write_file
 from trainables.config import PAIR_KEY
 from trainables.report_log import REPORTS_FILE
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "TrialFolder",
@@ -209,13 +212,23 @@ def _log(fs: pafs.FileSystem, checkpoint: str) -> list[dict[str, Any]]:
 
 
 def _latest_state(fs: pafs.FileSystem, root: str) -> str | None:
-    """The newest experiment_state-*.json (their names sort by time), or None."""
+    """The newest readable experiment_state-*.json (their names sort by time), or None.
+    Ray writes the state in place: a driver killed while it copies the file to the
+    storage leaves it empty or cut short, and the one before it (if any) is the newest
+    the experiment has."""
     states = sorted(
         info.path
         for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
         if info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json")
     )
-    return states[-1] if states else None
+    for path in reversed(states):
+        try:
+            if "trial_data" in json.loads(read_file(fs, path)):
+                return path
+        except ValueError:  # empty or cut short (json's errors are ValueErrors)
+            pass
+        log.warning("%s is damaged (cut short when the search was stopped?); not read", path)
+    return None
 
 
 def _last_line(fs: pafs.FileSystem, path: str) -> str | None:

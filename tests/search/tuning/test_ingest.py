@@ -112,3 +112,21 @@ def test_a_checkpoint_log_fills_only_epochs_the_results_passed(tmp_path):
     # Killed before its first result line was written: the log is all there is.
     unreported = _trial_folder(tmp_path / "unreported", [], [1, 2])
     assert sorted({r["epoch"] for r in unreported.records()}) == [1, 2]
+
+
+def test_a_state_file_cut_short_by_a_kill_is_passed_over(tmp_path, caplog):
+    # CI (stop 22): SIGKILL mid-bracket left Ray's experiment state empty; ingest
+    # stopped on a JSONDecodeError. The newest readable state is the experiment's state.
+    from search.tuning.ray_folders import restart_counts, trials_per_pair, unfinished_trials
+
+    experiment = tmp_path / "s"
+    experiment.mkdir()
+    trial = json.dumps({"trial_id": "t1", "status": "PAUSED", "config": {"pair": "a/stress"}})
+    state = {"trial_data": [[trial, json.dumps({"num_failures": 2})]]}
+    (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps(state))
+    (experiment / "experiment_state-2026-01-02_00-00-00.json").write_text("")
+    assert restart_counts(experiment) == {"t1": 2}
+    assert unfinished_trials(experiment) == {"t1"}
+    assert "experiment_state-2026-01-02_00-00-00.json is damaged" in caplog.text
+    (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_da')
+    assert restart_counts(experiment) == {} and trials_per_pair(experiment) is None
