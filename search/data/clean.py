@@ -178,7 +178,7 @@ def text_and_unsure(
     text_colour = close | _blended(colour, beneath, targets, blend=BLEND)
     text_colour |= _blended(colour, around, targets, blend=BLEND)
     # a faint letter is barely lighter than beneath it, as a hot map's own specks are:
-    # it has to be the text colour itself, not a blend
+    # doubtful, like a letter in a colour the maps take (below)
     candidate = flat & text_colour
     over_map = np.flatnonzero(candidate & ~outside)
     doubtful = over_map[_map_coloured(image, found.letters, colour[over_map], maps)]
@@ -303,9 +303,10 @@ def _in_words(
     typeset: bool = False,
 ) -> np.ndarray:
     """For the letters `which` (indices): whether each one's line holds at least WORD
-    letters of its colour set as type is, on one baseline or under one cap line (their
-    bottom or top rows within two pixels of its own) and letter-high (at least two
-    strokes and a gap): a map's specks do not line up so."""
+    letters of its colour, each large or set as type is: on its cap line and baseline
+    (top and bottom rows within two pixels of its own) and letter-high (at least two
+    strokes and a gap); with `typeset`, set as type is. The letter itself must be large
+    or letter-high. A map's specks do not line up so."""
     if not len(which):
         return np.zeros(0, dtype=bool)
     index = np.arange(1, len(colour) + 1)

@@ -125,11 +125,11 @@ def restart_counts(experiment: str | os.PathLike[str]) -> dict[str, int]:
     """trial id -> how often Ray restarted it after a failure, from the newest saved
     experiment state; none when there is no state."""
     fs, root = open_location(experiment)
-    state = _latest_state(fs, root)
-    if state is None:
+    latest = _latest_state(fs, root)
+    if latest is None:
         return {}
     counts = {}
-    for trial_state, metadata in json.loads(read_file(fs, state)).get("trial_data", []):
+    for trial_state, metadata in latest[1]["trial_data"]:
         trial_id = json.loads(trial_state).get("trial_id")
         count = json.loads(metadata).get("num_failures")
         if trial_id is not None and count is not None:
@@ -142,11 +142,11 @@ def unfinished_trials(experiment: str | os.PathLike[str]) -> set[str]:
     (Ray saves it once more as it stops, before it stops the trials it cut off): empty
     for a search that ran to its end."""
     fs, root = open_location(experiment)
-    path = _latest_state(fs, root)
-    if path is None:
+    latest = _latest_state(fs, root)
+    if latest is None:
         return set()
     unfinished = set()
-    for trial_state, _ in json.loads(read_file(fs, path)).get("trial_data", []):
+    for trial_state, _ in latest[1]["trial_data"]:
         trial = json.loads(trial_state)
         if trial.get("status") not in ("TERMINATED", "ERROR"):
             unfinished.add(trial.get("trial_id"))
@@ -157,11 +157,11 @@ def trials_per_pair(experiment: str | os.PathLike[str]) -> dict[str, set[str]] |
     """pair -> ids of its trials in the newest saved experiment state (the `pair` of each
     trial's config); None when there is no saved state."""
     fs, root = open_location(experiment)
-    path = _latest_state(fs, root)
-    if path is None:
+    latest = _latest_state(fs, root)
+    if latest is None:
         return None
     made: dict[str, set[str]] = {}
-    for trial_state, _ in json.loads(read_file(fs, path)).get("trial_data", []):
+    for trial_state, _ in latest[1]["trial_data"]:
         trial = json.loads(trial_state)
         pair = (trial.get("config") or {}).get(PAIR_KEY, "")
         made.setdefault(pair, set()).add(trial.get("trial_id"))
@@ -184,10 +184,10 @@ def mark_trials_ended(experiment: str | os.PathLike[str], ended: dict[str, str])
     """Set the status of the trials in `ended` (trial id -> TERMINATED or ERROR) in the
     newest saved experiment state, so that restoring it does not run them again."""
     fs, root = open_location(experiment)
-    path = _latest_state(fs, root)
-    if not ended or path is None:
+    latest = _latest_state(fs, root) if ended else None
+    if latest is None:
         return
-    state = json.loads(read_file(fs, path))
+    path, state = latest
     changed = False
     for entry in state["trial_data"]:
         trial = json.loads(entry[0])
@@ -211,11 +211,11 @@ def _log(fs: pafs.FileSystem, checkpoint: str) -> list[dict[str, Any]]:
     return json.loads(read_file(fs, path)) if _is_file(fs, path) else []
 
 
-def _latest_state(fs: pafs.FileSystem, root: str) -> str | None:
-    """The newest readable experiment_state-*.json (their names sort by time), or None.
-    Ray writes the state in place: a driver killed while it copies the file to the
-    storage leaves it empty or cut short, and the one before it (if any) is the newest
-    the experiment has."""
+def _latest_state(fs: pafs.FileSystem, root: str) -> tuple[str, dict[str, Any]] | None:
+    """The newest readable experiment_state-*.json (their names sort by time), its path
+    and what it holds; None when there is none. Ray writes the state in place: a driver
+    killed while it copies the file to the storage leaves it empty or cut short, and the
+    one before it (if any) is the newest the experiment has."""
     states = sorted(
         info.path
         for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
@@ -223,8 +223,9 @@ def _latest_state(fs: pafs.FileSystem, root: str) -> str | None:
     )
     for path in reversed(states):
         try:
-            if "trial_data" in json.loads(read_file(fs, path)):
-                return path
+            state = json.loads(read_file(fs, path))
+            if "trial_data" in state:
+                return path, state
         except ValueError:  # empty or cut short (json's errors are ValueErrors)
             pass
         log.warning("%s is damaged (cut short when the search was stopped?); not read", path)
