@@ -156,7 +156,7 @@ def prepare(work: Path, args: argparse.Namespace) -> dict:
     trial = TrialData(
         maps[:cut], torch.tensor(labels[:cut]), maps[cut:], torch.tensor(labels[cut:]), TRIAD.names
     )
-    trial.digests  # noqa: B018 -- once, as a search does before sending the data to trials
+    trial.pool.digests  # noqa: B018 -- once, as a search does before sending the data to trials
     return {
         "views": cleaned.views,
         "size": spec.size,

@@ -28,6 +28,8 @@ _ORDER = {
     "trials": ["search", "started", "trial_id"],
     "epochs": ["search", "trial_id", "epoch"],
     "class_metrics": ["search", "trial_id", "epoch", "class", "metric"],
+    "fold_epochs": ["search", "trial_id", "epoch", "repeat", "fold"],
+    "predictions": ["search", "trial_id", "repeat", "patient_id"],
     "finals": ["search", "trial_id", "seed"],
     "final_class_metrics": ["search", "trial_id", "seed", "class", "metric"],
     "final_subgroups": ["search", "trial_id", "seed", "attribute", "group", "metric"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,12 +15,32 @@ from trainables.metrics import PER_CLASS_METRICS
 
 __all__ = ["TrialRows", "trial_rows"]
 
+_FOLD_KEY = re.compile(r"^fold_(\d+)_(\d+)/(val_[a-z0-9_]+)$")
+
 
 class TrialRows:
     """The rows one trial contributes to each table."""
 
-    def __init__(self, trial: dict[str, Any], epochs: list[dict], class_metrics: list[dict]):
+    def __init__(
+        self,
+        trial: dict[str, Any],
+        epochs: list[dict],
+        class_metrics: list[dict],
+        fold_epochs: list[dict] | None = None,
+        predictions: list[dict] | None = None,
+    ):
         self.trial, self.epochs, self.class_metrics = trial, epochs, class_metrics
+        self.fold_epochs, self.predictions = fold_epochs or [], predictions or []
+
+    def tables(self) -> dict[str, list[dict]]:
+        """Table name -> this trial's rows in it."""
+        return {
+            "trials": [self.trial],
+            "epochs": self.epochs,
+            "class_metrics": self.class_metrics,
+            "fold_epochs": self.fold_epochs,
+            "predictions": self.predictions,
+        }
 
 
 def trial_rows(
@@ -51,7 +72,9 @@ def trial_rows(
     keys = {"search": search, "trial_id": trial_id}
     epochs = [{**keys, **_epoch_row(r)} for r in records]
     per_class = [{**keys, **row} for r in records for row in _class_metric_rows(r)]
-    return TrialRows(trial, epochs, per_class)
+    folds = [{**keys, **row} for r in records for row in _fold_rows(r)]
+    predictions = [{**keys, **row} for row in _prediction_rows(records)]
+    return TrialRows(trial, epochs, per_class, folds, predictions)
 
 
 def _configured(flat: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +122,10 @@ def _reported(records: list[dict[str, Any]]) -> dict[str, Any]:
         "best_selection": _float(last.get("best_selection")),
         **{f"best_val_{m}": _float(best.get(f"val_{m}")) for m in MACRO_METRICS},
         "best_val_loss": _float(best.get("val_loss")),
+        "folds": _int(last.get("folds")),
+        "repeats": _int(last.get("repeats")),
+        **{f"best_val_{m}_sd": _float(best.get(f"val_{m}_sd")) for m in MACRO_METRICS},
+        **{f"best_oof_{m}": _float(best.get(f"oof_{m}")) for m in MACRO_METRICS},
         "epochs_run": _int(last.get("epoch")) or 0,
         "wall_seconds": _float(last.get("time_total_s")),
         "device": last.get("device"),
@@ -129,6 +156,8 @@ def _epoch_row(record: dict[str, Any]) -> dict[str, Any]:
         "train_accuracy": _float(record.get("train_accuracy")),
         "val_loss": _float(record.get("val_loss")),
         **{f"val_{m}": _float(record.get(f"val_{m}")) for m in MACRO_METRICS},
+        **{f"val_{m}_sd": _float(record.get(f"val_{m}_sd")) for m in MACRO_METRICS},
+        **{f"oof_{m}": _float(record.get(f"oof_{m}")) for m in MACRO_METRICS},
         "best_selection": _float(record.get("best_selection")),
         "epoch_seconds": _float(record.get("epoch_seconds")),
         "node_id": record.get("node_id"),
@@ -147,6 +176,47 @@ def _class_metric_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
         for key, value in record.items()
         for metric in PER_CLASS_METRICS
         if key.startswith(f"val_{metric}/")
+    ]
+
+
+def _fold_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A cross-validated report's figures of each fold model (`fold_<repeat>_<fold>/...`)."""
+    folds: dict[tuple[int, int], dict[str, Any]] = {}
+    for key, value in record.items():
+        match = _FOLD_KEY.match(key)
+        if match:
+            repeat, fold, name = int(match[1]), int(match[2]), match[3]
+            folds.setdefault((repeat, fold), {})[name] = _float(value)
+    return [
+        {"epoch": _int(record.get("epoch")), "repeat": repeat, "fold": fold, **figures}
+        for (repeat, fold), figures in sorted(folds.items())
+    ]
+
+
+def _prediction_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The held-out predictions of the epoch the trial kept (its last report of them): one
+    row per patient (and repeat), from the fold model that did not train on the patient."""
+    kept = next(
+        (r["held_out_predictions"] for r in reversed(records) if r.get("held_out_predictions")),
+        None,
+    )
+    if kept is None:
+        return []
+    kept = json.loads(kept)
+    classes = kept["classes"]
+    return [
+        {
+            "epoch": kept["epoch"],
+            "patient_id": patient,
+            "repeat": repeat,
+            "fold": fold,
+            "label": classes[label],
+            "predicted": classes[max(range(len(p)), key=p.__getitem__)],
+            "probabilities": p,
+        }
+        for patient, repeat, fold, label, p in zip(
+            kept["patient"], kept["repeat"], kept["fold"], kept["label"], kept["p"], strict=True
+        )
     ]
 
 

@@ -66,6 +66,10 @@ _TRIALS = [
     ("best_selection", pa.float64()),
     *[(f"best_val_{m}", pa.float64()) for m in MACRO_METRICS],
     ("best_val_loss", pa.float64()),
+    ("folds", pa.int64()),
+    ("repeats", pa.int64()),
+    *[(f"best_val_{m}_sd", pa.float64()) for m in MACRO_METRICS],
+    *[(f"best_oof_{m}", pa.float64()) for m in MACRO_METRICS],
     ("status", pa.string()),
     ("error", pa.string()),
     ("epochs_run", pa.int64()),
@@ -93,9 +97,33 @@ _EPOCHS = [
     ("train_accuracy", pa.float64()),
     ("val_loss", pa.float64()),
     *[(f"val_{m}", pa.float64()) for m in MACRO_METRICS],
+    *[(f"val_{m}_sd", pa.float64()) for m in MACRO_METRICS],
+    *[(f"oof_{m}", pa.float64()) for m in MACRO_METRICS],
     ("best_selection", pa.float64()),
     ("epoch_seconds", pa.float64()),
     ("node_id", pa.string()),
+]
+
+_FOLD_EPOCHS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("epoch", pa.int64()),
+    ("repeat", pa.int64()),
+    ("fold", pa.int64()),
+    ("val_loss", pa.float64()),
+    *[(f"val_{m}", pa.float64()) for m in MACRO_METRICS],
+]
+
+_PREDICTIONS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("epoch", pa.int64()),
+    ("patient_id", pa.string()),
+    ("repeat", pa.int64()),
+    ("fold", pa.int64()),
+    ("label", pa.string()),
+    ("predicted", pa.string()),
+    ("probabilities", pa.list_(pa.float64())),
 ]
 
 _CLASS_METRICS = [
@@ -126,6 +154,17 @@ _FINALS = [
         )
     ],
     ("test_ece", pa.float64()),
+    ("members", pa.int64()),
+    ("cv_patients", pa.int64()),
+    *[
+        column
+        for m in MACRO_METRICS
+        for column in (
+            (f"cv_{m}", pa.float64()),
+            (f"cv_{m}_low", pa.float64()),
+            (f"cv_{m}_high", pa.float64()),
+        )
+    ],
     ("confusion", pa.string()),
     ("cam_territory_match", pa.float64()),
     ("cam_territory_baseline", pa.float64()),
@@ -168,6 +207,8 @@ TABLES = {
     "trials": _TRIALS,
     "epochs": _EPOCHS,
     "class_metrics": _CLASS_METRICS,
+    "fold_epochs": _FOLD_EPOCHS,
+    "predictions": _PREDICTIONS,
     "finals": _FINALS,
     "final_class_metrics": _FINAL_CLASS_METRICS,
     "final_subgroups": _FINAL_SUBGROUPS,

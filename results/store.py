@@ -44,13 +44,10 @@ class ResultStore:
 
     # -- writing ----------------------------------------------------------------------
     def write_trial(self, rows: TrialRows) -> None:
-        """The trial's row, epoch rows and per-class rows, each table's file replaced."""
+        """The trial's row, epoch rows, per-class rows, fold rows and held-out predictions,
+        each table's file replaced."""
         search, trial_id = rows.trial["search"], rows.trial["trial_id"]
-        for table, records in (
-            ("trials", [rows.trial]),
-            ("epochs", rows.epochs),
-            ("class_metrics", rows.class_metrics),
-        ):
+        for table, records in rows.tables().items():
             self._write(table, search, f"trial-{trial_id}.parquet", records)
 
     def write_finals(self, rows: dict[str, list[dict[str, Any]]]) -> None:

@@ -1,8 +1,9 @@
 """Assembling a trial's tensors from cleaned maps and a patient-level split.
 
 The maps are decoded and cleaned once (the map cache); here they only become normalized
-tensors for the backbone. The test split is never touched: `trial_data` takes training
-and validation ids only, and refuses a split whose validation part is empty.
+tensors for the backbone. The test split is never touched: `trial_data` and `folded_data`
+take training and validation ids only; `trial_data` refuses a split whose validation part
+is empty.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import torch
 from search.data.normalize import BackboneInput, backbone_input, normalize_maps
 from search.data.preprocess import CleanedMaps
 from search.data.splits import Split
-from trainables.protocol import TrialData
+from trainables.pool import FoldedData, TrialData
 
-__all__ = ["SearchData", "select_views", "trial_data"]
+__all__ = ["SearchData", "folded_data", "select_views", "trial_data"]
 
 
 def select_views(cleaned: CleanedMaps, views: tuple[str, ...]) -> np.ndarray:
@@ -59,7 +60,31 @@ def trial_data(
 
     train_x, train_y = tensors(split.train)
     val_x, val_y = tensors(split.val)
-    return TrialData(train_x, train_y, val_x, val_y, class_names)
+    return TrialData(train_x, train_y, val_x, val_y, class_names, split.train, split.val)
+
+
+def folded_data(
+    cleaned: CleanedMaps,
+    labels: dict[str, int],
+    split: Split,
+    views: tuple[str, ...],
+    backbone: BackboneInput,
+    class_names: tuple[str, ...],
+) -> FoldedData:
+    """Every train + validation patient's normalized maps once, with the fold that
+    validates each patient in each repeat of the split's k-fold."""
+    if not split.folds:
+        raise ValueError("the split has no folds")
+    ids = tuple(split.train)
+    position = {pid: i for i, pid in enumerate(ids)}
+    assignment = np.full((len(split.partitions), len(ids)), -1, dtype=np.int64)
+    for repeat, folds in enumerate(split.partitions):
+        for index, fold in enumerate(folds):
+            assignment[repeat, [position[pid] for pid in fold]] = index
+    row = cleaned.index()
+    x = normalize_maps(select_views(cleaned, views)[[row[i] for i in ids]], backbone)
+    y = torch.tensor([labels[i] for i in ids], dtype=torch.long)
+    return FoldedData(x, y, ids, assignment, class_names)
 
 
 @dataclass(frozen=True)
@@ -74,10 +99,14 @@ class SearchData:
     class_names: tuple[str, ...]
     fold: int | None = None
 
-    def for_trial(self, backbone: str, views: tuple[str, ...]) -> TrialData:
+    def for_trial(self, backbone: str, views: tuple[str, ...]) -> TrialData | FoldedData:
         """The train and validation tensors for `backbone` (its size and normalization)
-        and the views of the trial's input mode."""
+        and the views of the trial's input mode: the folds of a k-fold split (all of
+        them, unless `fold` picks one), else its one train / validation split."""
         inputs = backbone_input(backbone)
+        if self.split.folds and self.fold is None:
+            maps = self.maps[inputs.size]
+            return folded_data(maps, self.labels, self.split, views, inputs, self.class_names)
         return trial_data(
             self.maps[inputs.size], self.labels, self.split, views, inputs, self.class_names,
             self.fold,

@@ -85,6 +85,10 @@ class PolarMapNet(nn.Module):
         self.unfreezing: Unfreezing | None = None
         self.freeze_backbone()
 
+    @property
+    def num_classes(self) -> int:
+        return self.head[-1].out_features
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, V, 3, H, W) -> (B, V * features) pooled backbone features."""
         batch = x.shape[0]

@@ -55,7 +55,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--samples", type=int, default=None, help="trials per pair (default: the demo space's)"
     )
-    demo.add_argument("--seeds", type=int, default=3, help="seeds per finalized winner (default 3)")
+    demo.add_argument("--seeds", type=int, default=1, help="seeds per finalized winner (default 1)")
+    demo.add_argument(
+        "--folds", type=int, default=3, help="cross-validation folds of each trial (default 3)"
+    )
     demo.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
     demo.set_defaults(func=run_demo)
 
@@ -68,7 +71,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"   done in {time.perf_counter() - started:.0f} s")
 
     print(f"\n2. Checking {manifest}")
-    spec = SplitSpec(seed=args.seed)
+    # cross-validated: every trial trains one model per fold (see docs/search.md)
+    spec = SplitSpec(train=0.85, val=0.0, test=0.15, folds=args.folds, seed=args.seed)
     report = check_dataset(manifest, split=spec)
     print_report(report)
     if report.dataset is None:
@@ -110,8 +114,8 @@ def run_demo(args: argparse.Namespace) -> int:
     show_results(settings.results, settings.name, plots=out / "plots")
     print(f"experiment: {settings.experiment}")
 
-    print("\n6. Finalizing: the best trial of each backbone and mode, retrained per seed and "
-          "tested once on the held-out split")  # fmt: skip
+    print("\n6. Finalizing: the best trial of each backbone and mode, its fold models "
+          "retrained and averaged, tested once on the held-out split")  # fmt: skip
     from search.finalize.pipeline import FinalizeSettings, finalize
     from search.finalize.report import REPORT_FILE
 

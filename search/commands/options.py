@@ -33,6 +33,7 @@ __all__ = [
     "check_from_args",
     "checked_dataset",
     "comma_names",
+    "fold_count",
     "refused",
     "split_from_args",
 ]
@@ -129,7 +130,7 @@ def add_data_options(
     )
     parser.add_argument(
         "--folds",
-        type=argtype(_folds),
+        type=argtype(fold_count),
         default=None,
         help="stratified k-fold over train + validation instead of one validation split; "
         "the test share of --split is still held out",
@@ -171,7 +172,8 @@ def add_cache_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _folds(text: str) -> int:
+def fold_count(text: str) -> int:
+    """--folds: an integer of at least 2."""
     folds = int(text)
     if folds < 2:
         raise ValueError(f"--folds must be at least 2, got {folds}")

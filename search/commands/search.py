@@ -17,6 +17,7 @@ from search.commands.options import (
     add_layout_option,
     argtype,
     comma_names,
+    fold_count,
     refused,
 )
 from search.data import SplitSpec
@@ -123,7 +124,26 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "(polarmap weights fetch fills one; default: the model hub)",
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--split", default="70/15/15", help="train/validation/test percentages")
+    data.add_argument(
+        "--split",
+        default="70/15/15",
+        help="train/validation/test percentages (with --folds, e.g. 80/0/20: validation is "
+        "each fold in turn)",
+    )
+    data.add_argument(
+        "--folds",
+        type=argtype(fold_count),
+        default=None,
+        help="cross-validate every trial: stratified k-fold by patient over train + "
+        "validation, one model per fold, epochs chosen on the fold-mean curve; the test "
+        "share of --split is still held out",
+    )
+    data.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="with --folds: repeated k-fold, this many different partitions (default 1)",
+    )
     data.add_argument(
         "--seed", type=int, default=0, help="seed of the split, samplers and training (default 0)"
     )
@@ -144,7 +164,7 @@ def parse_duration(text: str) -> float:
 
 def _split(args: argparse.Namespace) -> SplitSpec:
     try:
-        return SplitSpec.parse(args.split, seed=args.seed)
+        return SplitSpec.parse(args.split, folds=args.folds, seed=args.seed, repeats=args.repeats)
     except ValueError as exc:
         raise UsageError(f"--split {args.split}: {exc}") from exc
 

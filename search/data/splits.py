@@ -30,6 +30,8 @@ class SplitSpec:
         train, val, test: fractions of each class's patients; they sum to 1.
         folds: when set, stratified k-fold over train + validation (validation is one
             fold in turn) and `train` / `val` only say how much is left for them together.
+        repeats: with folds, how many different k-fold partitions (repeated k-fold); the
+            first is the same whatever the number of repeats.
         seed: the split's seed; the same seed gives the same split.
     """
 
@@ -38,6 +40,7 @@ class SplitSpec:
     test: float = 0.15
     folds: int | None = None
     seed: int = 0
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         fractions = (self.train, self.val, self.test)
@@ -54,11 +57,15 @@ class SplitSpec:
             raise ValueError("train and validation fractions must be above 0 (or use --folds)")
         if self.folds is not None and self.folds < 2:
             raise ValueError(f"folds must be at least 2, got {self.folds}")
+        if self.repeats < 1 or (self.repeats > 1 and not self.folds):
+            raise ValueError(f"repeats must be at least 1, and above 1 only with folds: {self}")
 
     @classmethod
-    def parse(cls, text: str, folds: int | None = None, seed: int = 0) -> SplitSpec:
+    def parse(
+        cls, text: str, folds: int | None = None, seed: int = 0, repeats: int = 1
+    ) -> SplitSpec:
         """`70/15/15` (percentages) or `0.7,0.15,0.15` (fractions): train, validation, test."""
-        return cls(*cls.parse_fractions(text), folds=folds, seed=seed)
+        return cls(*cls.parse_fractions(text), folds=folds, seed=seed, repeats=repeats)
 
     @staticmethod
     def parse_fractions(text: str) -> tuple[float, float, float]:
@@ -82,16 +89,18 @@ class SplitSpec:
         return "/".join(f"{100 * f:g}" for f in (self.train, self.val, self.test))
 
     def short(self) -> str:
-        """`70/15/15` or `5-fold (test 15 %)`."""
+        """`70/15/15`, `5-fold (test 15 %)` or `2x5-fold (test 15 %)`."""
         if self.folds:
-            return f"{self.folds}-fold (test {100 * self.test:g} %)"
+            times = f"{self.repeats}x" if self.repeats > 1 else ""
+            return f"{times}{self.folds}-fold (test {100 * self.test:g} %)"
         return self.percentages()
 
     def describe(self) -> str:
         if self.folds:
+            times = f", repeated {self.repeats} times" if self.repeats > 1 else ""
             return (
                 f"test {100 * self.test:g} %, stratified {self.folds}-fold over "
-                f"train + validation, seed {self.seed}"
+                f"train + validation{times}, seed {self.seed}"
             )
         return f"train/validation/test {self.percentages()} %, seed {self.seed}"
 
@@ -105,13 +114,22 @@ class SplitSpec:
 @dataclass(frozen=True)
 class Split:
     """Patient ids per split. With k folds, `train` holds train + validation, `val` is
-    empty and `folds` holds each fold's validation ids; `fold(i)` gives fold i's split."""
+    empty and `folds` holds each fold's validation ids; `fold(i)` gives fold i's split.
+    With repeated k-fold, `repeated_folds[r]` is repeat r's folds (`folds` is repeat 0's)."""
 
     spec: SplitSpec
     train: tuple[str, ...]
     val: tuple[str, ...]
     test: tuple[str, ...]
     folds: tuple[tuple[str, ...], ...] | None = None
+    repeated_folds: tuple[tuple[tuple[str, ...], ...], ...] | None = None
+
+    @property
+    def partitions(self) -> tuple[tuple[tuple[str, ...], ...], ...]:
+        """Every repeat's folds (validation ids of fold k of repeat r at [r][k])."""
+        if self.repeated_folds:
+            return self.repeated_folds
+        return (self.folds,) if self.folds else ()
 
     @property
     def test_fingerprint(self) -> str:
@@ -126,7 +144,7 @@ class Split:
             raise ValueError(f"fold {index}: expected 0 to {len(self.folds) - 1}")
         held_out = set(self.folds[index])
         train = tuple(p for p in self.train if p not in held_out)
-        return replace(self, train=train, val=self.folds[index], folds=None)
+        return replace(self, train=train, val=self.folds[index], folds=None, repeated_folds=None)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -140,6 +158,12 @@ class Split:
                 "test": list(self.test),
             },
             "fold_patients": [list(f) for f in self.folds] if self.folds else None,
+            "repeats": self.spec.repeats,
+            "repeated_fold_patients": (
+                [[list(f) for f in folds] for folds in self.partitions]
+                if self.spec.repeats > 1
+                else None
+            ),
         }
 
 
@@ -196,25 +220,40 @@ def split_patients(
     if problems:
         raise DataError(problems, summary="the data set cannot be split")
 
-    train, val, test, fold_ids = [], [], [], [[] for _ in range(spec.folds or 0)]
-    dealt = 0
+    train, val, test, rests = [], [], [], []
     for ids in by_class.values():
         ordered = sorted(ids, key=lambda pid: _order_key(spec.seed, pid))
         _, n_val, n_test = spec.allocation(len(ordered))
         test += ordered[:n_test]
         val += ordered[n_test : n_test + n_val]
-        rest = ordered[n_test + n_val :]
-        train += rest
-        for pid in rest if spec.folds else ():
-            fold_ids[dealt % spec.folds].append(pid)
-            dealt += 1
+        rests.append(ordered[n_test + n_val :])
+        train += rests[-1]
+    partitions = tuple(_deal(rests, spec, r) for r in range(spec.repeats)) if spec.folds else ()
     return Split(
         spec=spec,
         train=tuple(sorted(train)),
         val=tuple(sorted(val)),
         test=tuple(sorted(test)),
-        folds=tuple(tuple(sorted(f)) for f in fold_ids) if spec.folds else None,
+        folds=partitions[0] if partitions else None,
+        repeated_folds=partitions if spec.repeats > 1 else None,
     )
+
+
+def _deal(rests: list[list[str]], spec: SplitSpec, repeat: int) -> tuple[tuple[str, ...], ...]:
+    """Repeat `repeat`'s folds: each class's remaining patients dealt round the folds in
+    turn (so every fold gets its share of every class), the dealing running on from one
+    class to the next (so folds differ in size by at most one). Repeat 0 deals in the
+    split's own order; later repeats in an order seeded by the repeat."""
+    assert spec.folds
+    folds: list[list[str]] = [[] for _ in range(spec.folds)]
+    dealt = 0
+    for rest in rests:
+        if repeat:
+            rest = sorted(rest, key=lambda pid: _order_key(spec.seed, f"{pid}\x00{repeat}"))
+        for pid in rest:
+            folds[dealt % spec.folds].append(pid)
+            dealt += 1
+    return tuple(tuple(sorted(f)) for f in folds)
 
 
 def _order_key(seed: int, patient_id: str) -> str:

@@ -1,4 +1,5 @@
-"""Grad-CAM of a PolarMapNet, one map per patient and per view.
+"""Grad-CAM of a PolarMapNet, one map per patient and per view; of a fold ensemble, the
+mean of its members' CAMs for the class the ensemble predicts.
 
 The CAM is taken at the backbone's last feature stage (timm's `feature_info[-1]`), as in
 the seed papers. pytorch-grad-cam expects the target layer to see the model's input batch;
@@ -16,6 +17,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from trainables.ensemble import ModelEnsemble
 from trainables.model import PolarMapNet, pool_features
 
 __all__ = ["grad_cams", "target_layer"]
@@ -51,7 +53,7 @@ class _OneView(nn.Module):
 
 
 def grad_cams(
-    model: PolarMapNet,
+    model: PolarMapNet | ModelEnsemble,
     x: torch.Tensor,
     targets: Sequence[int] | np.ndarray | torch.Tensor | None = None,
 ) -> np.ndarray:
@@ -68,8 +70,17 @@ def grad_cams(
 
     Returns:
         (N, V, H, W) float32 in [0, 1], each CAM scaled to its own maximum (all zeros where
-        no region argues for the target class).
+        no region argues for the target class); for an ensemble, the mean of its members'
+        CAMs so scaled.
     """
+    if isinstance(model, ModelEnsemble):
+        if targets is None:
+            device = next(model.parameters()).device
+            with torch.no_grad():
+                model.eval()
+                targets = model(x.to(device)).argmax(dim=1).cpu()
+        cams = [grad_cams(member, x, targets) for member in model.members]
+        return np.mean(cams, axis=0).astype(np.float32, copy=False)
     if x.ndim != 5 or x.shape[1] != model.num_views:
         raise ValueError(
             f"expected (N, {model.num_views}, 3, H, W) maps, got shape {tuple(x.shape)}"
@@ -106,7 +117,7 @@ def _target_classes(
     classes = [int(t) for t in np.asarray(torch.as_tensor(targets).cpu()).reshape(-1)]
     if len(classes) != x.shape[0]:
         raise ValueError(f"{len(classes)} targets for {x.shape[0]} patients")
-    num_classes = model.head[-1].out_features
+    num_classes = model.num_classes
     if not all(0 <= c < num_classes for c in classes):
         raise ValueError(f"targets {classes} outside the model's {num_classes} classes")
     return classes

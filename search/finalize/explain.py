@@ -30,6 +30,7 @@ from search.finalize.segments import (
     territory_match,
     territory_means,
 )
+from trainables.ensemble import ModelEnsemble
 from trainables.model import PolarMapNet
 
 __all__ = ["CamFindings", "TestPatients", "explain_model", "read_defect_territories"]
@@ -84,7 +85,7 @@ def read_defect_territories(truth_folder: Path, ids: tuple[str, ...]) -> dict[st
 
 
 def explain_model(
-    model: PolarMapNet,
+    model: PolarMapNet | ModelEnsemble,
     patients: TestPatients,
     probabilities: np.ndarray,
     predicted: np.ndarray,

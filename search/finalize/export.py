@@ -1,5 +1,7 @@
 """A finalized model on disk: its weights (safetensors: no code runs on loading), a JSON
-config enough to rebuild it without the search, and a short model card."""
+config enough to rebuild it without the search, and a short model card. A fold ensemble
+(the fold models of a cross-validated winner, probabilities averaged) is one model folder
+whose weights hold every member's, `members.<i>.`-prefixed."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from safetensors.torch import save as save_safetensors
 
 from search.files import write_atomic, write_json_atomic
 from trainables.config import TrialConfig
+from trainables.ensemble import ModelEnsemble
 from trainables.model import PolarMapNet
 from trainables.weights import create_backbone
 
@@ -29,7 +32,10 @@ __all__ = [
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "MODEL_CARD.md"
-FORMAT = "polarmap-model/1"
+FORMAT = "polarmap-model/2"
+READABLE = ("polarmap-model/1", FORMAT)  # /1: one model, no `members`
+
+Classifier = PolarMapNet | ModelEnsemble
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class ExportedModel:
     input_size: int
     threshold: float | None  # binary class sets: class 1 from this probability
     provenance: dict[str, Any]  # search, trial, seed, data and test fingerprints, versions
+    members: int = 1  # fold models averaged (1: a single model)
 
     @property
     def config(self) -> TrialConfig:
@@ -51,7 +58,7 @@ class ExportedModel:
         return tuple(self.trial["views"])
 
 
-def save_model(folder: Path, model: PolarMapNet, exported: ExportedModel, card: str) -> Path:
+def save_model(folder: Path, model: Classifier, exported: ExportedModel, card: str) -> Path:
     """Write the model folder (each file whole or not at all); returns it."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_atomic(folder / WEIGHTS_FILE, save_safetensors(state))
@@ -61,7 +68,7 @@ def save_model(folder: Path, model: PolarMapNet, exported: ExportedModel, card: 
     return folder
 
 
-def load_model(folder: str | Path) -> tuple[PolarMapNet, ExportedModel]:
+def load_model(folder: str | Path) -> tuple[Classifier, ExportedModel]:
     """The model of a folder `save_model` wrote, in eval mode on the CPU.
 
     Raises:
@@ -73,13 +80,22 @@ def load_model(folder: str | Path) -> tuple[PolarMapNet, ExportedModel]:
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder}: no {name}; is this a model folder?")
     record = json.loads((folder / CONFIG_FILE).read_text())
-    if record.get("format") != FORMAT:
-        raise ValueError(f"{folder / CONFIG_FILE}: format {record.get('format')!r}, not {FORMAT}")
+    if record.get("format") not in READABLE:
+        raise ValueError(
+            f"{folder / CONFIG_FILE}: format {record.get('format')!r}, not one of "
+            f"{', '.join(READABLE)}"
+        )
     record.pop("format")
     exported = ExportedModel(**{**record, "class_names": tuple(record["class_names"])})
     config = exported.config
-    backbone = create_backbone(config.backbone, pretrained=False)  # the weights follow
-    model = PolarMapNet(backbone, len(config.views), len(exported.class_names), config.head)
+
+    def member() -> PolarMapNet:
+        backbone = create_backbone(config.backbone, pretrained=False)  # the weights follow
+        return PolarMapNet(backbone, len(config.views), len(exported.class_names), config.head)
+
+    model: Classifier = member()
+    if exported.members > 1:
+        model = ModelEnsemble([model] + [member() for _ in range(exported.members - 1)])
     state = load_safetensors((folder / WEIGHTS_FILE).read_bytes())
     try:
         model.load_state_dict(state)
@@ -88,9 +104,9 @@ def load_model(folder: str | Path) -> tuple[PolarMapNet, ExportedModel]:
     return model.eval(), exported
 
 
-def predict_probabilities(model: PolarMapNet, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
+def predict_probabilities(model: Classifier, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
     """Class probabilities (N, classes) of maps (N, V, 3, H, W), in eval mode."""
     model.eval()
     with torch.no_grad():
         parts = [torch.softmax(model(x[s : s + batch]), dim=1) for s in range(0, len(x), batch)]
-    return torch.cat(parts) if parts else torch.zeros(0, model.head[-1].out_features)
+    return torch.cat(parts) if parts else torch.zeros(0, model.num_classes)

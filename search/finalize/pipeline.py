@@ -1,6 +1,12 @@
 """Finalize: each winner retrained with its own settings over several seeds, then tested
 once on the held-out split the search never read; the models exported, the figures put in
-the `finals` tables. Runs in this process (no Ray): a handful of trials."""
+the `finals` tables. Runs in this process (no Ray): a handful of trials.
+
+A winner of a cross-validated search is retrained as it ran, one model per fold, and
+becomes their ensemble (class probabilities averaged): every training patient was used,
+and its epochs were chosen on the folds' mean curve. Its out-of-fold predictions give the
+cross-validated figures the report shows beside the test figures, and (binary) the
+threshold."""
 
 from __future__ import annotations
 
@@ -44,9 +50,10 @@ from search.tuning.record import load_settings
 from search.tuning.settings import SearchSettings
 from trainables.config import TrialConfig
 from trainables.data import SearchData, select_views
+from trainables.ensemble import ModelEnsemble
 from trainables.frozen_store import FrozenWorkStore
 from trainables.metrics import METRICS
-from trainables.protocol import run_protocol
+from trainables.protocol import FoldedData, TrialResult, run_protocol
 
 __all__ = [
     "FinalModel",
@@ -88,6 +95,8 @@ class FinalModel:
     cams: CamFindings
     subgroups: list[dict]
     plots: dict[str, Path]  # roc, calibration, confusion PNGs
+    cross_validated: EvaluationFigures | None = None  # out-of-fold, for a fold ensemble
+    members: int = 1  # fold models in the exported ensemble
 
 
 def load_search(settings: FinalizeSettings) -> tuple[str, dict[str, Any], SearchSettings]:
@@ -219,26 +228,41 @@ def _retrain_and_test(
     started, clock = datetime.now(UTC), time.perf_counter()
     trial_data = data.for_trial(config.backbone, config.views)
     result = run_protocol(config, trial_data, store=FrozenWorkStore())
-    model = result.model.cpu().eval()
-    val_probabilities = predict_probabilities(model, trial_data.val_x).numpy()
     class_names = data.class_names
+    folded = isinstance(trial_data, FoldedData)
+    if folded:
+        model = ModelEnsemble([m.cpu().eval() for m in result.models]).eval()
+        val_labels, val_probabilities = out_of_fold(result)
+    else:
+        model = result.model.cpu().eval()
+        val_labels = trial_data.val_y.numpy()
+        val_probabilities = predict_probabilities(model, trial_data.val_x).numpy()
     binary = len(class_names) == 2
-    threshold = choose_threshold(trial_data.val_y.numpy(), val_probabilities) if binary else None
+    threshold = choose_threshold(val_labels, val_probabilities) if binary else None
     probabilities = predict_probabilities(model, patients.x).numpy()
     predicted = predict_classes(probabilities, threshold)
     figures = evaluate_predictions(
         patients.labels, probabilities, class_names, threshold, settings.bootstrap, seed
+    )
+    cross_validated = (
+        evaluate_predictions(
+            val_labels, val_probabilities, class_names, threshold, settings.bootstrap, seed
+        )
+        if folded
+        else None
     )
     figures.extra.update(
         wall_seconds=time.perf_counter() - clock, started=started, ended=datetime.now(UTC),
         device="cuda" if torch.cuda.is_available() else "CPU",
     )  # fmt: skip
     folder = out / f"{trial['backbone']}-{trial['mode']}-{trial['trial_id']}" / f"seed-{seed}"
+    members = len(result.models) if folded else 1
     exported = ExportedModel(
         trial=config.to_flat(),
         class_names=class_names,
         input_size=backbone_input(config.backbone).size,
         threshold=threshold,
+        members=members,
         provenance={"search": trial["search"], "trial_id": trial["trial_id"], "seed": seed,
                     "test_fingerprint": prepared.split.test_fingerprint,
                     "split": {part: len(getattr(prepared.split, part))
@@ -256,9 +280,26 @@ def _retrain_and_test(
         patients.ids, class_names, probabilities, predicted, tuple(patients.labels), threshold,
     ))  # fmt: skip
     final = FinalModel(trial, seed, folder, figures, result.best, patients.ids, probabilities,
-                       predicted, cams, subgroups, plots)  # fmt: skip
+                       predicted, cams, subgroups, plots, cross_validated, members)  # fmt: skip
     save_model(folder, model, exported, model_card(final, exported))
     return final
+
+
+def out_of_fold(result: TrialResult) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and out-of-fold class probabilities of every training patient, in patient
+    order, from a cross-validated trial's kept epoch (averaged over repeats, so each
+    patient counts once)."""
+    kept = json.loads(result.predictions or "{}")
+    if not kept:
+        raise ValueError("the trial kept no held-out predictions")
+    by_patient: dict[str, list] = {}
+    labels: dict[str, int] = {}
+    for patient, label, p in zip(kept["patient"], kept["label"], kept["p"], strict=True):
+        by_patient.setdefault(patient, []).append(p)
+        labels[patient] = label
+    ids = sorted(by_patient)
+    probabilities = np.array([np.mean(by_patient[i], axis=0) for i in ids])
+    return np.array([labels[i] for i in ids], dtype=np.int64), probabilities
 
 
 def held_out_patients(prepared: PreparedSearch, backbone: str, views: tuple[str, ...]):
@@ -307,6 +348,12 @@ def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, li
         low, high = f.intervals.get(metric, (None, None))
         row.update({f"test_{metric}": f.macro[metric], f"test_{metric}_low": low,
                     f"test_{metric}_high": high})  # fmt: skip
+    cv = final.cross_validated
+    row.update(members=final.members, cv_patients=cv.count if cv else None)
+    for metric in METRICS:
+        low, high = cv.intervals.get(metric, (None, None)) if cv else (None, None)
+        row.update({f"cv_{metric}": cv.macro[metric] if cv else None, f"cv_{metric}_low": low,
+                    f"cv_{metric}_high": high})  # fmt: skip
     per_class = [
         {"search": search, "trial_id": trial["trial_id"], "seed": final.seed, "class": cls,
          "metric": metric, "value": values[c],
@@ -344,6 +391,15 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
         f"{list(c.head.dropouts)}; warm-up {c.warmup_epochs} epochs at lr 10^-{c.a:.2f}, "
         f"fine-tune {c.finetune_epochs} epochs of the top {c.unfreeze} layers at lr "
         f"10^-{c.a + 2:.2f}; epochs chosen on validation {c.selection}.",
+        *(
+            [
+                f"- Ensemble: {final.members} fold models (stratified k-fold by patient over "
+                "the training patients, each trained without its fold), class probabilities "
+                "averaged; their epochs chosen on the folds' mean validation curve."
+            ]
+            if final.members > 1
+            else []
+        ),
         f"- Data: fingerprint {exported.provenance['data_fingerprint'][:16]}; test split "
         f"fingerprint {exported.provenance['test_fingerprint'][:16]} ({f.count} patients, "
         "never used by the search).",
@@ -365,12 +421,32 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
         "",
         f"With {f.count} test patients the intervals are wide: read them before the values.",
         "",
+        *_card_cv_lines(final.cross_validated),
         *_card_cam_lines(final.cams),
         "",
         f"Versions: {json.dumps(exported.provenance.get('libraries', {}), sort_keys=True)}; "
         f"git {exported.provenance.get('git_revision')}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _card_cv_lines(cv: EvaluationFigures | None) -> list[str]:
+    if cv is None:
+        return []
+    lines = [
+        f"## Cross-validated figures ({cv.count} training patients, out-of-fold)",
+        "",
+        "Each patient predicted by the fold model that did not train on it. The epochs were "
+        "chosen on these folds, so these lean optimistic; the test figures above do not.",
+        "",
+        "| metric | value | 95 % interval |",
+        "| --- | --- | --- |",
+    ]
+    for metric in METRICS:
+        low, high = cv.intervals.get(metric, (float("nan"), float("nan")))
+        lines.append(f"| {metric.replace('_', ' ')} | {cv.macro[metric]:.3f} | "
+                     f"{low:.3f} - {high:.3f} |")  # fmt: skip
+    return [*lines, ""]
 
 
 def _card_cam_lines(cams: CamFindings) -> list[str]:

@@ -9,7 +9,12 @@ import tempfile
 import time
 
 from search.tuning.prepare import PreparedSearch
-from search.tuning.settings import SearchSettings, epoch_budget, hyperband_brackets
+from search.tuning.settings import (
+    SearchSettings,
+    epoch_budget,
+    hyperband_brackets,
+    pair_brackets,
+)
 from spaces import IntRange
 
 __all__ = ["EpochCost", "format_plan", "measure_epoch_cost"]
@@ -60,28 +65,63 @@ def measure_epoch_cost(prepared: PreparedSearch, settings: SearchSettings, backb
 
 def format_plan(settings: SearchSettings, prepared: PreparedSearch, measure: bool) -> str:
     space = settings.space
-    split = prepared.split
     max_t, eta = space.max_epochs, settings.reduction_factor
     budget = epoch_budget(space.samples, max_t, eta, settings.scheduler)
     lines = [
         f"search space {space.name}: {len(settings.pairs)} pairs x {space.samples} trials = "
         f"{settings.trials} trials; {space.warmup_epochs} + {space.finetune_epochs} epochs "
         f"each at most; {settings.scheduler} (eta {eta}), {settings.sampler} sampler",
-        f"data: {len(prepared.dataset)} patients, {len(split.train)} train / {len(split.val)} "
-        f"validation (the {len(split.test)} test patients are not read)",
+        _data_line(prepared),
         "pairs: " + ", ".join(settings.pairs),
     ]
     if settings.scheduler == "hyperband":
-        lines.append("Hyperband brackets of each pair (trials: rungs in epochs; * = fine-tune):")
-        for bracket in hyperband_brackets(max_t, eta):
-            rungs = ", ".join(f"{r}{'*' if r > space.warmup_epochs else ''}" for r in bracket.rungs)
-            lines.append(f"  {bracket.trials:>4} trials: {rungs}")
+        lines += _bracket_lines(space.samples, max_t, eta, space.warmup_epochs)
     lines.append(
         f"epoch budget: at most {budget} epochs per pair, {budget * len(settings.pairs)} in all"
     )
     if measure:
         lines += _estimate(settings, prepared, budget)
     return "\n".join(lines)
+
+
+def _bracket_lines(samples: int, max_t: int, eta: int, warmup: int) -> list[str]:
+    """Each bracket of a pair: how many trials reach each rung, and how many stop early."""
+    brackets = pair_brackets(samples, max_t, eta)
+    full = sum(b.trials for b in hyperband_brackets(max_t, eta))
+    if samples < full:
+        how = (
+            f"one bracket sized to its {samples} trials (a whole Hyperband round would take {full})"
+        )
+    else:
+        how = "Hyperband's brackets, in Ray's order"
+    lines = [f"Hyperband of each pair: {how}; trials reaching each rung (epochs; * = fine-tune):"]
+    for bracket in brackets:
+        kept = bracket.kept()
+        steps = " -> ".join(
+            f"{n} to {rung}{'*' if rung > warmup else ''}"
+            for n, rung in zip(kept, bracket.rungs, strict=True)
+        )
+        lines.append(
+            f"  {bracket.trials:>4} trials: {steps} ({bracket.trials - kept[-1]} stopped early)"
+        )
+    return lines
+
+
+def _data_line(prepared: PreparedSearch) -> str:
+    split, patients = prepared.split, len(prepared.dataset)
+    unread = f"the {len(split.test)} test patients are not read"
+    if not split.folds:
+        return (
+            f"data: {patients} patients, {len(split.train)} train / {len(split.val)} "
+            f"validation ({unread})"
+        )
+    models = len(split.folds) * split.spec.repeats
+    sizes = sorted({len(f) for folds in split.partitions for f in folds})
+    return (
+        f"data: {patients} patients, {len(split.train)} cross-validated in {split.spec.short()} "
+        f"(validation folds of {'-'.join(map(str, sizes[:: max(len(sizes) - 1, 1)]))} "
+        f"patients; {unread}); each trial trains {models} fold models"
+    )
 
 
 def _estimate(settings: SearchSettings, prepared: PreparedSearch, budget: int) -> list[str]:

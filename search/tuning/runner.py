@@ -17,7 +17,7 @@ from typing import Any
 
 import ray
 from ray import tune
-from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler
+from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from results.store import ResultStore
 from search.layout import frozen_store_dir
@@ -27,9 +27,9 @@ from search.tuning.progress import SearchProgress
 from search.tuning.record import write_settings
 from search.tuning.recorder import ResultsRecorder
 from search.tuning.resume import mend_saved_state
-from search.tuning.scheduler import PairScheduler
+from search.tuning.scheduler import PairHyperBand, PairScheduler
 from search.tuning.searcher import PairSearcher
-from search.tuning.settings import SearchSettings, hyperband_brackets
+from search.tuning.settings import SearchSettings, pair_brackets
 from search.tuning.suggest import shared_config, suggest_trial
 from trainables.tune import polarmap_trainable
 
@@ -120,7 +120,8 @@ def _fill_brackets_up_front(settings: SearchSettings) -> None:
     if settings.scheduler != "hyperband":
         return
     space = settings.space
-    largest = max(b.trials for b in hyperband_brackets(space.max_epochs, settings.reduction_factor))
+    brackets = pair_brackets(space.samples, space.max_epochs, settings.reduction_factor)
+    largest = max(b.trials for b in brackets)
     pending = min(settings.trials, largest * len(settings.pairs))
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
 
@@ -276,9 +277,10 @@ def _pair_scheduler(settings: SearchSettings):
             time_attr="epoch", max_t=max_t, grace_period=1,
             reduction_factor=settings.reduction_factor,
         )  # fmt: skip
-    return HyperBandScheduler(
-        time_attr="epoch", max_t=max_t, reduction_factor=settings.reduction_factor
-    )
+    return PairHyperBand(
+        settings.space.samples, time_attr="epoch", max_t=max_t,
+        reduction_factor=settings.reduction_factor,
+    )  # fmt: skip
 
 
 def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[str, Any]:

@@ -13,14 +13,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import TrialScheduler
+from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
+from ray.tune.schedulers.hyperband import _Bracket
 
+from search.tuning.settings import pair_brackets
 from trainables.config import PAIR_KEY  # the config entry naming a trial's pair
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
-__all__ = ["PairScheduler"]
+__all__ = ["PairHyperBand", "PairScheduler"]
 
 
 class PairScheduler(TrialScheduler):
@@ -123,3 +125,32 @@ class PairScheduler(TrialScheduler):
 
     def debug_string(self) -> str:
         return "\n".join(f"{pair}: {s.debug_string()}" for pair, s in self.pairs.items())
+
+
+class PairHyperBand(HyperBandScheduler):
+    """Ray's HyperBandScheduler with the brackets a pair's trials can fill
+    (`search.tuning.settings.pair_brackets`): one successive-halving bracket of all its
+    trials when they cannot fill a whole Hyperband round, so that trials are stopped early
+    whatever the sample count; Ray's own brackets otherwise."""
+
+    def __init__(self, samples: int, time_attr: str, max_t: int, reduction_factor: int):
+        super().__init__(time_attr=time_attr, max_t=max_t, reduction_factor=reduction_factor)
+        brackets = pair_brackets(samples, max_t, reduction_factor)
+        self._sized = brackets[0] if len(brackets) == 1 else None
+        if self._sized is not None:  # one bracket per band, each of that shape
+            self._s_max_1 = 1
+            self._get_n0 = lambda s: self._sized.trials
+            self._get_r0 = lambda s: self._sized.rungs[0]
+
+    def _create_bracket(self, s: int) -> _Bracket:
+        if self._sized is None:
+            return super()._create_bracket(s)
+        return _Bracket(
+            time_attr=self._time_attr,
+            max_trials=self._sized.trials,
+            init_t_attr=self._sized.rungs[0],
+            max_t_attr=self._max_t_attr,
+            eta=self._eta,
+            s=len(self._sized.rungs) - 1,
+            stop_last_trials=self._stop_last_trials,
+        )

@@ -17,6 +17,7 @@ __all__ = [
     "SearchSettings",
     "epoch_budget",
     "hyperband_brackets",
+    "pair_brackets",
     "pair_key",
     "settings_problems",
 ]
@@ -114,6 +115,15 @@ class Bracket:
     rungs: tuple[int, ...]
     eta: int
 
+    def kept(self) -> list[int]:
+        """Trials that run to each rung when the bracket is full: all of them to the first,
+        then ceil(1 / eta) of those at each next."""
+        alive, out = self.trials, []
+        for _ in self.rungs:
+            out.append(alive)
+            alive = math.ceil(alive / self.eta)
+        return out
+
     def epochs(self, trials: int | None = None) -> int:
         """Epochs run if `trials` (default: all) start. As in Ray, each rung keeps
         1 / eta of the bracket's full size, so an unfilled bracket keeps more than
@@ -144,14 +154,38 @@ def hyperband_brackets(max_t: int, eta: int) -> list[Bracket]:
     return brackets
 
 
+def pair_brackets(samples: int, max_t: int, eta: int) -> list[Bracket]:
+    """The brackets one pair's `samples` trials fill.
+
+    A full Hyperband round (Ray's brackets, `hyperband_brackets`) needs far more trials
+    than a pair usually gets; filled in Ray's order, a pair's few trials land in its
+    no-stopping bracket and one part-filled bracket that keeps nearly all it holds, so
+    nothing stops. So a pair whose trials cannot fill a round gets one bracket of its
+    own size, successive halving: all `samples` trials start, each rung keeps 1 / eta of
+    them, with as many rungs as the trials allow (at least one from 2 trials on) and
+    the epochs allow. Its first rung is ceil(max_t / eta^s), so its last is max_t: the
+    trials that survive run every epoch. With trials for a whole round or more, Ray's
+    own brackets, round after round."""
+    rounds = hyperband_brackets(max_t, eta)
+    if samples >= sum(b.trials for b in rounds):
+        return rounds
+    halvings = max(1, math.floor(math.log(samples, eta) + 1e-9)) if samples >= 2 else 0
+    while halvings and math.ceil(max_t / eta**halvings) * eta ** (halvings - 1) >= max_t:
+        halvings -= 1  # rungs would repeat: fewer epochs than halvings
+    first = math.ceil(max_t / eta**halvings)
+    rungs = tuple(min(first * eta**i, max_t) for i in range(halvings + 1))
+    return [Bracket(samples, rungs, eta)]
+
+
 def epoch_budget(samples: int, max_t: int, eta: int, scheduler: str) -> int:
-    """Epochs one pair runs at most: Hyperband's brackets filled in Ray's order by
-    `samples` trials (ASHA: bounded by every trial running to the end)."""
+    """Epochs one pair runs at most: its brackets (`pair_brackets`) filled by `samples`
+    trials (ASHA: bounded by every trial running to the end)."""
     if scheduler != "hyperband":
         return samples * max_t
+    brackets = pair_brackets(samples, max_t, eta)
     total, left = 0, samples
     while left > 0:
-        for bracket in hyperband_brackets(max_t, eta):
+        for bracket in brackets:
             take = min(left, bracket.trials)
             total += bracket.epochs(take)
             left -= take

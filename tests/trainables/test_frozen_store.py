@@ -45,7 +45,7 @@ def test_a_second_trial_reads_the_first_ones_frozen_work(data, tmp_path):
     store = FrozenWorkStore(tmp_path)
     run_protocol(CONFIG, data, store=store)
     first = entries(store)
-    assert len(first) == 8  # prefix and pooled features, train and validation, two views
+    assert len(first) == 4  # prefix and pooled features of all maps (train + val), two views
 
     other = replace(CONFIG, a=3.5, head=HeadSpec((32,), (0.3,)))  # same backbone and cut
     shared = run_protocol(other, data, store=store)
@@ -63,7 +63,7 @@ def test_what_the_frozen_work_depends_on_gives_new_entries(data, tmp_path):
     assert len(entries(store)) > count
     count = len(entries(store))
     run_protocol(replace(CONFIG, seed=6), data, store=store)  # other random weights
-    assert len(entries(store)) == count + 8
+    assert len(entries(store)) == count + 4
 
 
 def test_single_view_trials_read_what_a_dual_trial_stored(data, tmp_path):

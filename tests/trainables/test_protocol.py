@@ -58,8 +58,8 @@ def test_epochs_run_one_to_n_across_both_stages(uninterrupted):
 
 def test_learning_rates_are_ten_to_minus_a_then_minus_a_plus_two(uninterrupted):
     _, states = uninterrupted
-    warmup_lr = {g["lr"] for s in states[:3] for g in s["optimizer"]["param_groups"]}
-    finetune_lr = {g["lr"] for s in states[3:] for g in s["optimizer"]["param_groups"]}
+    warmup_lr = {g["lr"] for s in states[:3] for g in s["folds"][0]["optimizer"]["param_groups"]}
+    finetune_lr = {g["lr"] for s in states[3:] for g in s["folds"][0]["optimizer"]["param_groups"]}
     assert len(warmup_lr) == 1 and warmup_lr.pop() == pytest.approx(10**-2.5)
     assert len(finetune_lr) == 1 and finetune_lr.pop() == pytest.approx(10**-4.5)
 
@@ -116,7 +116,7 @@ def test_the_state_is_small_and_loads_with_weights_only(uninterrupted, tmp_path)
     torch.save(states[-1], path)
     loaded = torch.load(path, weights_only=True)
     assert loaded["epoch"] == 6
-    backbone_keys = [k for k in loaded["weights"] if k.startswith("backbone.")]
+    backbone_keys = [k for k in loaded["folds"][0]["weights"] if k.startswith("backbone.")]
     assert backbone_keys and all(
         any(k.startswith(f"backbone.{name}.") for name in loaded["unfreezing"]["layers"])
         for k in backbone_keys

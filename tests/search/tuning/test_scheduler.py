@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from search.tuning.scheduler import PairScheduler
+from search.tuning.scheduler import PairHyperBand, PairScheduler
 
 
 class Recorder(TrialScheduler):
@@ -133,3 +133,25 @@ def test_a_trial_ending_without_a_last_report_does_not_leave_its_bracket_paused(
         scheduler.on_trial_complete(controller, ending, {})
         ending.status = Trial.TERMINATED
     assert controller.stopped == ["c"]  # the finished bracket lets c end too
+
+
+class HashableTrial:
+    def __init__(self, trial_id: str):
+        self.trial_id, self.config, self.status = trial_id, {"pair": "a/stress"}, Trial.PENDING
+
+
+def test_a_pairs_hyperband_puts_all_its_trials_in_one_bracket_sized_for_them():
+    scheduler = PairHyperBand(6, time_attr="epoch", max_t=27, reduction_factor=3)
+    scheduler.set_search_properties("best_selection", "max")
+    trials = [HashableTrial(f"a{i}") for i in range(6)]
+    for t in trials:
+        scheduler.on_trial_add(None, t)
+    (band,) = scheduler._hyperbands
+    (bracket,) = band
+    assert bracket.current_trials() == trials
+    assert (bracket._r, bracket._halves) == (9, 1)  # a rung at 9 epochs, then the end
+    for score, t in enumerate(trials):  # all at the rung
+        bracket.update_trial_stats(t, {"best_selection": score, "epoch": 9})
+    good, bad = bracket.successive_halving("best_selection", 1.0)
+    assert list(good) == trials[4:] and list(bad) == trials[:4]
+    assert bracket._r == 27

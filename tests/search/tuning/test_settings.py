@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 from ray.tune.schedulers import HyperBandScheduler
 
 from search.tuning import SearchProblems, SearchSettings, check_search, hyperband_brackets
-from search.tuning.settings import epoch_budget, settings_problems
+from search.tuning.settings import epoch_budget, pair_brackets, settings_problems
 from spaces import get_space
 
 
@@ -42,10 +44,25 @@ def test_with_100_plus_30_epochs_only_the_last_rungs_reach_fine_tune():
 
 
 def test_the_epoch_budget_counts_each_rung_once():
-    # max_t 9, eta 3: bracket 0 runs 3 trials for 9 epochs (27); bracket 1 (room for 5)
-    # starts 3 at 3 epochs and, as Ray does, keeps ceil(5 / 3) = 2 to 9 (3 * 3 + 2 * 6)
-    assert epoch_budget(6, 9, 3, "hyperband") == 27 + 21
+    # max_t 9, eta 3, 6 trials: one bracket of 6 at 3 epochs, ceil(6 / 3) = 2 go on to 9
+    assert epoch_budget(6, 9, 3, "hyperband") == 6 * 3 + 2 * 6
     assert epoch_budget(6, 9, 3, "asha") == 54
+
+
+@pytest.mark.parametrize(("samples", "max_t"), [(2, 27), (6, 27), (6, 130), (30, 130), (48, 27)])
+def test_a_pair_too_small_for_a_round_gets_one_bracket_that_stops_trials(samples, max_t):
+    (bracket,) = pair_brackets(samples, max_t, 3)
+    assert bracket.trials == samples and bracket.rungs[-1] == max_t
+    assert list(bracket.rungs) == sorted(set(bracket.rungs))  # every rung further on
+    kept = bracket.kept()
+    assert kept[0] == samples and kept[-1] < samples  # some stop early
+    assert all(later == math.ceil(earlier / 3) for earlier, later in itertools.pairwise(kept))
+    assert 3 ** (len(bracket.rungs) - 1) <= max(samples, 3)  # as many halvings as trials allow
+
+
+def test_a_pair_with_trials_for_whole_rounds_gets_rays_brackets():
+    round_size = sum(b.trials for b in hyperband_brackets(27, 3))
+    assert pair_brackets(round_size, 27, 3) == hyperband_brackets(27, 3)
 
 
 def test_every_settings_problem_is_listed_at_once(tmp_path):
