@@ -5,6 +5,13 @@ a small search.
     .venv/bin/python bench/trial_throughput.py                 # resnet18, k=3, dual, CPU-sized
     .venv/bin/python bench/trial_throughput.py --full          # the paper's 100 + 30 epochs
     .venv/bin/python bench/trial_throughput.py --no-search     # one configuration only
+    .venv/bin/python bench/trial_throughput.py --folds 5       # cross-validated trials
+
+With --folds K every trial is cross-validated over all the patients: the naive reference
+runs once per fold (each its own trial), the project's trainable trains the K fold models
+of one trial from one frozen pass, and the bound is that pass once plus each fold's own
+irreducible work. --naive-folds N times the naive reference on N of the K folds only and
+scales it by K / N (every fold has the same epochs and, within one, the same patients).
 
 Figures are printed; docs/performance.md records them with the machine they came from.
 """
@@ -39,7 +46,7 @@ from trainables.chain import feature_chain
 from trainables.config import HeadSpec, TrialConfig
 from trainables.frozen_store import FrozenWorkStore
 from trainables.model import PolarMapNet
-from trainables.protocol import TrialData, run_protocol
+from trainables.protocol import FoldedData, TrialData, run_protocol
 from trainables.unfreeze import plan_unfreezing
 from trainables.weights import create_backbone
 
@@ -67,12 +74,20 @@ def main() -> None:
         batch_size=args.batch_size,
         threads=args.threads,
     )
+    if args.folds:
+        patients = (
+            f"{len(data['train_y']) + len(data['val_y'])} patients in {args.folds} "
+            f"folds (the naive reference timed on {args.naive_folds or args.folds})"
+        )
+    else:
+        patients = f"{len(data['train_y'])} train / {len(data['val_y'])} validation patients"
     print(f"\none configuration: {base.backbone}, k={base.unfreeze}, mode {'+'.join(base.views)}, "
-          f"{data['size']} px, {len(data['train_y'])} train / {len(data['val_y'])} validation "
-          f"patients, {base.warmup_epochs} + {base.finetune_epochs} epochs")  # fmt: skip
+          f"{data['size']} px, {patients}, {base.warmup_epochs} + {base.finetune_epochs} "
+          "epochs")  # fmt: skip
 
     repeats = args.repeats
     naive_s, naive_mb = measure(lambda: run_naive(base, data), repeats)
+    naive_s *= naive_scale(data)
     project_s, project_mb = measure(lambda: run_project(base, data), repeats)
     _, frozen_s, bound_s = fastest_bound(base, data, repeats)
     print(f"  naive reference   {naive_s:8.1f} s   peak +{naive_mb:6.0f} MB")
@@ -87,6 +102,7 @@ def main() -> None:
               + ", ".join(f"({c.a:.2f}, {c.unfreeze}, {c.head.widths[0]}, "
                           f"{c.warmup_epochs}+{c.finetune_epochs})" for c in configs))  # fmt: skip
         naive_s, _ = measure(lambda: [run_naive(c, data) for c in configs], repeats)
+        naive_s *= naive_scale(data)
         project_s, _ = measure(lambda: [run_project(c, data) for c in configs], repeats)
 
         def shared_search() -> None:  # a new store each time: the search pays its frozen pass
@@ -124,6 +140,11 @@ def parse_args() -> argparse.Namespace:
         "(this machine is shared; default 3, 1 with --full)",
     )  # fmt: skip
     parser.add_argument("--no-search", dest="search", action="store_false")
+    parser.add_argument("--folds", type=int, default=None, help="cross-validated trials")
+    parser.add_argument(
+        "--naive-folds", type=int, default=None,
+        help="with --folds: time the naive reference on this many folds, scaled to all",
+    )  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("/tmp/polarmap-bench"))
     return parser.parse_args()
 
@@ -157,7 +178,7 @@ def prepare(work: Path, args: argparse.Namespace) -> dict:
         maps[:cut], torch.tensor(labels[:cut]), maps[cut:], torch.tensor(labels[cut:]), TRIAD.names
     )
     trial.pool.digests  # noqa: B018 -- once, as a search does before sending the data to trials
-    return {
+    data = {
         "views": cleaned.views,
         "size": spec.size,
         "spec": spec,
@@ -167,21 +188,61 @@ def prepare(work: Path, args: argparse.Namespace) -> dict:
         "val_y": labels[cut:],
         "trial": trial,
     }
+    if args.folds:
+        data.update(cross_validated(data, maps, files, labels, args))
+    return data
+
+
+def cross_validated(data: dict, maps, files: list, labels: list[int], args) -> dict:
+    """Every patient in one of `args.folds` folds, stratified (dealt round the folds in
+    label order): the folded data for the project's path, and each fold as a train /
+    validation split of its own for the naive path and the bound."""
+    order = sorted(range(len(labels)), key=lambda i: (labels[i], i))
+    assignment = np.empty(len(labels), dtype=np.int64)
+    assignment[order] = np.arange(len(labels)) % args.folds
+    y = torch.tensor(labels)
+    ids = tuple(str(i) for i in range(len(labels)))
+    folded = FoldedData(maps, y, ids, assignment[None], TRIAD.names)
+    folded.pool.digests  # noqa: B018 -- once, as a search does
+    views = []
+    for fold in folded.pool.folds:
+        train, val = fold.train_rows.tolist(), fold.val_rows.tolist()
+        trial = TrialData(maps[train], y[train], maps[val], y[val], TRIAD.names)
+        views.append({
+            **data, "train_files": [files[i] for i in train], "val_files": [files[i] for i in val],
+            "train_y": [labels[i] for i in train], "val_y": [labels[i] for i in val],
+            "trial": trial,
+        })  # fmt: skip
+    return {"folded": folded, "fold_views": views, "naive_folds": args.naive_folds or args.folds}
 
 
 def run_naive(config: TrialConfig, data: dict) -> None:
+    """One naive trial; cross-validated, one per fold timed (`naive_folds` of them)."""
+    if "fold_views" in data:
+        for fold in data["fold_views"][: data["naive_folds"]]:
+            run_naive(config, fold)
+        return
     spec = data["spec"]
     train = MapFiles(data["train_files"], data["train_y"], spec.size, spec.mean, spec.std)
     val = MapFiles(data["val_files"], data["val_y"], spec.size, spec.mean, spec.std)
     run_naive_trial(config, train, val, num_classes=3)
 
 
+def naive_scale(data: dict) -> float:
+    """What the timed naive runs are multiplied by: all folds over the folds timed."""
+    return len(data["fold_views"]) / data["naive_folds"] if "fold_views" in data else 1.0
+
+
 def run_project(config: TrialConfig, data: dict, store: FrozenWorkStore | None = None) -> None:
-    run_protocol(config, data["trial"], store=store)
+    run_protocol(config, data.get("folded", data["trial"]), store=store)
 
 
 def fastest_bound(config: TrialConfig, data: dict, repeats: int) -> tuple[str, float, float]:
-    """`irreducible_seconds`, each figure the fastest of `repeats` runs."""
+    """`irreducible_seconds`, each figure the fastest of `repeats` runs; cross-validated,
+    the frozen pass once (every fold's maps are all the maps) and every fold's own work."""
+    if "fold_views" in data:
+        folds = [fastest_bound(config, fold, repeats) for fold in data["fold_views"]]
+        return folds[0][0], min(f[1] for f in folds), sum(f[2] for f in folds)
     runs = [irreducible_seconds(config, data) for _ in range(repeats)]
     return runs[0][0], min(r[1] for r in runs), min(r[2] for r in runs)
 

@@ -27,15 +27,18 @@ os.umask(0o022)
 EXAMPLE_COUNTS = {"Infarction": 8, "Ischemia": 10, "Normal": 22}
 
 
-def write_example_dataset(out: Path, size: int = 96, seed: int = 0) -> Path:
-    """Plain grey bullseyes, one uptake per segment: a fast, valid triad data set.
+def write_example_dataset(
+    out: Path, size: int = 96, seed: int = 0, counts: dict[str, int] | None = None
+) -> Path:
+    """Plain grey bullseyes, one uptake per segment: a fast, valid triad data set
+    (`counts` patients per class, default EXAMPLE_COUNTS).
 
     Ischemia lowers part of a territory at stress, infarction at rest and stress.
     """
     rng = np.random.default_rng(seed)
     segments = segment_map(size)
     rows, number = [], 0
-    for label, count in EXAMPLE_COUNTS.items():
+    for label, count in (counts or EXAMPLE_COUNTS).items():
         for _ in range(count):
             number += 1
             pid = f"P{number:03d}"

@@ -13,7 +13,8 @@ from search.data import SplitSpec, load_dataset, split_patients
 from search.data.map_cache import MapCache
 from search.data.normalize import BackboneInput
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
-from trainables.data import select_views, trial_data
+from trainables.data import SearchData, select_views, trial_data
+from trainables.pool import FoldedData
 
 SIZE = 32
 MEAN = (0.485, 0.456, 0.406)
@@ -195,3 +196,26 @@ def test_maps_of_the_wrong_size_for_the_backbone_are_refused(cleaned_set):
             BackboneInput(64, MEAN, STD),
             TRIAD_NAMES,
         )
+
+
+def test_a_kfold_search_gives_each_trial_every_fold_over_train_and_validation(
+    cleaned_set, monkeypatch
+):
+    monkeypatch.setattr("trainables.data.backbone_input", lambda backbone: INPUTS)
+    dataset, cleaned = cleaned_set
+    spec = SplitSpec(0.75, 0.0, 0.25, folds=3, repeats=2)
+    split = split_patients(dataset.labels, spec, dataset.class_set.names)
+    search = SearchData({SIZE: cleaned}, dataset.labels, split, dataset.class_set.names)
+    data = search.for_trial("test_resnet", ("rest", "stress"))
+    assert isinstance(data, FoldedData)
+    assert data.ids == split.train and not set(data.ids) & set(split.test)  # test never enters
+    assert data.assignment.shape == (2, len(split.train))
+    for repeat, folds in enumerate(split.partitions):
+        for index, fold in enumerate(folds):
+            held = [data.ids[i] for i in np.flatnonzero(data.assignment[repeat] == index)]
+            assert held == list(fold)
+    rows = rows_of(cleaned, data.ids)
+    expected = torch.stack([as_input(m) for m in cleaned.maps[rows]])
+    assert torch.allclose(data.x, expected, atol=1e-6)
+    assert data.y.tolist() == [dataset.labels[i] for i in data.ids]
+    assert len(data.pool.folds) == 6  # one model per fold and repeat

@@ -1,5 +1,6 @@
 """The Ray Tune adapter under HyperBand, which pauses trials and resumes them from their
-last checkpoint: every trial's epochs must run 1..n exactly once."""
+last checkpoint: every trial's epochs must run 1..n exactly once, and a resumed trial,
+cross-validated or not, must report what it would have without the pause."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainables.protocol import TrialData
+from trainables.config import TrialConfig
+from trainables.protocol import FoldedData, TrialData, run_protocol
 from trainables.report_log import load_reports
 
 
@@ -29,8 +31,25 @@ def small_data() -> TrialData:
     return TrialData(x[:32], y[:32], x[32:], y[32:], ("A", "B", "C"))
 
 
+def folded_data() -> FoldedData:
+    """The same maps in 3 folds."""
+    import numpy as np
+
+    data = small_data()
+    x, y = torch.cat([data.train_x, data.val_x]), torch.cat([data.train_y, data.val_y])
+    ids = tuple(f"P{i}" for i in range(len(y)))
+    return FoldedData(x, y, ids, np.arange(len(y))[None] % 3, data.class_names)
+
+
+def without_timing(history):
+    return [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in history]
+
+
 @pytest.mark.slow
-def test_hyperband_pauses_and_resumes_trials_without_repeating_epochs(ray_session, tmp_path):
+@pytest.mark.parametrize("make_data", [small_data, folded_data])
+def test_hyperband_pauses_and_resumes_trials_without_repeating_epochs(
+    ray_session, tmp_path, make_data
+):
     from ray import tune
     from ray.tune.schedulers import HyperBandScheduler
 
@@ -50,9 +69,7 @@ def test_hyperband_pauses_and_resumes_trials_without_repeating_epochs(ray_sessio
         "threads": 1,
     }
     tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(polarmap_trainable, data=small_data()), {"cpu": 1}
-        ),
+        tune.with_resources(tune.with_parameters(polarmap_trainable, data=make_data()), {"cpu": 1}),
         param_space=space,
         tune_config=tune.TuneConfig(
             metric="best_selection",
@@ -64,6 +81,7 @@ def test_hyperband_pauses_and_resumes_trials_without_repeating_epochs(ray_sessio
     results = tuner.fit()
     assert not results.errors
     finished = resumed = 0
+    checked = []
     for result in results:
         epochs = list(result.metrics_dataframe["epoch"])
         with result.checkpoint.as_directory() as folder:
@@ -77,6 +95,12 @@ def test_hyperband_pauses_and_resumes_trials_without_repeating_epochs(ray_sessio
         assert epochs == sorted(set(epochs)) and set(epochs) <= set(history), epochs
         assert epochs[-1] == state["epoch"]
         finished += epochs[-1] == 9
-        resumed += result.metrics_dataframe["resumed_at_epoch"].max() > 0
+        if result.metrics_dataframe["resumed_at_epoch"].max() > 0:
+            resumed += 1
+            if len(checked) < 2:  # exact: what the trial would have reported unpaused
+                config = TrialConfig.from_flat(result.config)
+                alone = run_protocol(config, make_data()).history[: state["epoch"]]
+                assert without_timing(state["history"]) == without_timing(alone)
+                checked.append(result.config["a"])
     assert finished >= 1  # HyperBand let at least one trial run the whole protocol
     assert resumed >= 1  # and paused one on the way, which went on from its checkpoint

@@ -154,6 +154,28 @@ def test_fold_gives_disjoint_train_and_val_with_the_same_test(kfold_split, index
     assert fold.folds is None
 
 
+def test_repeated_kfold_gives_other_stratified_partitions_of_the_same_pool():
+    labels = make_labels(40, 23, 17)
+    once = split_patients(labels, SplitSpec(0.85, 0.0, 0.15, folds=5, seed=2), NAMES)
+    twice = split_patients(labels, SplitSpec(0.85, 0.0, 0.15, folds=5, seed=2, repeats=3), NAMES)
+    again = split_patients(labels, SplitSpec(0.85, 0.0, 0.15, folds=5, seed=2, repeats=3), NAMES)
+    assert twice == again  # deterministic
+    assert (twice.test, twice.train, twice.folds) == (once.test, once.train, once.folds)
+    assert len(twice.partitions) == 3 and twice.partitions[0] == once.folds
+    assert twice.partitions[1] != twice.partitions[0] != twice.partitions[2]
+    for folds in twice.partitions:
+        assert sorted(pid for fold in folds for pid in fold) == sorted(twice.train)
+        for label in range(len(NAMES)):
+            counts = [c[label] for c in (class_counts(fold, labels) for fold in folds)]
+            assert min(counts) >= 1 and max(counts) - min(counts) <= 1
+    assert not set(twice.train) & set(twice.test)
+
+
+def test_repeats_need_folds():
+    with pytest.raises(ValueError, match="repeats"):
+        SplitSpec(repeats=2)
+
+
 def test_fold_on_a_split_without_folds_raises():
     split = split_patients(make_labels(10, 10, 10), SplitSpec(), NAMES)
     with pytest.raises(ValueError, match="no folds"):

@@ -62,10 +62,9 @@ class StatusFile(Callback):
 
 
 def settings_for(folder: Path) -> SearchSettings:
-    """One pair, six trials of nine epochs, one at a time (Ray has one CPU): Hyperband
-    (max_t 9, eta 3) runs three to the end in its first bracket, each pausing at the last
-    epoch for the others, and starts three at a rung of 3 epochs in its second, where
-    they pause for each other and the best two go on."""
+    """One pair, six trials of nine epochs, one at a time (Ray has one CPU): the pair's
+    Hyperband is one bracket of six (max_t 9, eta 3): each trial pauses at the rung of 3
+    epochs until all six reach it, then the best two go on to 9, the other four stop."""
     space = replace(
         get_space("demo"), backbones=("good",), modes=("stress",), samples=6,
         warmup_epochs=6, finetune_epochs=3,

@@ -53,8 +53,8 @@ def mid_bracket(folder: Path) -> bool:
 
 
 def at_a_rung_with_trials_paused(folder: Path) -> bool:
-    """The full-budget bracket (the first three trials): two paused at its last epoch for
-    the third, which runs and has reported (so a resume runs it first)."""
+    """The first three trials: two paused at the rung (3 epochs) for the others, the
+    third running and reported (so a resume runs it first)."""
     first = list(statuses(folder).items())[:3]
     if sorted(status for _, status in first) != ["PAUSED", "PAUSED", "RUNNING"]:
         return False
