@@ -155,6 +155,7 @@ _FINALS = [
     ],
     ("test_ece", pa.float64()),
     ("members", pa.int64()),
+    ("refit", pa.bool_()),
     ("cv_patients", pa.int64()),
     *[
         column

@@ -52,9 +52,10 @@ class ResultStore:
 
     def write_finals(self, rows: dict[str, list[dict[str, Any]]]) -> None:
         """A finalized model's rows (`finals`, `final_class_metrics`, `final_subgroups`), one
-        file per trial and seed, replaced when finalize runs again."""
+        file per trial and seed (and refit or not), replaced when finalize runs again."""
         (final,) = rows["finals"]
-        name = f"trial-{final['trial_id']}-seed-{final['seed']}.parquet"
+        refit = "-refit" if final.get("refit") else ""  # beside the trial's fold ensemble
+        name = f"trial-{final['trial_id']}-seed-{final['seed']}{refit}.parquet"
         for table, records in rows.items():
             self._write(table, final["search"], name, records)
 

@@ -63,9 +63,12 @@ def run_protocol(
     report: Report | None = None,
     resume: dict[str, Any] | None = None,
     store: FrozenWorkStore | None = None,
+    keep_last: bool = False,
 ) -> TrialResult:
     """Run (or continue from `resume`, a state a `report` call received) one trial.
-    `store` shares the frozen work (the backbone below the cut) with other trials."""
+    `store` shares the frozen work (the backbone below the cut) with other trials.
+    `keep_last`: no epoch is chosen, each stage's last epoch is kept (a refit whose
+    epochs were chosen before, by cross-validation)."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -76,7 +79,7 @@ def run_protocol(
     model = model.to(device, memory_format=torch.channels_last)
     # every fold model starts from the same weights
     models = [model] + [copy.deepcopy(model) for _ in pool.folds[1:]]
-    trial = _Trial(config, pool, models, device, store)
+    trial = _Trial(config, pool, models, device, store, keep_last)
     if resume is not None:
         trial.load_state(resume)
     try:
@@ -97,8 +100,8 @@ def run_protocol(
 class _Trial:
     """The fold models of one trial, and the choice of the epochs they keep."""
 
-    def __init__(self, config, pool: TrainingPool, models, device, store) -> None:
-        self.config, self.pool = config, pool
+    def __init__(self, config, pool: TrainingPool, models, device, store, keep_last=False):
+        self.config, self.pool, self.keep_last = config, pool, keep_last
         frozen = FrozenWork(pool, device, store)
         self.folds = [
             FoldTrainer(config, fold, model, device, frozen)
@@ -125,7 +128,11 @@ class _Trial:
         stage = self.folds[0].stage
         figures = epoch_figures(self.pool, outcomes)
         score, loss = figures[f"val_{self.config.selection}"], figures["val_loss"]
-        improved = score > self.best_metric or (score == self.best_metric and loss < self.best_loss)
+        improved = (
+            self.keep_last
+            or score > self.best_metric
+            or (score == self.best_metric and loss < self.best_loss)
+        )
         if improved:
             self.best_metric, self.best_loss = score, loss
             self.best_epoch[stage] = self.epoch

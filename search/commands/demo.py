@@ -72,7 +72,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     print(f"\n2. Checking {manifest}")
     # cross-validated: every trial trains one model per fold (see docs/search.md)
-    spec = SplitSpec(train=0.85, val=0.0, test=0.15, folds=args.folds, seed=args.seed)
+    spec = SplitSpec(train=0.8, val=0.0, test=0.2, folds=args.folds, seed=args.seed)
     report = check_dataset(manifest, split=spec)
     print_report(report)
     if report.dataset is None:

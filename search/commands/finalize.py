@@ -32,6 +32,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     finalize.add_argument("--seeds", type=int, default=3, help="seeds per winner (default 3)")
     finalize.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     finalize.add_argument(
+        "--refit", action="store_true",
+        help="cross-validated searches: retrain each winner as one model on every training "
+        "patient for the epochs its cross-validation kept (default: its fold models, averaged)",
+    )  # fmt: skip
+    finalize.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)"
     )
     finalize.add_argument("--data", type=Path, default=None, help="the data set, if it moved")
@@ -54,7 +59,7 @@ def run_finalize(args: argparse.Namespace) -> int:
     settings = FinalizeSettings(
         results=args.results, search=args.search, per=per, top=args.top, seeds=args.seeds,
         threads=args.threads, bootstrap=args.bootstrap, data=args.data, cache=args.cache,
-        out=args.out,
+        out=args.out, refit=args.refit,
     )  # fmt: skip
     try:
         finalize(settings)

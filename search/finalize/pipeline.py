@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from results import load_searches, load_trials
+from results import load_searches, load_table, load_trials
 from results.store import ResultStore
 from search.data.normalize import backbone_input, normalize_maps
 from search.finalize.evaluate import (
@@ -53,7 +53,7 @@ from trainables.data import SearchData, select_views
 from trainables.ensemble import ModelEnsemble
 from trainables.frozen_store import FrozenWorkStore
 from trainables.metrics import METRICS
-from trainables.protocol import FoldedData, TrialResult, run_protocol
+from trainables.protocol import FoldedData, TrialData, TrialResult, run_protocol
 
 __all__ = [
     "FinalModel",
@@ -77,6 +77,7 @@ class FinalizeSettings:
     bootstrap: int = 1000
     data: Path | None = None  # the data set, when it moved since the search
     cache: Path | None = None
+    refit: bool = False  # cross-validated winners: one model on all training patients
     out: Path | None = None  # default: STORAGE/finals/SEARCH beside the tables
 
 
@@ -97,6 +98,7 @@ class FinalModel:
     plots: dict[str, Path]  # roc, calibration, confusion PNGs
     cross_validated: EvaluationFigures | None = None  # out-of-fold, for a fold ensemble
     members: int = 1  # fold models in the exported ensemble
+    refit: bool = False  # one model retrained on every training patient
 
 
 def load_search(settings: FinalizeSettings) -> tuple[str, dict[str, Any], SearchSettings]:
@@ -155,6 +157,11 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
     _check_same_data(prepared, search_row, search_settings)
     if not prepared.split.test:
         raise ValueError(f"search {name}: its split holds no test patients to test on")
+    if settings.refit and not prepared.split.folds:
+        raise ValueError(
+            f"--refit retrains a cross-validated winner (search run --folds); search {name} "
+            "validated on one split, so its winners are retrained as they ran"
+        )
     out = settings.out or StorageLayout.of_results(settings.results).finals(name)
     store = ResultStore(settings.results)
     say(f"finalizing {len(winners)} winners of {name} x {settings.seeds} seeds into {out}")
@@ -227,10 +234,22 @@ def _retrain_and_test(
     data: SearchData = prepared.data
     started, clock = datetime.now(UTC), time.perf_counter()
     trial_data = data.for_trial(config.backbone, config.views)
-    result = run_protocol(config, trial_data, store=FrozenWorkStore())
     class_names = data.class_names
     folded = isinstance(trial_data, FoldedData)
-    if folded:
+    refit = folded and settings.refit
+    if refit:  # the epochs cross-validation chose, on every training patient
+        config = refit_config(config, trial)
+        everyone = TrialData(trial_data.x, trial_data.y, trial_data.x, trial_data.y,
+                             class_names, trial_data.ids, trial_data.ids)  # fmt: skip
+        result = run_protocol(config, everyone, store=FrozenWorkStore(), keep_last=True)
+        result.best = {"epoch": trial["best_epoch"],
+                       f"val_{trial['selection_metric']}": trial["best_selection"]}  # fmt: skip
+    else:
+        result = run_protocol(config, trial_data, store=FrozenWorkStore())
+    if refit:
+        model = result.model.cpu().eval()
+        val_labels, val_probabilities = search_out_of_fold(settings.results, trial, class_names)
+    elif folded:
         model = ModelEnsemble([m.cpu().eval() for m in result.models]).eval()
         val_labels, val_probabilities = out_of_fold(result)
     else:
@@ -256,7 +275,7 @@ def _retrain_and_test(
         device="cuda" if torch.cuda.is_available() else "CPU",
     )  # fmt: skip
     folder = out / f"{trial['backbone']}-{trial['mode']}-{trial['trial_id']}" / f"seed-{seed}"
-    members = len(result.models) if folded else 1
+    members = len(result.models) if folded and not refit else 1
     exported = ExportedModel(
         trial=config.to_flat(),
         class_names=class_names,
@@ -280,9 +299,39 @@ def _retrain_and_test(
         patients.ids, class_names, probabilities, predicted, tuple(patients.labels), threshold,
     ))  # fmt: skip
     final = FinalModel(trial, seed, folder, figures, result.best, patients.ids, probabilities,
-                       predicted, cams, subgroups, plots, cross_validated, members)  # fmt: skip
+                       predicted, cams, subgroups, plots, cross_validated, members,
+                       refit)  # fmt: skip
     save_model(folder, model, exported, model_card(final, exported))
     return final
+
+
+def refit_config(config: TrialConfig, trial: dict[str, Any]) -> TrialConfig:
+    """The winner's configuration with the epochs its cross-validation kept: warm-up to its
+    best warm-up epoch, then fine-tune to its best fine-tune epoch (none, when no fine-tune
+    epoch beat warm-up)."""
+    warmup = int(trial["best_warmup_epoch"] or config.warmup_epochs)
+    finetune_epoch = trial.get("best_finetune_epoch")
+    finetune = 0 if pd.isna(finetune_epoch) else int(finetune_epoch) - config.warmup_epochs
+    return replace(config, warmup_epochs=warmup, finetune_epochs=finetune)
+
+
+def search_out_of_fold(
+    results: str, trial: dict[str, Any], class_names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The winner's out-of-fold predictions as the search kept them (`predictions` table),
+    each patient once (averaged over repeats), in patient order."""
+    rows = load_table(results, "predictions", trial["search"], trial_id=trial["trial_id"])
+    if rows.empty:
+        raise ValueError(
+            f"trial {trial['trial_id']}: no out-of-fold predictions in {results}; rebuild the "
+            "tables with polarmap results ingest"
+        )
+    grouped = rows.groupby("patient_id", sort=True)
+    probabilities = np.stack(
+        [np.mean(np.stack(list(p)), axis=0) for _, p in grouped["probabilities"]]
+    )
+    labels = np.array([class_names.index(label) for label in grouped["label"].first()])
+    return labels, probabilities
 
 
 def out_of_fold(result: TrialResult) -> tuple[np.ndarray, np.ndarray]:
@@ -349,7 +398,7 @@ def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, li
         row.update({f"test_{metric}": f.macro[metric], f"test_{metric}_low": low,
                     f"test_{metric}_high": high})  # fmt: skip
     cv = final.cross_validated
-    row.update(members=final.members, cv_patients=cv.count if cv else None)
+    row.update(members=final.members, refit=final.refit, cv_patients=cv.count if cv else None)
     for metric in METRICS:
         low, high = cv.intervals.get(metric, (None, None)) if cv else (None, None)
         row.update({f"cv_{metric}": cv.macro[metric] if cv else None, f"cv_{metric}_low": low,

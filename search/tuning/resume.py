@@ -20,7 +20,7 @@ from search.tuning.ray_folders import mark_trials_ended, newest_file, trials_per
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings
 
-__all__ = ["mend_saved_state"]
+__all__ = ["mark_recorded_ends", "mend_saved_state"]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ SEARCHER_STATE = "searcher-state-"  # PairSearcher.save
 
 def mend_saved_state(settings: SearchSettings, store: ResultStore) -> None:
     """Mend the search's saved state in place (its newest files) before Ray restores it."""
-    mark_trials_ended(settings.experiment, _recorded_ends(store, settings.name))
+    mark_recorded_ends(settings, store)
     made = trials_per_pair(settings.experiment)
     if made is None:  # no saved state yet: Ray cannot restore, and says so
         return
@@ -50,6 +50,14 @@ def mend_saved_state(settings: SearchSettings, store: ResultStore) -> None:
         if state.get("counter") != count or state.get("finished"):
             state.update(counter=count, finished=False)  # the searcher says when it is done
             write_file(fs, generator, cloudpickle.dumps(state))
+
+
+def mark_recorded_ends(settings: SearchSettings, store: ResultStore) -> None:
+    """Every trial the result tables hold as ended, marked ended in the newest saved
+    experiment state. Also after a search that ran to its end: Ray 2.60 can save a trial
+    that Hyperband stopped while it was paused as still PAUSED (it stops it after its
+    last save of that trial), and readers of the state would take it for one cut off."""
+    mark_trials_ended(settings.experiment, _recorded_ends(store, settings.name))
 
 
 def _recorded_ends(store: ResultStore, search: str) -> dict[str, str]:

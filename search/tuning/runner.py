@@ -26,7 +26,7 @@ from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
 from search.tuning.record import write_settings
 from search.tuning.recorder import ResultsRecorder
-from search.tuning.resume import mend_saved_state
+from search.tuning.resume import mark_recorded_ends, mend_saved_state
 from search.tuning.scheduler import PairHyperBand, PairScheduler
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings, pair_brackets
@@ -205,6 +205,7 @@ def _record_the_end(settings, results, store: ResultStore, search_row: dict, ctr
         log.warning("interrupted; go on with: polarmap search resume %s", settings.experiment)
     else:  # every trial that reported has ended: each should have its rows
         _warn_of_unrecorded_trials(results, store, settings.name, settings.experiment)
+        mark_recorded_ends(settings, store)
     search_row.update(ended=now, status=status)
     store.write_search(search_row)
     return status

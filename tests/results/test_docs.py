@@ -54,6 +54,14 @@ def test_the_python_queries_run_and_agree_with_the_project(ran, finished_search)
     assert set(ran["dual"]["mode"]) == {"dual"}
     assert list(ran["curve"]["epoch"]) == list(range(1, len(ran["curve"]) + 1))
     assert sum(ran["summary"].trials.values()) == len(trials)
+    # the held-out predictions give back each trial's validation figures
+    by_trial = trials.set_index("trial_id")
+    assert set(ran["recomputed"]) == set(trials["trial_id"])
+    for trial, value in ran["recomputed"].items():
+        assert value == pytest.approx(by_trial.loc[trial, "best_val_balanced_accuracy"])
+    for row in ran["held_out_accuracy"].itertuples():
+        assert row.accuracy == pytest.approx(by_trial.loc[row.trial_id, "best_val_accuracy"])
+    assert set(ran["held_out_accuracy"]["patients"]) == {len(ran["held_out"]) // len(trials)}
     # pandas and pyarrow: the same rows, the schema version in the files
     assert sorted(ran["trials"]["trial_id"]) == sorted(trials["trial_id"])
     assert len(ran["best"]) == len(board)

@@ -105,19 +105,19 @@ def test_split_refuses_bad_data_before_splitting(edit_manifest, tmp_path, capsys
 @pytest.mark.slow
 def test_demo_runs_the_main_job(tmp_path, capsys):
     """`make demo` as a user runs it: synthetic exports, check, clean, preview, split, the
-    search with its leaderboard, and finalize with its report (fewer trials per pair and
-    seeds than `make demo`)."""
+    search with its leaderboard, and finalize with its report (fewer patients, trials per
+    pair and folds than `make demo`)."""
     cache = tmp_path / "cache"
     args = ["demo", "--out", str(tmp_path / "run"), "--cache", str(cache), "--quiet"]
-    assert main([*args, "--samples", "2", "--seeds", "1"]) == 0
+    assert main([*args, "--patients", "120", "--samples", "2", "--folds", "2"]) == 0
     record = json.loads((tmp_path / "run" / "split.json").read_text())
-    assert len(record["patients"]["test"]) == 1 + 5 + 18  # 15 % of 7, 33 and 120
+    assert len(record["patients"]["test"]) == 1 + 5 + 18  # 20 % of 5, 25 and 90
     assert (tmp_path / "run" / "data" / "truth" / "SYN0001.json").exists()
-    assert len(list(cache.rglob("*.npy"))) == 320 + 12  # and another vendor's 6 pairs
+    assert len(list(cache.rglob("*.npy"))) == 240 + 12  # and another vendor's 6 pairs
     assert Image.open(tmp_path / "run" / "preview.png").size[1] > 6 * 256
     assert Image.open(tmp_path / "run" / "other-exports" / "preview.png").size[1] > 3 * 256
     out = capsys.readouterr().out
-    assert "Infarction 7, Ischemia 33, Normal 120" in out
+    assert "Infarction 5, Ischemia 25, Normal 90" in out
     report = tmp_path / "run" / "finals" / "report.html"
     assert out.rstrip().endswith(f"Report (open it in a browser): {report.resolve()}")
     assert report.stat().st_size > 0 and out.count("test balanced accuracy") == 4  # 4 winners
@@ -132,8 +132,9 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
     plots = sorted(p.name for p in (tmp_path / "run" / "plots").iterdir())
     assert len(plots) == 2 and plots[1].startswith("leaderboard-demo-")  # and the best curves
     assert plots[0].startswith("curves-demo-") and "<- best" in out
-    assert "320 maps of 160 x 160 px (rest, stress): 320 cleaned now" in out
-    assert f"cache: {cache}" in out and "Normal             84         18         18" in out
+    assert "240 maps of 160 x 160 px (rest, stress): 240 cleaned now" in out
+    assert f"cache: {cache}" in out and "stratified 2-fold over train + validation" in out
+    assert "Normal             72         18         36         36" in out
 
 
 def test_synth_command_writes_a_checked_data_set(tmp_path, capsys):

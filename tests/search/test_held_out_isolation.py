@@ -28,13 +28,14 @@ import hashlib
 import io
 import itertools
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
 
-from results.read import load_class_metrics, load_epochs, load_searches, load_trials
+from results.read import load_class_metrics, load_epochs, load_searches, load_table, load_trials
 from results.schema import MACRO_METRICS
 from search.data import (
     Dataset,
@@ -49,7 +50,10 @@ from tests.conftest import read_rows, write_example_dataset, write_rows
 
 pytestmark = pytest.mark.slow
 
-SPLIT, SEED, NAME = "60/20/20", 0, "isolation"
+SEED, NAME = 0, "isolation"
+# One validation split, and cross-validation over the same train + validation patients:
+# both hold out the same 20 % test split.
+SPLITS = {"one split": ("60/20/20", None), "2-fold": ("80/0/20", 2)}
 VIEWS = ("rest", "stress")
 
 # Columns that must differ between two runs of one search, and why; every other column
@@ -69,19 +73,21 @@ EPOCH_COLUMNS_THAT_DIFFER = {
 }
 
 
-def search_args(manifest: Path, storage: Path) -> list[str]:
+def search_args(manifest: Path, storage: Path, spec: SplitSpec) -> list[str]:
     """One pair (test_resnet, dual: both views), 2 trials of 1 + 1 epochs, one trial at a
     time (so Ray starts, pauses and ends them in one order) on one thread."""
+    folds = ["--folds", str(spec.folds)] if spec.folds else []
     return [
         "search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
-        "test_resnet", "--modes", "dual", "--split", SPLIT, "--seed", str(SEED),
+        "test_resnet", "--modes", "dual", "--split", spec.percentages(), *folds,
+        "--seed", str(SEED),
         "--samples", "2", "--warmup-epochs", "1", "--finetune-epochs", "1",
         "--max-concurrent", "1", "--threads", "1", "--cpus-per-trial", "1",
         "--storage", str(storage), "--name", NAME, "--quiet",
     ]  # fmt: skip
 
 
-def run_search(root: Path, manifest: Path, monkeypatch) -> Path:
+def run_search(root: Path, manifest: Path, monkeypatch, spec: SplitSpec) -> Path:
     """Run the search with its own map cache and frozen-work store (nothing a first run
     computed can reach the second); returns its result tables' folder."""
     from search.cli import main
@@ -89,7 +95,7 @@ def run_search(root: Path, manifest: Path, monkeypatch) -> Path:
     monkeypatch.setenv("POLARMAP_CACHE", str(root / "map-cache"))
     monkeypatch.setenv("POLARMAP_FROZEN", str(root / "frozen"))
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(search_args(manifest, root / "runs")) == 0
+        assert main(search_args(manifest, root / "runs", spec)) == 0
     return root / "runs" / "results"
 
 
@@ -164,8 +170,10 @@ def by_config(trials: pd.DataFrame) -> pd.DataFrame:
     return trials.sort_values(["config"], kind="stable").reset_index(drop=True)
 
 
-def test_replacing_the_test_split_leaves_the_search_unchanged(tmp_path, monkeypatch):
-    spec = SplitSpec.parse(SPLIT, seed=SEED)
+@pytest.mark.parametrize("split", SPLITS)
+def test_replacing_the_test_split_leaves_the_search_unchanged(tmp_path, monkeypatch, split):
+    shares, folds = SPLITS[split]
+    spec = SplitSpec.parse(shares, folds=folds, seed=SEED)
     data = write_example_dataset(tmp_path / "data").parent
     donors = write_example_dataset(tmp_path / "donors", seed=1).parent
     original = checked(data / "manifest.csv", spec)
@@ -197,8 +205,8 @@ def test_replacing_the_test_split_leaves_the_search_unchanged(tmp_path, monkeypa
         altered / "manifest.csv", split.train + split.val
     )
 
-    first = run_search(tmp_path / "first", data / "manifest.csv", monkeypatch)
-    second = run_search(tmp_path / "second", altered / "manifest.csv", monkeypatch)
+    first = run_search(tmp_path / "first", data / "manifest.csv", monkeypatch, spec)
+    second = run_search(tmp_path / "second", altered / "manifest.csv", monkeypatch, spec)
 
     # the searches saw different data sets with the same split, of the same size
     searches = [load_searches(root, NAME).iloc[0] for root in (first, second)]
@@ -224,16 +232,23 @@ def test_replacing_the_test_split_leaves_the_search_unchanged(tmp_path, monkeypa
 
     # the epochs and per-class figures of each trial, matched by its configuration
     configs = [dict(zip(t["trial_id"], t["config"], strict=True)) for t in trials]
-    for load, differ in (
+    loads = [
         (load_epochs, EPOCH_COLUMNS_THAT_DIFFER),
         (load_class_metrics, {"trial_id": "as above"}),
-    ):
+        (partial(load_table, table="predictions"), {"trial_id": "as above"}),
+    ]
+    if spec.folds:
+        loads.append((partial(load_table, table="fold_epochs"), {"trial_id": "as above"}))
+    for load, differ in loads:
         tables = []
         for root, config in zip((first, second), configs, strict=True):
-            table = load(root, NAME)
+            table = load(root, search=NAME)
             table.insert(0, "config", table["trial_id"].map(config))
+            if "probabilities" in table:  # arrays: compared as tuples
+                table["probabilities"] = table["probabilities"].map(tuple)
             compared = [c for c in table.columns if c not in differ]
-            order = ["config", "epoch", *(["class", "metric"] if "metric" in compared else [])]
+            keys = [k for k in ("class", "metric", "repeat", "fold", "patient_id") if k in compared]
+            order = ["config", "epoch", *keys]
             tables.append(table[compared].sort_values(order).reset_index(drop=True))
         assert len(tables[0]) > len(trials[0]) and tables[0]["config"].notna().all()
         if load is load_epochs:

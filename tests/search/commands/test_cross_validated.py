@@ -26,13 +26,14 @@ FIRST_SEED = {"Infarction": 4, "Ischemia": 18, "Normal": 65}
 
 @pytest.fixture(scope="module")
 def first_seed_search(tmp_path_factory):
-    """The refusal's message, then the suggested search (one pair, 6 trials of 1 + 2
-    epochs) and its finalize: the root folder and what was printed."""
+    """The refusal's message, then the suggested search (one pair, 6 trials of 2 + 4
+    epochs: all to a rung at 2, the best 2 on to 6) and its finalize: the root folder and
+    what was printed."""
     root = tmp_path_factory.mktemp("first-seed")
     manifest = write_example_dataset(root / "data", size=64, counts=FIRST_SEED)
     base = [
         "search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
-        "test_resnet", "--modes", "dual", "--warmup-epochs", "1", "--finetune-epochs", "2",
+        "test_resnet", "--modes", "dual", "--warmup-epochs", "2", "--finetune-epochs", "4",
         "--storage", str(root / "runs"), "--name", "cv", "--quiet",
     ]  # fmt: skip
     out, err = io.StringIO(), io.StringIO()
@@ -52,6 +53,9 @@ def first_seed_search(tmp_path_factory):
         finals = root / "finals"
         assert main(["finalize", str(root / "runs" / "results"), "--top", "1", "--seeds", "1",
                      "--bootstrap", "50", "--out", str(finals)]) == 0  # fmt: skip
+        refit = ["--out", str(root / "refit"), "--refit"]
+        assert main(["finalize", str(root / "runs" / "results"), "--top", "1", "--seeds", "1",
+                     "--bootstrap", "50", *refit]) == 0  # fmt: skip
     return root, options, refusal, out.getvalue()
 
 
@@ -63,7 +67,8 @@ def test_the_refusal_suggests_a_cross_validated_split_the_command_takes(first_se
 
 def test_the_suggested_search_cross_validates_every_trial_and_stops_some(first_seed_search):
     root, _, _, printed = first_seed_search
-    assert "cross-validated in 3-fold" in printed and "(4 stopped early)" in printed
+    assert "cross-validated in 3-fold" in printed
+    assert "6 trials: 6 to 2 -> 2 to 6* (4 stopped early)" in printed
     results = root / "runs" / "results"
     trials = load_trials(results, "cv")
     assert len(trials) == 6 and set(trials["folds"]) == {3}
@@ -85,7 +90,7 @@ def test_finalize_exports_a_fold_ensemble_of_the_winner(first_seed_search):
     (folder,) = (root / "finals").glob("*/seed-*")
     model, exported = load_model(folder)
     assert exported.members == 3 and len(model.members) == 3
-    finals = load_table(root / "runs" / "results", "finals", "cv")
+    finals = load_table(root / "runs" / "results", "finals", "cv", refit=False)
     assert finals["members"].tolist() == [3] and finals["cv_patients"].tolist() == [65]
     assert 0 <= finals["cv_balanced_accuracy"].iloc[0] <= 1
     report = (root / "finals" / "report.html").read_text()
@@ -121,3 +126,20 @@ def test_finalize_exports_a_fold_ensemble_of_the_winner(first_seed_search):
             assert float(predicted[patient][key]) == pytest.approx(
                 float(saved[patient][key]), abs=1e-5
             )
+
+
+def test_refit_retrains_one_model_for_the_epochs_cross_validation_kept(first_seed_search):
+    root = first_seed_search[0]
+    (folder,) = (root / "refit").glob("*/seed-*")
+    model, exported = load_model(folder)
+    assert exported.members == 1 and not hasattr(model, "members")
+    trials = load_trials(root / "runs" / "results", "cv").set_index("trial_id")
+    winner = trials.loc[exported.provenance["trial_id"]]
+    assert exported.config.warmup_epochs == winner["best_warmup_epoch"]
+    finetune = winner["best_finetune_epoch"]
+    expected = 0 if finetune != finetune else int(finetune) - int(winner["warmup_epochs"])
+    assert exported.config.finetune_epochs == expected
+    finals = load_table(root / "runs" / "results", "finals", "cv").set_index("members")
+    refit, ensemble = finals.loc[1], finals.loc[3]
+    assert bool(refit["refit"]) and not bool(ensemble["refit"])
+    assert refit["cv_patients"] == 65  # the search's own out-of-fold predictions

@@ -169,5 +169,8 @@ def test_one_resume_finishes_a_search_interrupted_at_any_moment(interrupted, mom
         run_epochs = sorted(rows["epoch"])
         assert run_epochs == list(range(1, len(run_epochs) + 1)), (trial_id, run_epochs)
         ran = trials.set_index("trial_id").loc[trial_id, "epochs_run"]
-        assert len(run_epochs) == ran and ran in (3, 9)
+        # a rung, or the end; a trial paused at the rung when the search stopped runs one
+        # epoch more after the resume before its fresh bracket judges it (Ray's Hyperband
+        # keeps no bracket across a restore)
+        assert len(run_epochs) == ran and ran in (3, 4, 9)
     assert outcome.row["status"] == "completed"
