@@ -449,6 +449,15 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
             if final.members > 1
             else []
         ),
+        *(
+            [
+                "- Refit: one model on every training patient, for the warm-up and fine-tune "
+                "epochs the winner's cross-validation kept (no validation data left to choose "
+                "them again)."
+            ]
+            if final.refit
+            else []
+        ),
         f"- Data: fingerprint {exported.provenance['data_fingerprint'][:16]}; test split "
         f"fingerprint {exported.provenance['test_fingerprint'][:16]} ({f.count} patients, "
         "never used by the search).",
@@ -458,14 +467,7 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
         f"## Test figures ({f.count} patients; 95 % bootstrap intervals over patients, "
         f"{f.bootstrap} resamples)",
         "",
-        "| metric | value | 95 % interval |",
-        "| --- | --- | --- |",
-    ]
-    for metric in METRICS:
-        low, high = f.intervals.get(metric, (float("nan"), float("nan")))
-        lines.append(f"| {metric.replace('_', ' ')} | {f.macro[metric]:.3f} | "
-                     f"{low:.3f} - {high:.3f} |")  # fmt: skip
-    lines += [
+        *_figures_table(f),
         f"| expected calibration error | {f.ece:.3f} | |",
         "",
         f"With {f.count} test patients the intervals are wide: read them before the values.",
@@ -488,14 +490,19 @@ def _card_cv_lines(cv: EvaluationFigures | None) -> list[str]:
         "Each patient predicted by the fold model that did not train on it. The epochs were "
         "chosen on these folds, so these lean optimistic; the test figures above do not.",
         "",
-        "| metric | value | 95 % interval |",
-        "| --- | --- | --- |",
+        *_figures_table(cv),
     ]
-    for metric in METRICS:
-        low, high = cv.intervals.get(metric, (float("nan"), float("nan")))
-        lines.append(f"| {metric.replace('_', ' ')} | {cv.macro[metric]:.3f} | "
-                     f"{low:.3f} - {high:.3f} |")  # fmt: skip
     return [*lines, ""]
+
+
+def _figures_table(figures: EvaluationFigures) -> list[str]:
+    """Markdown rows: each metric with its 95 % interval."""
+    lines = ["| metric | value | 95 % interval |", "| --- | --- | --- |"]
+    for metric in METRICS:
+        low, high = figures.intervals.get(metric, (float("nan"), float("nan")))
+        lines.append(f"| {metric.replace('_', ' ')} | {figures.macro[metric]:.3f} | "
+                     f"{low:.3f} - {high:.3f} |")  # fmt: skip
+    return lines
 
 
 def _card_cam_lines(cams: CamFindings) -> list[str]:

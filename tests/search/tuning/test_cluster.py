@@ -32,7 +32,8 @@ RAY = str(Path(sys.executable).parent / "ray")
 POLARMAP = str(Path(sys.executable).parent / "polarmap")
 GPUS_PER_TRIAL = 0.5  # two trials per node's one logical GPU
 TRIALS = 4
-EPOCHS = (1, 8)  # warm-up, fine-tune: long enough to lose a node in the middle
+EPOCHS = (1, 17)  # warm-up, fine-tune: long enough to lose a node in the middle, before
+# the trials pause at the rung of their Hyperband bracket (6 epochs, 2 of 4 go on)
 
 
 def free_port() -> int:
