@@ -153,7 +153,9 @@ class _Trial:
             record["folds"] = len({f.index for f in self.pool.folds})
             record["repeats"] = len({f.repeat for f in self.pool.folds})
         record.update({k: v for k, v in figures.items() if "/" in k})
-        if improved:
+        if improved:  # only the kept epoch's predictions are kept (kilobytes per epoch)
+            for earlier in self.history:
+                earlier.pop("held_out_predictions", None)
             record["held_out_predictions"] = self.predictions
         self.history.append(record)
         return record

@@ -81,6 +81,9 @@ def polarmap_trainable(
         metrics["batch_size"] = trial.batch_size  # as the trial ran them, defaults included
         metrics["augment"] = str(trial.augment)
         metrics["resumed_at_epoch"] = resumed_at  # 0: this run started the trial afresh
+        if "held_out_predictions" in metrics:  # the log keeps the kept epoch's only
+            for earlier in reports:
+                earlier.pop("held_out_predictions", None)
         reports.append(metrics)
         with tempfile.TemporaryDirectory() as folder:
             save_state(state, Path(folder))

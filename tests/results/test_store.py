@@ -69,3 +69,27 @@ def test_search_names_must_be_fit_for_folders():
     for bad in ("", "../x", "a b", "s=1", "a/b"):
         with pytest.raises(ValueError, match="letters, digits"):
             check_search_name(bad)
+
+
+def test_a_cross_validated_trial_gives_fold_rows_and_its_kept_predictions(config, make_records):
+    import json
+
+    records = make_records(3, best=2)
+    for record in records:
+        record.update(folds=2, repeats=1, val_balanced_accuracy_sd=0.05, oof_roc_auc=0.7)
+        for fold in (0, 1):
+            record[f"fold_0_{fold}/val_loss"] = 1.0 + fold
+            record[f"fold_0_{fold}/val_f1"] = 0.5 + fold / 10
+    for epoch in (1, 2):  # the trial kept epoch 1, then epoch 2
+        records[epoch - 1]["held_out_predictions"] = json.dumps({
+            "epoch": epoch, "classes": ["Normal", "CAD"], "patient": ["p1", "p2"],
+            "repeat": [0, 0], "fold": [1, 0], "label": [1, 0], "p": [[0.4, 0.6], [0.9, 0.1]],
+        })  # fmt: skip
+    rows = trial_rows("s", "t1", config, records)
+    assert rows.trial["folds"] == 2 and rows.trial["best_val_balanced_accuracy_sd"] == 0.05
+    assert rows.trial["best_oof_roc_auc"] == 0.7
+    assert [(r["epoch"], r["fold"], r["val_loss"], r["val_f1"]) for r in rows.fold_epochs] == [
+        (e, f, 1.0 + f, 0.5 + f / 10) for e in (1, 2, 3) for f in (0, 1)
+    ]
+    kept = [(r["epoch"], r["patient_id"], r["label"], r["predicted"]) for r in rows.predictions]
+    assert kept == [(2, "p1", "CAD", "CAD"), (2, "p2", "Normal", "Normal")]
