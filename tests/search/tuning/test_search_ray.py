@@ -218,7 +218,10 @@ def test_a_trial_retried_after_a_failure_keeps_its_place_in_its_bracket(ray_sess
         epochs = list(result.metrics_dataframe["epoch"])
         # (Ray's own record can lose the line of an epoch reported just before a pause)
         assert epochs == sorted(set(epochs)) and epochs[-1] == result.metrics["epoch"], epochs
-    assert len(list((frozen_store_dir() / "attempts").iterdir())) == 2
+    # the trials that failed once (a claimed trial the bracket stopped at 3 never got to
+    # fail) were retried and ran to the end
+    failed = {p.name.removeprefix("failed-once-") for p in frozen_store_dir().glob("failed-once-*")}
+    assert failed and failed <= {r.metrics["trial_id"] for r in results if r.metrics["epoch"] == 9}
 
 
 def test_trials_land_in_the_tables_while_the_search_runs(ray_session, tmp_path):
