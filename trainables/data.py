@@ -50,16 +50,8 @@ def trial_data(
     if not split.val:
         raise ValueError("the split has no validation patients: give a validation share or a fold")
     maps = select_views(cleaned, views)
-    row = cleaned.index()
-
-    def tensors(ids: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [row[i] for i in ids]
-        x = normalize_maps(maps[rows], backbone)
-        y = torch.tensor([labels[i] for i in ids], dtype=torch.long)
-        return x, y
-
-    train_x, train_y = tensors(split.train)
-    val_x, val_y = tensors(split.val)
+    train_x, train_y = _tensors(maps, cleaned, labels, split.train, backbone)
+    val_x, val_y = _tensors(maps, cleaned, labels, split.val, backbone)
     return TrialData(train_x, train_y, val_x, val_y, class_names, split.train, split.val)
 
 
@@ -81,10 +73,16 @@ def folded_data(
     for repeat, folds in enumerate(split.partitions):
         for index, fold in enumerate(folds):
             assignment[repeat, [position[pid] for pid in fold]] = index
-    row = cleaned.index()
-    x = normalize_maps(select_views(cleaned, views)[[row[i] for i in ids]], backbone)
-    y = torch.tensor([labels[i] for i in ids], dtype=torch.long)
+    x, y = _tensors(select_views(cleaned, views), cleaned, labels, ids, backbone)
     return FoldedData(x, y, ids, assignment, class_names)
+
+
+def _tensors(maps: np.ndarray, cleaned: CleanedMaps, labels, ids: tuple[str, ...], backbone):
+    """Normalized (N, views, 3, H, W) maps (of `maps`, the views' uint8 maps in `cleaned`'s
+    row order) and (N,) labels of the patients `ids`."""
+    row = cleaned.index()
+    x = normalize_maps(maps[[row[i] for i in ids]], backbone)
+    return x, torch.tensor([labels[i] for i in ids], dtype=torch.long)
 
 
 @dataclass(frozen=True)

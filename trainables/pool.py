@@ -100,6 +100,12 @@ class FoldedData:
                 f"{len(self.y)})"
             )
 
+    def everyone(self) -> FoldedData:
+        """The same patients as one fold that trains and validates on all of them, for a
+        refit whose epochs are already chosen (the protocol's `keep_last`): the maps held
+        and their frozen work done once, not once as training and again as validation."""
+        return _AllPatients(self.x, self.y, self.ids, np.zeros((1, len(self.y))), self.class_names)
+
     @property
     def repeats(self) -> int:
         return self.assignment.shape[0]
@@ -124,3 +130,10 @@ class FoldedData:
                     )
                 )
         return TrainingPool(self.x, self.y, self.ids, tuple(folds), self.class_names)
+
+
+class _AllPatients(FoldedData):
+    @cached_property
+    def pool(self) -> TrainingPool:
+        rows = torch.arange(len(self.y))
+        return TrainingPool(self.x, self.y, self.ids, (Fold(0, 0, rows, rows),), self.class_names)

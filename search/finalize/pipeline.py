@@ -53,7 +53,7 @@ from trainables.data import SearchData, select_views
 from trainables.ensemble import ModelEnsemble
 from trainables.frozen_store import FrozenWorkStore
 from trainables.metrics import METRICS
-from trainables.protocol import FoldedData, TrialData, TrialResult, run_protocol
+from trainables.protocol import FoldedData, TrialResult, run_protocol
 
 __all__ = [
     "FinalModel",
@@ -239,20 +239,18 @@ def _retrain_and_test(
     refit = folded and settings.refit
     if refit:  # the epochs cross-validation chose, on every training patient
         config = refit_config(config, trial)
-        everyone = TrialData(trial_data.x, trial_data.y, trial_data.x, trial_data.y,
-                             class_names, trial_data.ids, trial_data.ids)  # fmt: skip
-        result = run_protocol(config, everyone, store=FrozenWorkStore(), keep_last=True)
+        result = run_protocol(config, trial_data.everyone(), store=FrozenWorkStore(),
+                              keep_last=True)  # fmt: skip
         result.best = {"epoch": trial["best_epoch"],
                        f"val_{trial['selection_metric']}": trial["best_selection"]}  # fmt: skip
-    else:
-        result = run_protocol(config, trial_data, store=FrozenWorkStore())
-    if refit:
         model = result.model.cpu().eval()
         val_labels, val_probabilities = search_out_of_fold(settings.results, trial, class_names)
     elif folded:
+        result = run_protocol(config, trial_data, store=FrozenWorkStore())
         model = ModelEnsemble([m.cpu().eval() for m in result.models]).eval()
         val_labels, val_probabilities = out_of_fold(result)
     else:
+        result = run_protocol(config, trial_data, store=FrozenWorkStore())
         model = result.model.cpu().eval()
         val_labels = trial_data.val_y.numpy()
         val_probabilities = predict_probabilities(model, trial_data.val_x).numpy()
@@ -326,12 +324,8 @@ def search_out_of_fold(
             f"trial {trial['trial_id']}: no out-of-fold predictions in {results}; rebuild the "
             "tables with polarmap results ingest"
         )
-    grouped = rows.groupby("patient_id", sort=True)
-    probabilities = np.stack(
-        [np.mean(np.stack(list(p)), axis=0) for _, p in grouped["probabilities"]]
-    )
-    labels = np.array([class_names.index(label) for label in grouped["label"].first()])
-    return labels, probabilities
+    labels = [class_names.index(label) for label in rows["label"]]
+    return _each_patient_once(rows["patient_id"], labels, rows["probabilities"])
 
 
 def out_of_fold(result: TrialResult) -> tuple[np.ndarray, np.ndarray]:
@@ -341,14 +335,19 @@ def out_of_fold(result: TrialResult) -> tuple[np.ndarray, np.ndarray]:
     kept = json.loads(result.predictions or "{}")
     if not kept:
         raise ValueError("the trial kept no held-out predictions")
+    return _each_patient_once(kept["patient"], kept["label"], kept["p"])
+
+
+def _each_patient_once(patients, labels, probabilities) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and class probabilities in patient order, a patient's repeats averaged."""
     by_patient: dict[str, list] = {}
-    labels: dict[str, int] = {}
-    for patient, label, p in zip(kept["patient"], kept["label"], kept["p"], strict=True):
+    label_of: dict[str, int] = {}
+    for patient, label, p in zip(patients, labels, probabilities, strict=True):
         by_patient.setdefault(patient, []).append(p)
-        labels[patient] = label
+        label_of[patient] = label
     ids = sorted(by_patient)
-    probabilities = np.array([np.mean(by_patient[i], axis=0) for i in ids])
-    return np.array([labels[i] for i in ids], dtype=np.int64), probabilities
+    averaged = np.array([np.mean(by_patient[i], axis=0) for i in ids])
+    return np.array([label_of[i] for i in ids], dtype=np.int64), averaged
 
 
 def held_out_patients(prepared: PreparedSearch, backbone: str, views: tuple[str, ...]):

@@ -119,7 +119,7 @@ def _data_line(prepared: PreparedSearch) -> str:
     sizes = sorted({len(f) for folds in split.partitions for f in folds})
     return (
         f"data: {patients} patients, {len(split.train)} cross-validated in {split.spec.short()} "
-        f"(validation folds of {'-'.join(map(str, sizes[:: max(len(sizes) - 1, 1)]))} "
+        f"(validation folds of {sizes[0]}{f'-{sizes[-1]}' if len(sizes) > 1 else ''} "
         f"patients; {unread}); each trial trains {models} fold models"
     )
 
