@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 import pickle
 
+import pyarrow.fs as pafs
+
 from results.store import ResultStore
 from search.files import open_location, read_file, write_file
+from search.layout import SEARCH_RECORD
 from search.tuning.ray_folders import mark_trials_ended, newest_file, trials_per_pair
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings
 
-__all__ = ["mark_recorded_ends", "mend_saved_state"]
+__all__ = ["clear_unsaved_start", "mark_recorded_ends", "mend_saved_state"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,27 @@ def mend_saved_state(settings: SearchSettings, store: ResultStore) -> None:
         if state.get("counter") != count or state.get("finished"):
             state.update(counter=count, finished=False)  # the searcher says when it is done
             write_file(fs, generator, cloudpickle.dumps(state))
+
+
+def clear_unsaved_start(settings: SearchSettings, store: ResultStore) -> bool:
+    """True when the search was stopped before Ray saved any readable experiment state (a
+    kill while it wrote its first one leaves it empty) and no trial reached the tables:
+    there is nothing to resume, and Ray, left to it, restarts with the searcher's saved
+    count of trials it made and makes no more. Ray's files and the trial folders of that
+    start are then deleted (the search's own record stays), so the search starts anew."""
+    if trials_per_pair(settings.experiment) is not None:
+        return False
+    if store.table("trials", search=settings.name).num_rows:
+        return False  # trials ended and recorded: not a start to throw away
+    fs, root = open_location(settings.experiment)
+    for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+        if info.base_name == SEARCH_RECORD:
+            continue
+        if info.type == pafs.FileType.Directory:
+            fs.delete_dir(info.path)
+        else:
+            fs.delete_file(info.path)
+    return True
 
 
 def mark_recorded_ends(settings: SearchSettings, store: ResultStore) -> None:

@@ -26,7 +26,7 @@ from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
 from search.tuning.record import write_settings
 from search.tuning.recorder import ResultsRecorder
-from search.tuning.resume import mark_recorded_ends, mend_saved_state
+from search.tuning.resume import clear_unsaved_start, mark_recorded_ends, mend_saved_state
 from search.tuning.scheduler import PairHyperBand, PairScheduler
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings, pair_brackets
@@ -83,6 +83,9 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
         )
     _fill_brackets_up_front(settings)
     store = ResultStore(settings.results)
+    if resume and clear_unsaved_start(settings, store):
+        log.warning("note: the search was stopped before Ray saved its state; it starts anew")
+        resume = False
     search_row = _starting_search_row(settings, prepared, store, resume)
     progress = SearchProgress(settings, quiet=quiet)
     wrapped = tune.with_resources(
