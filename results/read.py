@@ -33,6 +33,7 @@ _ORDER = {
     "finals": ["search", "trial_id", "seed"],
     "final_class_metrics": ["search", "trial_id", "seed", "class", "metric"],
     "final_subgroups": ["search", "trial_id", "seed", "attribute", "group", "metric"],
+    "comparisons": ["search", "kind", "model_a", "model_b", "metric"],
 }
 
 

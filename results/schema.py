@@ -203,6 +203,28 @@ _FINAL_SUBGROUPS = [
     ("value", pa.float64()),
 ]
 
+_COMPARISONS = [
+    ("search", pa.string()),
+    ("kind", pa.string()),
+    ("model_a", pa.string()),
+    ("trial_a", pa.string()),
+    ("model_b", pa.string()),
+    ("trial_b", pa.string()),
+    ("metric", pa.string()),
+    ("value_a", pa.float64()),
+    ("value_b", pa.float64()),
+    ("difference", pa.float64()),
+    ("low", pa.float64()),
+    ("high", pa.float64()),
+    ("p_value", pa.float64()),
+    ("p_holm", pa.float64()),
+    ("method", pa.string()),
+    ("patients", pa.int64()),
+    ("patient_set", pa.string()),
+    ("seed", pa.int64()),
+    ("supported", pa.bool_()),
+]
+
 TABLES = {
     "searches": _SEARCHES,
     "trials": _TRIALS,
@@ -213,6 +235,7 @@ TABLES = {
     "finals": _FINALS,
     "final_class_metrics": _FINAL_CLASS_METRICS,
     "final_subgroups": _FINAL_SUBGROUPS,
+    "comparisons": _COMPARISONS,
 }
 
 

@@ -59,6 +59,11 @@ class ResultStore:
         for table, records in rows.items():
             self._write(table, final["search"], name, records)
 
+    def write_comparisons(self, search: str, records: list[dict[str, Any]]) -> None:
+        """A finalize run's paired comparisons, one file per search, replaced when finalize
+        runs again."""
+        self._write("comparisons", search, "comparisons.parquet", records)
+
     def write_search(self, row: dict[str, Any]) -> None:
         self._write("searches", row["search"], "search.parquet", [row])
 

@@ -25,6 +25,8 @@ import torch
 from results import load_searches, load_table, load_trials
 from results.store import ResultStore
 from search.data.normalize import backbone_input, normalize_maps
+from search.finalize.baseline import BASELINE_NAME, fit_search_baseline
+from search.finalize.comparisons import Candidate, comparison_rows
 from search.finalize.evaluate import (
     EvaluationFigures,
     choose_threshold,
@@ -176,10 +178,48 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
             say(_one_line(final))
             finals.append(final)
             finals_table += rows["finals"]
+    comparisons = compare_finals(name, finals, prepared, search_settings.views, settings)
+    store.write_comparisons(name, comparisons.rows)
     report = write_report(out, name, finals, pd.DataFrame(finals_table), settings.results,
-                          search_row)  # fmt: skip
+                          search_row, comparisons)  # fmt: skip
     say(f"report: {report}")
     return finals
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    """The baseline's test figures and the paired comparisons' rows (`comparisons` table)."""
+
+    baseline: EvaluationFigures
+    baseline_views: tuple[str, ...]
+    rows: list[dict]
+
+
+def compare_finals(name, finals: list[FinalModel], prepared: PreparedSearch,
+                   views: tuple[str, ...], settings: FinalizeSettings) -> Comparisons:  # fmt: skip
+    """The baseline fitted and tested on the same patients, and every paired comparison of
+    the winners' first seeds and the baseline on the test patients."""
+    classes = prepared.data.class_names
+    first_seeds = {}
+    for final in finals:  # winners best first; each winner's first seed
+        first_seeds.setdefault(final.trial["trial_id"], final)
+    seed = min((f.seed for f in first_seeds.values()), default=0)
+    baseline = fit_search_baseline(prepared.data, views, seed)
+    labels = np.asarray([prepared.data.labels[i] for i in baseline.test_ids], dtype=np.int64)
+    candidates = []
+    for final in first_seeds.values():
+        if final.test_ids != baseline.test_ids:  # the same patients, in the same order
+            raise AssertionError("finalized models were tested on different patients")
+        t = final.trial
+        candidates.append(Candidate(f"{t['backbone']} / {t['mode']}", t["trial_id"],
+                                    t["backbone"], t["mode"], final.test_probabilities,
+                                    final.test_predicted))  # fmt: skip
+    plain = Candidate(BASELINE_NAME, None, None, None, baseline.test_probabilities,
+                      baseline.test_predicted)  # fmt: skip
+    rows = comparison_rows(name, labels, candidates, plain, max(settings.bootstrap, 2000), seed)
+    figures = evaluate_predictions(labels, baseline.test_probabilities, classes,
+                                   baseline.threshold, settings.bootstrap, seed)  # fmt: skip
+    return Comparisons(figures, views, rows)
 
 
 def _no_tables(results: str) -> str:

@@ -17,6 +17,8 @@ import pandas as pd
 from results.plots import figure_bytes, learning_curves_figure
 from results.read import learning_curves
 from search.files import write_atomic
+from search.finalize.baseline import BASELINE_NAME
+from search.finalize.comparisons import plain_sentence
 from search.finalize.segments import TERRITORY_NAMES
 from search.finalize.tables import TABLE_METRICS, backbone_mode_table, over_seeds
 from search.provenance import provenance
@@ -60,10 +62,12 @@ def write_report(
     finals_table: pd.DataFrame,
     results: str,
     search_row: dict,
+    comparisons=None,
 ) -> Path:
     """Write `out/report.html` for the finalized models `finals` (FinalModel) of `search`,
     whose rows of the `finals` table are `finals_table` and whose tables are under
-    `results`; returns its path."""
+    `results`, with the baseline and the paired comparisons (`pipeline.Comparisons`);
+    returns its path."""
     summary = over_seeds(finals_table)
     winners = _group_by_winner(finals)
     parts = [
@@ -87,6 +91,8 @@ def write_report(
             )
         ),
     ]
+    if comparisons is not None:
+        parts += _comparison_parts(comparisons)
     for key, models in winners.items():
         parts.append(_winner_section(key, models, results))
     body = "\n".join(parts)
@@ -96,6 +102,44 @@ def write_report(
         f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )
     return write_atomic(out / REPORT_FILE, page)
+
+
+def _comparison_parts(comparisons) -> list[str]:
+    """The baseline's test figures, then every paired comparison, in plain sentences first
+    (what the data can and cannot support) and as a table."""
+    f, views = comparisons.baseline, comparisons.baseline_views
+    baseline = {"model": BASELINE_NAME, "views": " + ".join(views), "patients": f.count}
+    for metric in TABLE_METRICS:
+        baseline[metric.replace("_", " ")] = _with_interval(
+            f.macro[metric], f.intervals.get(metric)
+        )
+    rows = comparisons.rows
+    supported = [r for r in rows if r["supported"]]
+    lines = [
+        f"<li>{_e(plain_sentence(r))}</li>" for r in rows if r["metric"] == "balanced_accuracy"
+    ]
+    table = pd.DataFrame(rows)
+    if len(table):
+        table = table[["kind", "model_a", "model_b", "metric", "value_a", "value_b",
+                       "difference", "low", "high", "p_value", "p_holm", "method",
+                       "supported"]].round(3)  # fmt: skip
+    return [
+        "<h2 id='comparisons'>Baseline and paired comparisons</h2>",
+        "<p>The baseline: logistic regression on each AHA segment's mean colour in every "
+        "view, trained on the same training patients, threshold chosen on its "
+        "cross-validated predictions of them, tested once on the same test patients. "
+        "What the deep models add is their difference from it.</p>",
+        _table(pd.DataFrame([baseline])),
+        f"<p>Paired comparisons on the same {f.count} test patients: each winner's first "
+        "seed against the best (ranked on validation), the input modes of each backbone, "
+        "and the best against the baseline. Differences (first minus second) with 95 % "
+        "intervals from a paired bootstrap (DeLong's test for a binary ROC AUC); "
+        "p-values Holm-adjusted over the comparisons of each figure. A difference is "
+        "supported when its interval excludes 0 and its adjusted p-value is below 0.05: "
+        f"<strong>{len(supported)} of {len(rows)}</strong> are.</p>",
+        f"<p>Balanced accuracy:</p><ul>{''.join(lines)}</ul>" if lines else "",
+        _table(table) if len(table) else "<p>No two models to compare.</p>",
+    ]
 
 
 def _with_territory_check(table: pd.DataFrame, finals: Sequence) -> pd.DataFrame:
@@ -148,6 +192,7 @@ def _contents(winners: dict) -> str:
         for key in winners
     )
     top = "<li><a href='#table'>Backbone x mode</a></li>"
+    top += "<li><a href='#comparisons'>Baseline and paired comparisons</a></li>"
     return f"<nav><strong>Contents</strong><ul>{top}{links}</ul></nav>"
 
 

@@ -93,8 +93,28 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
     for _, model in subgroups[subgroups["metric"] == "accuracy"].groupby(["trial_id", "seed"]):
         assert set(model["attribute"]) == {"sex"} and set(model["group"]) <= {"F", "M"}
         assert model["patients"].sum() == test_count  # every test patient in one group
+    comparisons = load_table(finished_search.results, "comparisons", "my-search")
+    assert sorted(comparisons["kind"].unique()) == [
+        "against the baseline", "against the best", "input modes"]  # fmt: skip
+    assert len(comparisons) == 3 * 3  # three pairs x balanced accuracy, ROC AUC, sensitivity
+    assert (comparisons["patients"] == test_count).all()
+    assert (comparisons["p_holm"] >= comparisons["p_value"] - 1e-12).all()
+    modes = comparisons[comparisons["kind"] == "input modes"]
+    assert set(modes["model_a"]) == {"test_resnet / dual"}  # dual against one view
+    assert set(modes["model_b"]) == {"test_resnet / stress"}
+    baseline = comparisons[comparisons["kind"] == "against the baseline"].set_index("metric")
+    assert set(baseline["model_b"]) == {"segment logistic regression"}
+    top = finals[(finals["seed"] == 0) & (finals["trial_id"] == baseline["trial_a"].iloc[0])]
+    assert baseline.loc["balanced_accuracy", "value_a"] == pytest.approx(
+        top["test_balanced_accuracy"].iloc[0])  # fmt: skip
+    ranked = load_trials(finished_search.results, "my-search").sort_values(
+        ["best_selection", "best_val_loss"], ascending=[False, True])  # fmt: skip
+    assert set(baseline["trial_a"]) == {ranked.iloc[0]["trial_id"]}  # the best on validation
+    page = (out / "report.html").read_text()
+    assert "Baseline and paired comparisons" in page and "cannot tell these apart" in page
     assert main([*args, "--bootstrap", "40", "--out", str(out)]) == 0  # again: replaced
     assert len(load_table(finished_search.results, "finals", "my-search")) == 4
+    assert len(load_table(finished_search.results, "comparisons", "my-search")) == 9
     assert printed.rstrip().endswith(f"report: {out / 'report.html'}")
 
 
