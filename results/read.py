@@ -34,6 +34,7 @@ _ORDER = {
     "final_class_metrics": ["search", "trial_id", "seed", "class", "metric"],
     "final_subgroups": ["search", "trial_id", "seed", "attribute", "group", "metric"],
     "comparisons": ["search", "kind", "model_a", "model_b", "metric"],
+    "outer_predictions": ["search", "model", "outer_fold", "patient_id"],
 }
 
 

@@ -37,6 +37,9 @@ _SEARCHES = [
     ("started", _STAMP),
     ("ended", _STAMP),
     ("status", pa.string()),
+    ("nested_in", pa.string()),
+    ("outer_fold", pa.int64()),
+    ("outer_folds", pa.int64()),
 ]
 
 _TRIALS = [
@@ -225,6 +228,20 @@ _COMPARISONS = [
     ("supported", pa.bool_()),
 ]
 
+_OUTER_PREDICTIONS = [
+    ("search", pa.string()),
+    ("model", pa.string()),
+    ("backbone", pa.string()),
+    ("mode", pa.string()),
+    ("outer_fold", pa.int64()),
+    ("outer_search", pa.string()),
+    ("trial_id", pa.string()),
+    ("patient_id", pa.string()),
+    ("label", pa.int64()),
+    ("predicted", pa.int64()),
+    ("probabilities", pa.list_(pa.float64())),
+]
+
 TABLES = {
     "searches": _SEARCHES,
     "trials": _TRIALS,
@@ -236,6 +253,7 @@ TABLES = {
     "final_class_metrics": _FINAL_CLASS_METRICS,
     "final_subgroups": _FINAL_SUBGROUPS,
     "comparisons": _COMPARISONS,
+    "outer_predictions": _OUTER_PREDICTIONS,
 }
 
 

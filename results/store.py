@@ -64,6 +64,11 @@ class ResultStore:
         runs again."""
         self._write("comparisons", search, "comparisons.parquet", records)
 
+    def write_outer_predictions(self, search: str, records: list[dict[str, Any]]) -> None:
+        """A nested run's pooled outer-fold predictions, one file, replaced when finalize
+        runs again."""
+        self._write("outer_predictions", search, "outer-predictions.parquet", records)
+
     def write_search(self, row: dict[str, Any]) -> None:
         self._write("searches", row["search"], "search.parquet", [row])
 

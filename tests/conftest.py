@@ -28,10 +28,15 @@ EXAMPLE_COUNTS = {"Infarction": 8, "Ischemia": 10, "Normal": 22}
 
 
 def write_example_dataset(
-    out: Path, size: int = 96, seed: int = 0, counts: dict[str, int] | None = None
+    out: Path,
+    size: int = 96,
+    seed: int = 0,
+    counts: dict[str, int] | None = None,
+    sites: int | None = None,
 ) -> Path:
     """Plain grey bullseyes, one uptake per segment: a fast, valid triad data set
-    (`counts` patients per class, default EXAMPLE_COUNTS).
+    (`counts` patients per class, default EXAMPLE_COUNTS); with `sites`, a `site` column
+    (S1, S2, ...) dealt round each class's patients.
 
     Ischemia lowers part of a territory at stress, infarction at rest and stress.
     """
@@ -39,7 +44,7 @@ def write_example_dataset(
     segments = segment_map(size)
     rows, number = [], 0
     for label, count in (counts or EXAMPLE_COUNTS).items():
-        for _ in range(count):
+        for within in range(count):
             number += 1
             pid = f"P{number:03d}"
             rest = np.clip(rng.normal(0.85, 0.05, 18), 0.65, 1.0)
@@ -62,6 +67,8 @@ def write_example_dataset(
                 row[f"{view}_path"] = f"images/{pid}_{view}.png"
             row["label"] = label
             row["sex"] = str(rng.choice(["F", "M"]))
+            if sites:
+                row["site"] = f"S{within % sites + 1}"
             rows.append(row)
     return write_atomic(out / "manifest.csv", manifest_text(rows))
 

@@ -16,7 +16,7 @@ import torch
 from search.data.normalize import BackboneInput, backbone_input, normalize_maps
 from search.data.preprocess import CleanedMaps
 from search.data.splits import Split
-from trainables.pool import FoldedData, TrialData
+from trainables.pool import UNSEEN, FoldedData, TrialData
 
 __all__ = ["SearchData", "folded_data", "select_views", "trial_data"]
 
@@ -64,16 +64,21 @@ def folded_data(
     class_names: tuple[str, ...],
 ) -> FoldedData:
     """Every train + validation patient's normalized maps once, with the fold that
-    validates each patient in each repeat of the split's k-fold."""
+    validates each patient in each repeat of the split's k-fold.
+
+    Nested (outer folds), the pool holds every patient, so the frozen work is the same
+    for every outer fold; the outer test patients are in no fold (`UNSEEN`) and their
+    labels are not passed on."""
     if not split.folds:
         raise ValueError("the split has no folds")
-    ids = tuple(split.train)
+    ids = tuple(sorted(split.train + split.test)) if split.spec.nested else tuple(split.train)
     position = {pid: i for i, pid in enumerate(ids)}
-    assignment = np.full((len(split.partitions), len(ids)), -1, dtype=np.int64)
+    assignment = np.full((len(split.partitions), len(ids)), UNSEEN, dtype=np.int64)
     for repeat, folds in enumerate(split.partitions):
         for index, fold in enumerate(folds):
             assignment[repeat, [position[pid] for pid in fold]] = index
-    x, y = _tensors(select_views(cleaned, views), cleaned, labels, ids, backbone)
+    seen = {pid: UNSEEN for pid in ids} | {pid: labels[pid] for pid in split.train}
+    x, y = _tensors(select_views(cleaned, views), cleaned, seen, ids, backbone)
     return FoldedData(x, y, ids, assignment, class_names)
 
 

@@ -45,8 +45,9 @@ def epoch_figures(pool: TrainingPool, outcomes: list[EpochOutcome]) -> dict[str,
         return record
     for name in METRICS:
         record[f"val_{name}_sd"] = _sd([macro[name] for macro, _ in folds])
+    validated = np.unique(np.concatenate([fold.val_rows.numpy() for fold in pool.folds]))
     pooled = [
-        classification_metrics(y, probabilities)[0]
+        classification_metrics(y[validated], probabilities[validated])[0]
         for probabilities in _out_of_fold(pool, outcomes).values()
     ]
     for name in METRICS:

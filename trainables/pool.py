@@ -14,7 +14,9 @@ import torch
 
 from trainables.frozen_store import tensor_digest
 
-__all__ = ["Fold", "FoldedData", "TrainingPool", "TrialData"]
+__all__ = ["UNSEEN", "Fold", "FoldedData", "TrainingPool", "TrialData"]
+
+UNSEEN = -1  # the fold (and label) of a pool patient no fold model may read
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,12 @@ class TrialData:
 @dataclass(frozen=True)
 class FoldedData:
     """k-fold cross-validation over one set of patients: x and y as in `TrialData`, and
-    `assignment` (repeats, N), the fold that validates each patient in each repeat."""
+    `assignment` (repeats, N), the fold that validates each patient in each repeat.
+
+    A patient assigned -1 (`UNSEEN`) is in no fold: no fold model trains or validates on
+    it, and its label is -1. Nested cross-validation holds its outer test patients so:
+    their maps stay in the pool (the frozen work over every patient is then the same for
+    every outer fold, done once), their labels never reach the trial."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -121,11 +128,12 @@ class FoldedData:
         for repeat, assigned in enumerate(self.assignment):
             for index in range(self.k):
                 held_out = torch.from_numpy(assigned == index)
+                seen = torch.from_numpy(assigned != UNSEEN)
                 folds.append(
                     Fold(
                         repeat,
                         index,
-                        torch.nonzero(~held_out).flatten(),
+                        torch.nonzero(seen & ~held_out).flatten(),
                         torch.nonzero(held_out).flatten(),
                     )
                 )

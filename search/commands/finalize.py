@@ -50,7 +50,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_finalize(args: argparse.Namespace) -> int:
-    from search.finalize.pipeline import FinalizeSettings, finalize
+    from search.finalize.nested import finalize_any
+    from search.finalize.pipeline import FinalizeSettings
     from search.tuning.prepare import SearchProblems
 
     if args.seeds < 1:
@@ -62,7 +63,7 @@ def run_finalize(args: argparse.Namespace) -> int:
         out=args.out, refit=args.refit,
     )  # fmt: skip
     try:
-        finalize(settings)
+        finalize_any(settings)
     except SearchProblems as problems:
         return refused(problems)
     except ValueError as exc:

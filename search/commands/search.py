@@ -145,6 +145,23 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="with --folds: repeated k-fold, this many different partitions (default 1)",
     )
     data.add_argument(
+        "--outer-folds",
+        type=argtype(outer_folds),
+        default=None,
+        metavar="M|groups",
+        help="nested cross-validation: every patient in one of M stratified outer folds; "
+        "the whole search runs once per outer fold with that fold as its unseen test "
+        "(needs --folds; the shares of --split are not used); 'groups': one outer fold per "
+        "value of --group-by (leave one site out)",
+    )
+    data.add_argument(
+        "--group-by",
+        default=None,
+        metavar="COLUMN",
+        help="a manifest metadata column (site, scanner): test split, folds and outer folds "
+        "keep each of its groups whole",
+    )
+    data.add_argument(
         "--seed", type=int, default=0, help="seed of the split, samplers and training (default 0)"
     )
     add_cache_option(parser)
@@ -162,9 +179,27 @@ def parse_duration(text: str) -> float:
     return float(hours * 3600 + minutes * 60 + seconds)
 
 
+def outer_folds(text: str) -> int | str:
+    """--outer-folds: an integer of at least 2, or `groups`."""
+    if text.strip().lower() == "groups":
+        return "groups"
+    count = int(text)
+    if count < 2:
+        raise ValueError(f"--outer-folds must be at least 2 (or groups), got {count}")
+    return count
+
+
 def _split(args: argparse.Namespace) -> SplitSpec:
+    outer = getattr(args, "outer_folds", None)
+    nested = {
+        "group_by": getattr(args, "group_by", None),
+        "outer_folds": outer if isinstance(outer, int) else None,
+        "outer_groups": outer == "groups",
+    }
     try:
-        return SplitSpec.parse(args.split, folds=args.folds, seed=args.seed, repeats=args.repeats)
+        return SplitSpec.parse(
+            args.split, folds=args.folds, seed=args.seed, repeats=args.repeats, **nested
+        )
     except ValueError as exc:
         raise UsageError(f"--split {args.split}: {exc}") from exc
 
@@ -229,10 +264,18 @@ def _run(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> 
         dataset = check_search(settings)
     except SearchProblems as problems:
         return refused(problems)
-    prepared = prepare_search(settings, dataset)
+    nested = settings.split.nested and settings.nested_in is None
+    if nested:  # the plan of outer fold 0's search, then what the nested run adds
+        from search.tuning.nested import outer_settings
+
+        prepared = prepare_search(outer_settings(settings, 0), dataset)
+    else:
+        prepared = prepare_search(settings, dataset)
     print(format_plan(settings, prepared, measure=dry_run))
     if dry_run:
         return 0
+    if nested:
+        return _run_nested(settings, dataset, prepared, resume, quiet)
     from search.tuning.runner import run_search
 
     if run_search(settings, prepared, resume=resume, quiet=quiet).interrupted:
@@ -241,4 +284,17 @@ def _run(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> 
     tables = settings.results
     print(f"\nexperiment: {settings.experiment}\nresult tables: {tables}")
     print(f"  polarmap results summary|curves|leaderboard {tables} --search {settings.name}")
+    return 0
+
+
+def _run_nested(settings: SearchSettings, dataset, first, resume: bool, quiet: bool) -> int:
+    from search.tuning.nested import run_nested
+
+    if run_nested(settings, dataset, first, resume=resume, quiet=quiet) == "interrupted":
+        print(f"interrupted; go on with: polarmap search resume {settings.experiment}")
+        return INTERRUPTED
+    tables = settings.results
+    print(f"\nnested run {settings.name}: {first.split.outer_count} outer searches")
+    print(f"result tables: {tables}")
+    print(f"  polarmap finalize {tables} --search {settings.name}")
     return 0

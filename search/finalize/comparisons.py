@@ -62,6 +62,8 @@ def comparison_rows(
     metrics = METRICS if classes != 2 else ("balanced_accuracy", "roc_auc", "sensitivity[1]")
     rows = []
     for kind, a, b in pairs:
+        if np.array_equal(a.probabilities, b.probabilities):
+            continue  # the same model twice (the pick is that winner): nothing to compare
         differences = compare_models(labels, a.probabilities, b.probabilities, a.predicted,
                                      b.predicted, metrics, resamples, seed)  # fmt: skip
         rows += [_row(search, kind, a, b, d, patient_set, seed) for d in differences]

@@ -67,12 +67,17 @@ def evaluate_predictions(
     threshold: float | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
+    predicted: np.ndarray | None = None,
 ) -> EvaluationFigures:
     """Every test figure of `probabilities` (n, classes) against `labels` (n,), with
-    percentile bootstrap 95 % intervals from `bootstrap` resamples of the patients."""
+    percentile bootstrap 95 % intervals from `bootstrap` resamples of the patients.
+    `predicted` (n,) gives the predicted classes when no one threshold made them (outer
+    folds pooled, each with its own threshold)."""
     labels = np.asarray(labels)
     probabilities = np.asarray(probabilities, dtype=float)
-    predicted = predict_classes(probabilities, threshold)
+    if predicted is None:
+        predicted = predict_classes(probabilities, threshold)
+    predicted = np.asarray(predicted, dtype=np.int64)
     macro, per_class = classification_metrics(labels, probabilities, predicted)
     ece, reliability = calibration(labels, probabilities, predicted)
     return EvaluationFigures(
@@ -81,7 +86,7 @@ def evaluate_predictions(
         macro=macro,
         per_class={k: [float(v) for v in values] for k, values in per_class.items()},
         confusion=confusion_matrix(labels, predicted, len(class_names)).tolist(),
-        intervals=_bootstrap(labels, probabilities, threshold, class_names, bootstrap, seed),
+        intervals=_bootstrap(labels, probabilities, predicted, class_names, bootstrap, seed),
         ece=ece,
         reliability=reliability,
         roc=_roc_curves(labels, probabilities, class_names),
@@ -126,7 +131,7 @@ def _roc_curves(labels, probabilities, class_names) -> dict[str, dict[str, list[
     return curves
 
 
-def _bootstrap(labels, probabilities, threshold, class_names, resamples, seed):
+def _bootstrap(labels, probabilities, predicted, class_names, resamples, seed):
     """Percentile 95 % intervals: patients drawn with replacement; a resample where a
     metric is undefined (a class absent: no AUC) is left out of that metric only."""
     if resamples <= 0:
@@ -135,12 +140,12 @@ def _bootstrap(labels, probabilities, threshold, class_names, resamples, seed):
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
         pick = rng.integers(0, len(labels), len(labels))
-        y, p = labels[pick], probabilities[pick]
-        macro, per_class = classification_metrics(y, p, predict_classes(p, threshold))
+        y, p, called_as = labels[pick], probabilities[pick], predicted[pick]
+        macro, per_class = classification_metrics(y, p, called_as)
         for name, value in macro.items():
             draws.setdefault(name, []).append(value)
         counts = np.bincount(y, minlength=len(class_names))
-        called = np.bincount(predict_classes(p, threshold), minlength=len(class_names))
+        called = np.bincount(called_as, minlength=len(class_names))
         # Where a class's figure is 0/0 in this resample, it is left out, not counted as 0.
         defined = {"specificity": counts < len(y), "precision": called > 0}
         present = counts > 0

@@ -25,7 +25,7 @@ import torch
 from results import load_searches, load_table, load_trials
 from results.store import ResultStore
 from search.data.normalize import backbone_input, normalize_maps
-from search.finalize.baseline import BASELINE_NAME, fit_search_baseline
+from search.finalize.baseline import BASELINE_NAME, BaselineModel, fit_search_baseline
 from search.finalize.comparisons import Candidate, comparison_rows
 from search.finalize.evaluate import (
     EvaluationFigures,
@@ -58,9 +58,12 @@ from trainables.metrics import METRICS
 from trainables.protocol import FoldedData, TrialResult, run_protocol
 
 __all__ = [
+    "Comparisons",
     "FinalModel",
     "FinalizeSettings",
+    "FinalizedSearch",
     "finalize",
+    "finalize_search",
     "held_out_patients",
     "load_search",
 ]
@@ -134,13 +137,31 @@ def load_search(settings: FinalizeSettings) -> tuple[str, dict[str, Any], Search
 
 
 def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> list[FinalModel]:
-    """Retrain and test every winner for every seed; write models and `finals` rows.
+    """Retrain and test every winner for every seed; write models and `finals` rows. A
+    nested run's name finalizes each of its outer searches and pools them
+    (`search.finalize.nested`).
 
     Raises:
         ValueError: the search or its winners cannot be found, or the data set is not the
             one the search used (its fingerprint or test split differ).
         SearchProblems: the data set has problems.
     """
+    return finalize_search(settings, say).finals
+
+
+@dataclass(frozen=True)
+class FinalizedSearch:
+    """What finalizing one search made: its models, the comparisons, and the data."""
+
+    name: str
+    finals: list[FinalModel]
+    comparisons: Comparisons
+    prepared: PreparedSearch
+    report: Path
+
+
+def finalize_search(settings: FinalizeSettings, say: Callable[[str], None] = print):
+    """`finalize`, returning the comparisons and the prepared data too."""
     name, search_row, search_settings = load_search(settings)
     trials = load_trials(settings.results, name)
     _check_finished(name, search_row, trials, settings.results)
@@ -183,7 +204,7 @@ def finalize(settings: FinalizeSettings, say: Callable[[str], None] = print) -> 
     report = write_report(out, name, finals, pd.DataFrame(finals_table), settings.results,
                           search_row, comparisons)  # fmt: skip
     say(f"report: {report}")
-    return finals
+    return FinalizedSearch(name, finals, comparisons, prepared, report)
 
 
 @dataclass(frozen=True)
@@ -193,6 +214,7 @@ class Comparisons:
     baseline: EvaluationFigures
     baseline_views: tuple[str, ...]
     rows: list[dict]
+    baseline_model: BaselineModel | None = None
 
 
 def compare_finals(name, finals: list[FinalModel], prepared: PreparedSearch,
@@ -219,7 +241,7 @@ def compare_finals(name, finals: list[FinalModel], prepared: PreparedSearch,
     rows = comparison_rows(name, labels, candidates, plain, max(settings.bootstrap, 2000), seed)
     figures = evaluate_predictions(labels, baseline.test_probabilities, classes,
                                    baseline.threshold, settings.bootstrap, seed)  # fmt: skip
-    return Comparisons(figures, views, rows)
+    return Comparisons(figures, views, rows, baseline)
 
 
 def _no_tables(results: str) -> str:

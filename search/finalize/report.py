@@ -23,7 +23,14 @@ from search.finalize.segments import TERRITORY_NAMES
 from search.finalize.tables import TABLE_METRICS, backbone_mode_table, over_seeds
 from search.provenance import provenance
 
-__all__ = ["REPORT_FILE", "write_report"]
+__all__ = [
+    "REPORT_FILE",
+    "comparison_parts",
+    "figure_cells",
+    "html_table",
+    "write_page",
+    "write_report",
+]
 
 REPORT_FILE = "report.html"
 
@@ -84,7 +91,7 @@ def write_report(
         "winner's section: with this few patients they are wide. CAM territory match: how "
         "often the Grad-CAM's hottest territory is the synthetic defect's, against always "
         "answering the most common territory (the baseline).</p>",
-        _table(
+        html_table(
             _with_territory_check(
                 backbone_mode_table(summary).drop(columns=["test_patients"]),
                 finals,  # said above
@@ -92,28 +99,41 @@ def write_report(
         ),
     ]
     if comparisons is not None:
-        parts += _comparison_parts(comparisons)
+        parts += comparison_parts(
+            comparisons.baseline, comparisons.baseline_views, comparisons.rows, "test"
+        )
     for key, models in winners.items():
         parts.append(_winner_section(key, models, results))
+    return write_page(out / REPORT_FILE, f"polarmap-search report: {search}", parts)
+
+
+def write_page(path: Path, title: str, parts: list[str]) -> Path:
+    """A self-contained HTML page of `parts`, written whole."""
     body = "\n".join(parts)
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>polarmap-search report: {_e(search)}</title>"
+        f"<title>{_e(title)}</title>"
         f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )
-    return write_atomic(out / REPORT_FILE, page)
+    return write_atomic(path, page)
 
 
-def _comparison_parts(comparisons) -> list[str]:
-    """The baseline's test figures, then every paired comparison, in plain sentences first
-    (what the data can and cannot support) and as a table."""
-    f, views = comparisons.baseline, comparisons.baseline_views
-    baseline = {"model": BASELINE_NAME, "views": " + ".join(views), "patients": f.count}
-    for metric in TABLE_METRICS:
-        baseline[metric.replace("_", " ")] = _with_interval(
-            f.macro[metric], f.intervals.get(metric)
+def figure_cells(figures) -> dict[str, str]:
+    """The table metrics of `figures` (EvaluationFigures), each with its interval."""
+    return {
+        metric.replace("_", " "): _with_interval(
+            figures.macro[metric], figures.intervals.get(metric)
         )
-    rows = comparisons.rows
+        for metric in TABLE_METRICS
+    }
+
+
+def comparison_parts(f, views: Sequence[str], rows: list[dict], patients: str) -> list[str]:
+    """The baseline's figures `f`, then every paired comparison `rows` on the same
+    `patients` ("test", "pooled outer-fold"), in plain sentences first (what the data can
+    and cannot support) and as a table."""
+    baseline = {"model": BASELINE_NAME, "views": " + ".join(views), "patients": f.count}
+    baseline.update(figure_cells(f))
     supported = [r for r in rows if r["supported"]]
     lines = [
         f"<li>{_e(plain_sentence(r))}</li>" for r in rows if r["metric"] == "balanced_accuracy"
@@ -129,8 +149,8 @@ def _comparison_parts(comparisons) -> list[str]:
         "view, trained on the same training patients, threshold chosen on its "
         "cross-validated predictions of them, tested once on the same test patients. "
         "What the deep models add is their difference from it.</p>",
-        _table(pd.DataFrame([baseline])),
-        f"<p>Paired comparisons on the same {f.count} test patients: each winner's first "
+        html_table(pd.DataFrame([baseline])),
+        f"<p>Paired comparisons on the same {f.count} {patients} patients: each winner's first "
         "seed against the best (ranked on validation), the input modes of each backbone, "
         "and the best against the baseline. Differences (first minus second) with 95 % "
         "intervals from a paired bootstrap (DeLong's test for a binary ROC AUC); "
@@ -138,7 +158,7 @@ def _comparison_parts(comparisons) -> list[str]:
         "supported when its interval excludes 0 and its adjusted p-value is below 0.05: "
         f"<strong>{len(supported)} of {len(rows)}</strong> are.</p>",
         f"<p>Balanced accuracy:</p><ul>{''.join(lines)}</ul>" if lines else "",
-        _table(table) if len(table) else "<p>No two models to compare.</p>",
+        html_table(table) if len(table) else "<p>No two models to compare.</p>",
     ]
 
 
@@ -216,9 +236,9 @@ def _winner_section(key, models: list, results: str) -> str:
             if first.cross_validated is not None
             else []
         ),
-        _table(_seed_table(models)),
+        html_table(_seed_table(models)),
         f"<h3>Per class (seed {first.seed})</h3>",
-        _table(_class_table(first)),
+        html_table(_class_table(first)),
         "<h3>Curves</h3>",
         "<div class='figures'>",
         _learning_curves(results, first),
@@ -234,7 +254,7 @@ def _winner_section(key, models: list, results: str) -> str:
     if subgroups is not None:
         parts += ["<h3>Subgroups</h3>", "<p>Macro figures within each value of the "
                   "manifest's metadata columns, mean over seeds. Groups are small.</p>",
-                  _table(subgroups)]  # fmt: skip
+                  html_table(subgroups)]  # fmt: skip
     parts += _cam_parts(models)
     parts += [
         "<h3>Model cards</h3>",
@@ -314,7 +334,7 @@ def _cam_parts(models: list) -> list[str]:
             "5). How often its hottest territory is the defect's, next to always answering "
             f"the most common defect territory: {_e(listed)}.</p>",
             f"<details><summary>Territory means per patient (seed {first.seed})</summary>"
-            f"{_table(cams.territories)}</details>",
+            f"{html_table(cams.territories)}</details>",
         ]
     else:
         parts.append("<p>No ground truth of defect territories (truth/*.json) for these "
@@ -377,7 +397,7 @@ def _with_interval(value: float, interval: tuple[float, float] | None) -> str:
     return f"{value:.3f} [{interval[0]:.3f},\u00a0{interval[1]:.3f}]"
 
 
-def _table(frame: pd.DataFrame) -> str:
+def html_table(frame: pd.DataFrame) -> str:
     table = frame.to_html(index=False, border=0, na_rep="n/a", escape=True)
     return f"<div class='scroll'>{table}</div>"
 

@@ -8,7 +8,8 @@ import os
 import tempfile
 import time
 
-from search.tuning.prepare import PreparedSearch
+from search.data.splits import outer_partition
+from search.tuning.prepare import PreparedSearch, patient_groups
 from search.tuning.settings import (
     SearchSettings,
     epoch_budget,
@@ -79,9 +80,26 @@ def format_plan(settings: SearchSettings, prepared: PreparedSearch, measure: boo
     lines.append(
         f"epoch budget: at most {budget} epochs per pair, {budget * len(settings.pairs)} in all"
     )
+    if settings.split.nested and settings.nested_in is None:
+        lines.append(_nested_line(settings, prepared, budget * len(settings.pairs)))
     if measure:
         lines += _estimate(settings, prepared, budget)
     return "\n".join(lines)
+
+
+def _nested_line(settings: SearchSettings, prepared: PreparedSearch, epochs: int) -> str:
+    """What nesting multiplies: the search above once per outer fold."""
+    dataset = prepared.dataset
+    outer = outer_partition(dataset.labels, settings.split, dataset.class_set.names,
+                            patient_groups(dataset, settings))  # fmt: skip
+    sizes = sorted(len(fold) for fold in outer)
+    held = f"{sizes[0]}" if sizes[0] == sizes[-1] else f"{sizes[0]}-{sizes[-1]}"
+    return (
+        f"nested ({settings.split.short()}): the search above runs {len(outer)} times, each "
+        f"outer fold ({held} patients) the unseen test of one, so {len(outer)} x "
+        f"{settings.trials} = {len(outer) * settings.trials} trials and at most "
+        f"{len(outer) * epochs} epochs; the frozen work is done once for all of them"
+    )
 
 
 def _bracket_lines(samples: int, max_t: int, eta: int, warmup: int) -> list[str]:

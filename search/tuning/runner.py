@@ -312,4 +312,7 @@ def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[st
         "started": datetime.now(UTC),
         "ended": None,
         "status": "running",
+        "nested_in": settings.nested_in,
+        "outer_fold": settings.split.outer if settings.nested_in else None,
+        "outer_folds": split.outer_count if split and settings.split.nested else None,
     }

@@ -53,6 +53,7 @@ class SearchSettings:
         cache: map cache folder; None: the default.
         disc_layout: view -> position of its disc in exports that hold several maps
             (--layout).
+        nested_in: an outer fold's search: the nested run it belongs to (its name).
     """
 
     space: SearchSpace
@@ -74,6 +75,7 @@ class SearchSettings:
     split: SplitSpec = field(default_factory=SplitSpec)
     cache: Path | None = None
     disc_layout: dict[str, str] = field(default_factory=dict)
+    nested_in: str | None = None
 
     @property
     def pairs(self) -> list[str]:

@@ -1,0 +1,198 @@
+"""Finalizing a nested run: each outer fold's search finalized like any search (its
+winners retrained and tested once on its outer fold, its own report), then the outer
+folds' test predictions pooled. Every patient is predicted exactly once, by models whose
+whole search (selection and retraining included) never read it, so the pooled figures
+are those of the procedure itself, with bootstrap intervals over all the patients.
+
+What is pooled, each from every outer fold: the search's pick (its best trial on
+validation: what the procedure would hand over), each backbone and input mode's winner
+(first seed), and the baseline. They are compared on the pooled patients as finalize
+compares models on a test split, each outer fold's binary threshold kept for its own
+patients."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from results import load_searches
+from results.store import ResultStore
+from search.finalize.baseline import BASELINE_NAME
+from search.finalize.comparisons import Candidate, comparison_rows
+from search.finalize.evaluate import EvaluationFigures, evaluate_predictions
+from search.finalize.nested_report import write_nested_report
+from search.finalize.pipeline import FinalizedSearch, FinalizeSettings, finalize, finalize_search
+from search.layout import StorageLayout
+
+__all__ = ["PICK", "PooledModel", "finalize_any", "finalize_nested", "nested_parent"]
+
+log = logging.getLogger(__name__)
+
+PICK = "the search's pick"
+FINISHED = ("completed", "stopped by the time budget")
+
+
+@dataclass(frozen=True)
+class PooledModel:
+    """One model's predictions of every patient, each from the outer fold that held it
+    out, and their figures."""
+
+    name: str
+    backbone: str | None
+    mode: str | None
+    trials: tuple[str | None, ...]  # the trial chosen in each outer fold (None: baseline)
+    ids: tuple[str, ...]
+    outer: np.ndarray  # each patient's outer fold
+    labels: np.ndarray
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    figures: EvaluationFigures
+
+
+def nested_parent(results: str, search: str | None) -> str | None:
+    """The nested run `search` names (or, unnamed, the only top-level search when it is
+    a nested run); None when it is not one."""
+    searches = load_searches(results)
+    if "outer_folds" not in searches:
+        return None
+    top = searches[searches["nested_in"].isna()]
+    if search is None:
+        if len(top) != 1:
+            return None
+        search = top.iloc[0]["search"]
+    row = top[top["search"] == search]
+    if row.empty or row.iloc[0]["outer_folds"] != row.iloc[0]["outer_folds"]:  # NaN: plain
+        return None
+    return str(search)
+
+
+def finalize_any(settings: FinalizeSettings, say: Callable[[str], None] = print):
+    """`finalize_nested` for a nested run's name, else `finalize`."""
+    parent = nested_parent(settings.results, settings.search)
+    if parent is None:
+        return finalize(settings, say)
+    return finalize_nested(replace(settings, search=parent), say)
+
+
+def finalize_nested(settings: FinalizeSettings, say: Callable[[str], None] = print):
+    """Finalize every outer search, pool their test predictions, compare, report.
+
+    Raises:
+        ValueError: an outer search is missing or has not finished.
+    """
+    name = str(settings.search)
+    outer_names = _finished_outer_searches(settings.results, name)
+    out = settings.out or StorageLayout.of_results(settings.results).finals(name)
+    if settings.refit:
+        raise ValueError("--refit: not for a nested run yet; finalize it without --refit")
+    done: list[FinalizedSearch] = []
+    for outer, search in enumerate(outer_names):
+        say(f"outer fold {outer} of {len(outer_names)}: finalizing {search}")
+        done.append(finalize_search(replace(settings, search=search, out=out / search), say))
+    pooled = pooled_models(done, settings.bootstrap)
+    candidates = [_candidate(p) for p in pooled if p.name != BASELINE_NAME]
+    baseline = next((_candidate(p) for p in pooled if p.name == BASELINE_NAME), None)
+    first = pooled[0]
+    rows = comparison_rows(name, first.labels, candidates, baseline,
+                           max(settings.bootstrap, 2000), 0, patient_set="outer folds")  # fmt: skip
+    store = ResultStore(settings.results)
+    store.write_comparisons(name, rows)
+    store.write_outer_predictions(name, outer_prediction_rows(name, pooled, done))
+    report = write_nested_report(out, name, pooled, rows, done)
+    for p in pooled:
+        say(f"{p.name}: pooled balanced accuracy {p.figures.macro['balanced_accuracy']:.3f} "
+            f"on {p.figures.count} patients")  # fmt: skip
+    say(f"report: {report}")
+    return pooled
+
+
+def pooled_models(done: list[FinalizedSearch], bootstrap: int) -> list[PooledModel]:
+    """The pick, each backbone and mode's winner (where every outer fold has one) and
+    the baseline, pooled over the outer folds."""
+    picks, by_key, baselines = [], {}, []
+    for finalized in done:
+        first_seeds: dict[str, object] = {}
+        for final in finalized.finals:  # winners best first, then seeds
+            first_seeds.setdefault(final.trial["trial_id"], final)
+        winners = list(first_seeds.values())
+        picks.append(winners[0])
+        for final in winners:
+            by_key.setdefault((final.trial["backbone"], final.trial["mode"]), []).append(final)
+        baselines.append(finalized.comparisons.baseline_model)
+    classes = done[0].prepared.data.class_names
+    parts = [(PICK, None, None, picks)]
+    parts += [(f"{b} / {m}", b, m, models) for (b, m), models in by_key.items()
+              if len(models) == len(done)]  # fmt: skip
+    pooled = [_pool(name, b, m, models, done, classes, bootstrap) for name, b, m, models in parts]
+    pooled.append(_pool_baseline(baselines, done, classes, bootstrap))
+    return pooled
+
+
+def outer_prediction_rows(name: str, pooled: list[PooledModel], done) -> list[dict]:
+    """Rows of the `outer_predictions` table: every pooled model's prediction of every
+    patient, with the outer fold and trial that made it."""
+    rows = []
+    for p in pooled:
+        for i, pid in enumerate(p.ids):
+            outer = int(p.outer[i])
+            rows.append({
+                "search": name, "model": p.name, "backbone": p.backbone, "mode": p.mode,
+                "outer_fold": outer, "outer_search": done[outer].name,
+                "trial_id": p.trials[outer], "patient_id": pid, "label": int(p.labels[i]),
+                "predicted": int(p.predicted[i]),
+                "probabilities": [float(v) for v in p.probabilities[i]],
+            })  # fmt: skip
+    return rows
+
+
+def _pool(name, backbone, mode, models, done, classes, bootstrap) -> PooledModel:
+    ids = tuple(pid for m in models for pid in m.test_ids)
+    outer = np.concatenate([np.full(len(m.test_ids), i) for i, m in enumerate(models)])
+    labels = np.concatenate([_labels(f, m.test_ids) for f, m in zip(done, models, strict=True)])
+    probabilities = np.concatenate([m.test_probabilities for m in models])
+    predicted = np.concatenate([m.test_predicted for m in models])
+    figures = evaluate_predictions(labels, probabilities, classes, None, bootstrap, 0, predicted)
+    trials = tuple(m.trial["trial_id"] for m in models)
+    return PooledModel(name, backbone, mode, trials, ids, outer, labels, probabilities,
+                       predicted, figures)  # fmt: skip
+
+
+def _pool_baseline(baselines, done, classes, bootstrap) -> PooledModel:
+    ids = tuple(pid for b in baselines for pid in b.test_ids)
+    outer = np.concatenate([np.full(len(b.test_ids), i) for i, b in enumerate(baselines)])
+    labels = np.concatenate([_labels(f, b.test_ids) for f, b in zip(done, baselines, strict=True)])
+    probabilities = np.concatenate([b.test_probabilities for b in baselines])
+    predicted = np.concatenate([b.test_predicted for b in baselines])
+    figures = evaluate_predictions(labels, probabilities, classes, None, bootstrap, 0, predicted)
+    return PooledModel(BASELINE_NAME, None, None, (None,) * len(baselines), ids, outer, labels,
+                       probabilities, predicted, figures)  # fmt: skip
+
+
+def _labels(finalized: FinalizedSearch, ids) -> np.ndarray:
+    labels = finalized.prepared.data.labels
+    return np.asarray([labels[i] for i in ids], dtype=np.int64)
+
+
+def _candidate(p: PooledModel) -> Candidate:
+    trial = p.trials[0] if len(set(p.trials)) == 1 else None
+    return Candidate(p.name, trial, p.backbone, p.mode, p.probabilities, p.predicted)
+
+
+def _finished_outer_searches(results: str, name: str) -> list[str]:
+    searches = load_searches(results)
+    parent = searches[searches["search"] == name].iloc[0]
+    outer = searches[searches["nested_in"] == name].sort_values("outer_fold")
+    count = int(parent["outer_folds"])
+    experiment = StorageLayout.of_results(results).experiment(name)
+    found = dict(zip(outer["outer_fold"].astype(int), outer["status"], strict=True))
+    waiting = [m for m in range(count) if found.get(m) not in FINISHED]
+    if waiting:
+        raise ValueError(
+            f"nested run {name}: outer fold(s) {', '.join(map(str, waiting))} of {count} have "
+            f"not finished; finalize pools every outer fold. Go on with: polarmap search "
+            f"resume {experiment}"
+        )
+    return [f"{name}-outer-{m}" for m in range(count)]

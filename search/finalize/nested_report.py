@@ -1,0 +1,78 @@
+"""The report of a nested run (`OUT/report.html`): the pooled outer-fold figures of the
+procedure with their intervals, what each outer fold's search chose, the baseline and the
+paired comparisons on the pooled patients, and links to each outer fold's own report."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from search.finalize.baseline import BASELINE_NAME
+from search.finalize.report import (
+    REPORT_FILE,
+    comparison_parts,
+    figure_cells,
+    html_table,
+    write_page,
+)
+
+__all__ = ["write_nested_report"]
+
+
+def write_nested_report(out: Path, name: str, pooled: Sequence, rows: list[dict], done) -> Path:
+    """Write the nested run's report for the pooled models `pooled` (PooledModel), the
+    comparisons `rows` and the finalized outer searches `done`; returns its path."""
+    count = pooled[0].figures.count if pooled else 0
+    baseline = next(p for p in pooled if p.name == BASELINE_NAME)
+    models = [p for p in pooled if p.name != BASELINE_NAME]
+    parts = [
+        f"<h1>polarmap-search: nested cross-validation {name}</h1>",
+        '<p class="warning"><strong>Research use only; not for diagnosis or any clinical '
+        "decision.</strong></p>",
+        f"<p>The whole procedure (cross-validated search, choice of the winners, "
+        f"retraining) ran once per outer fold, {len(done)} times; each outer fold's patients "
+        f"were tested once, by the models of the one search that never read them. Pooled, "
+        f"every one of the {count} patients is predicted exactly once: the figures below "
+        "are those of the procedure on patients it did not see, with 95 % bootstrap "
+        "intervals over the patients. Each outer fold keeps its own binary threshold.</p>",
+        "<h2>Pooled outer-fold figures</h2>",
+        html_table(pd.DataFrame([_figure_row(p) for p in pooled])),
+        "<h2>What each outer fold chose</h2>",
+        html_table(_choices(models, done)),
+        *comparison_parts(
+            baseline.figures, done[0].comparisons.baseline_views, rows, "pooled outer-fold"
+        ),
+        "<h2>Each outer fold's report</h2>",
+        "<ul>" + "".join(_report_link(f, out) for f in done) + "</ul>",
+    ]
+    return write_page(out / REPORT_FILE, f"polarmap-search nested run: {name}", parts)
+
+
+def _figure_row(p) -> dict:
+    row = {"model": p.name, "patients": p.figures.count}
+    row.update(figure_cells(p.figures))
+    row["ECE"] = f"{p.figures.ece:.3f}"
+    return row
+
+
+def _choices(models: Sequence, done) -> pd.DataFrame:
+    """Outer fold x model: the trial each outer search chose."""
+    rows = []
+    for outer, finalized in enumerate(done):
+        row = {"outer fold": outer, "search": finalized.name,
+               "patients": len(finalized.finals[0].test_ids)}  # fmt: skip
+        for p in models:
+            row[p.name] = p.trials[outer]
+        pick = finalized.finals[0].trial
+        row["pick is"] = f"{pick['backbone']} / {pick['mode']}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _report_link(finalized, out: Path) -> str:
+    href = Path(os.path.relpath(finalized.report, out)).as_posix()
+    held_out = len(finalized.finals[0].test_ids)
+    return f"<li><a href='{href}'>{finalized.name}</a>: {held_out} patients held out</li>"
