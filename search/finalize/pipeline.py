@@ -26,6 +26,7 @@ from results import load_searches, load_table, load_trials
 from results.store import ResultStore
 from search.data.normalize import backbone_input, normalize_maps
 from search.finalize.baseline import BASELINE_NAME, BaselineModel, fit_search_baseline
+from search.finalize.checklist import run_checklist, write_checklist
 from search.finalize.comparisons import Candidate, comparison_rows
 from search.finalize.evaluate import (
     EvaluationFigures,
@@ -172,6 +173,7 @@ def finalize_search(settings: FinalizeSettings, say: Callable[[str], None] = pri
             f"search {name}: its trials table has no configurations (written by an older "
             f"version); rebuild it with: polarmap results ingest {experiment}"
         )
+    searched = search_settings  # its whole space, for the checklist
     backbones = tuple(dict.fromkeys(winners["backbone"]))
     space = replace(search_settings.space, backbones=backbones)
     search_settings = replace(search_settings, space=space)
@@ -201,8 +203,10 @@ def finalize_search(settings: FinalizeSettings, say: Callable[[str], None] = pri
             finals_table += rows["finals"]
     comparisons = compare_finals(name, finals, prepared, search_settings.views, settings)
     store.write_comparisons(name, comparisons.rows)
+    checklist = run_checklist(search_row, searched, prepared, finals, comparisons)
+    write_checklist(out, checklist, f"search {name}")
     report = write_report(out, name, finals, pd.DataFrame(finals_table), settings.results,
-                          search_row, comparisons)  # fmt: skip
+                          search_row, comparisons, checklist)  # fmt: skip
     say(f"report: {report}")
     return FinalizedSearch(name, finals, comparisons, prepared, report)
 

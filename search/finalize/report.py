@@ -18,6 +18,7 @@ from results.plots import figure_bytes, learning_curves_figure
 from results.read import learning_curves
 from search.files import write_atomic
 from search.finalize.baseline import BASELINE_NAME
+from search.finalize.checklist import TO_BE_WRITTEN, checklist_frame
 from search.finalize.comparisons import plain_sentence
 from search.finalize.segments import TERRITORY_NAMES
 from search.finalize.tables import TABLE_METRICS, backbone_mode_table, over_seeds
@@ -25,6 +26,7 @@ from search.provenance import provenance
 
 __all__ = [
     "REPORT_FILE",
+    "checklist_parts",
     "comparison_parts",
     "figure_cells",
     "html_table",
@@ -70,6 +72,7 @@ def write_report(
     results: str,
     search_row: dict,
     comparisons=None,
+    checklist=None,
 ) -> Path:
     """Write `out/report.html` for the finalized models `finals` (FinalModel) of `search`,
     whose rows of the `finals` table are `finals_table` and whose tables are under
@@ -104,6 +107,8 @@ def write_report(
         )
     for key, models in winners.items():
         parts.append(_winner_section(key, models, results))
+    if checklist is not None:
+        parts += checklist_parts(checklist)
     return write_page(out / REPORT_FILE, f"polarmap-search report: {search}", parts)
 
 
@@ -116,6 +121,17 @@ def write_page(path: Path, title: str, parts: list[str]) -> Path:
         f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )
     return write_atomic(path, page)
+
+
+def checklist_parts(checklist) -> list[str]:
+    """The reporting checklist (also written as checklist.md beside the report)."""
+    return [
+        "<h2 id='checklist'>Reporting checklist</h2>",
+        "<p>TRIPOD+AI and CLAIM items filled from this run; every item marked "
+        f"<strong>{TO_BE_WRITTEN}</strong> needs a person. The same table is in "
+        "checklist.md beside this report.</p>",
+        html_table(checklist_frame(checklist)),
+    ]
 
 
 def figure_cells(figures) -> dict[str, str]:
@@ -213,6 +229,7 @@ def _contents(winners: dict) -> str:
     )
     top = "<li><a href='#table'>Backbone x mode</a></li>"
     top += "<li><a href='#comparisons'>Baseline and paired comparisons</a></li>"
+    top += "<li><a href='#checklist'>Reporting checklist</a></li>"
     return f"<nav><strong>Contents</strong><ul>{top}{links}</ul></nav>"
 
 

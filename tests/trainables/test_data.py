@@ -4,6 +4,7 @@ labels, views, folds; the test split never enters."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from search.data.map_cache import MapCache
 from search.data.normalize import BackboneInput
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from trainables.data import SearchData, select_views, trial_data
-from trainables.pool import FoldedData
+from trainables.pool import UNSEEN, FoldedData
 
 SIZE = 32
 MEAN = (0.485, 0.456, 0.406)
@@ -219,3 +220,31 @@ def test_a_kfold_search_gives_each_trial_every_fold_over_train_and_validation(
     assert torch.allclose(data.x, expected, atol=1e-6)
     assert data.y.tolist() == [dataset.labels[i] for i in data.ids]
     assert len(data.pool.folds) == 6  # one model per fold and repeat
+
+
+def test_a_nested_trial_pools_every_patient_and_reads_nothing_of_its_outer_fold(
+    cleaned_set, monkeypatch
+):
+    """The frozen work is the same for every outer fold (the same maps, in the same order)
+    while no fold model trains or validates on its outer fold, whose labels are not even
+    passed on: poisoning them changes nothing the trial receives."""
+    monkeypatch.setattr("trainables.data.backbone_input", lambda backbone: INPUTS)
+    dataset, cleaned = cleaned_set
+    names = dataset.class_set.names
+    spec = SplitSpec(folds=2, outer_folds=3)
+    pools = []
+    for outer in range(3):
+        split = split_patients(dataset.labels, replace(spec, outer=outer), names)
+        poisoned = dict(dataset.labels) | {pid: 99 for pid in split.test}
+        search = SearchData({SIZE: cleaned}, poisoned, split, names)
+        data = search.for_trial("test_resnet", ("rest", "stress"))
+        assert data.ids == tuple(sorted(dataset.labels))  # every patient's maps
+        outer_rows = [data.ids.index(pid) for pid in split.test]
+        assert (data.assignment[:, outer_rows] == UNSEEN).all()
+        assert (data.y[outer_rows] == UNSEEN).all() and 99 not in data.y.tolist()
+        for fold in data.pool.folds:
+            read = set(fold.train_rows.tolist()) | set(fold.val_rows.tolist())
+            assert not read & set(outer_rows)
+            assert len(read) == len(split.train)  # every other patient, once
+        pools.append(data.pool)
+    assert pools[0].digests == pools[1].digests == pools[2].digests  # one frozen entry

@@ -112,6 +112,19 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
     assert set(baseline["trial_a"]) == {ranked.iloc[0]["trial_id"]}  # the best on validation
     page = (out / "report.html").read_text()
     assert "Baseline and paired comparisons" in page and "cannot tell these apart" in page
+    # the checklist: every item with its value from the run or "to be written"
+    rows = [line.split(" | ") for line in (out / "checklist.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith(("| topic", "| ---"))]  # fmt: skip
+    values = {row[0].lstrip("| "): row[2].rstrip(" |") for row in rows}
+    assert all(values.values()) and len(values) == len(rows) >= 25
+    person = {topic for topic, value in values.items() if value == "**to be written**"}
+    assert {"Reference standard (how the classes were established)",
+            "Funding and conflicts of interest"} <= person  # fmt: skip
+    partitions = values["Data partitions (patient level, disjoint, counts per class)"]
+    assert f"test {test_count} (" in partitions and "exactly one part: yes" in partitions
+    assert "Normal" in values["Data: patients and classes"]
+    assert values["Code revision and library versions"].startswith("git ")
+    assert "Reporting checklist" in page
     assert main([*args, "--bootstrap", "40", "--out", str(out)]) == 0  # again: replaced
     assert len(load_table(finished_search.results, "finals", "my-search")) == 4
     assert len(load_table(finished_search.results, "comparisons", "my-search")) == 9

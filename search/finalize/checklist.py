@@ -1,0 +1,230 @@
+"""The reporting checklist: the items of TRIPOD+AI and CLAIM (the reporting guidelines a
+journal asks a clinical prediction or imaging AI paper to follow) that a run knows, filled
+from the run, and the items only a person can write, marked "to be written". Written as
+`checklist.md` beside the report, and as a section of it, so nothing the run measured has
+to be copied by hand and nothing it cannot know is forgotten."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from search.files import write_atomic
+from search.finalize.tables import TABLE_METRICS
+
+__all__ = [
+    "TO_BE_WRITTEN",
+    "ChecklistItem",
+    "checklist_frame",
+    "checklist_markdown",
+    "run_checklist",
+    "write_checklist",
+]
+
+TO_BE_WRITTEN = "to be written"
+
+# Topics a person must write, with the guideline items they answer.
+_PERSON = [
+    ("Clinical background and rationale", "TRIPOD+AI: background; CLAIM: introduction"),
+    ("Intended use and users of the model", "TRIPOD+AI: objectives; CLAIM: study goals"),
+    ("Data source, setting, centres and dates", "TRIPOD+AI: source of data; CLAIM: data"),
+    ("Eligibility criteria of the patients", "TRIPOD+AI: participants; CLAIM: eligibility"),
+    ("Reference standard (how the classes were established)",
+     "TRIPOD+AI: outcome; CLAIM: ground truth"),
+    ("Annotators: who labelled, their expertise, agreement",
+     "TRIPOD+AI: outcome assessment; CLAIM: annotation"),
+    ("Sample size justification", "TRIPOD+AI: sample size; CLAIM: sample size"),
+    ("Ethics approval and consent", "TRIPOD+AI: ethics; CLAIM: ethics"),
+    ("Funding and conflicts of interest", "TRIPOD+AI: funding, conflicts; CLAIM: funding"),
+    ("Data and code availability", "TRIPOD+AI: open science; CLAIM: availability"),
+    ("Limitations and clinical implications", "TRIPOD+AI: discussion; CLAIM: discussion"),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One item: what it is about, the guideline items it answers, and its value from the
+    run (None: a person must write it)."""
+
+    topic: str
+    guideline: str
+    value: str | None
+
+    @property
+    def text(self) -> str:
+        return self.value if self.value is not None else TO_BE_WRITTEN
+
+
+def run_checklist(search_row: dict, settings, prepared, finals: Sequence, comparisons) -> list:
+    """Every item, from the search's row and settings (SearchSettings), its prepared data
+    (PreparedSearch), the finalized models (FinalModel, winners best first) and the
+    comparisons (pipeline.Comparisons)."""
+    split, dataset, space = prepared.split, prepared.dataset, settings.space
+    names = dataset.class_set.names
+    counts = Counter(names[label] for label in dataset.labels.values())
+    parts = {"train": split.train, "validation": split.val, "test": split.test}
+    disjoint = all(
+        not set(a) & set(b) for a in parts.values() for b in parts.values() if a is not b
+    )
+    first_seeds = list({f.trial["trial_id"]: f for f in finals}.values())
+    items = [
+        ("Data: patients and classes", "TRIPOD+AI: participants; CLAIM: data",
+         f"{len(dataset)} patients ({_counts(counts, names)}); data fingerprint "
+         f"{dataset.fingerprint[:16]}"),
+        ("Data partitions (patient level, disjoint, counts per class)",
+         "TRIPOD+AI: data partitioning; CLAIM: data partitions",
+         f"{split.spec.describe()}; "
+         + "; ".join(f"{part} {len(ids)} ({_class_counts(ids, dataset, names)})"
+                     for part, ids in parts.items() if ids)
+         + f"; every patient in exactly one part: {'yes' if disjoint else 'NO'}"),
+        ("Subgroups", "TRIPOD+AI: fairness; CLAIM: demographics",
+         _subgroups(dataset, split.test)),
+        ("Missing data", "TRIPOD+AI: missing data; CLAIM: missing data",
+         "patients with a missing, unreadable or wrongly sized image are refused by the data "
+         "check before a search starts; none are imputed"),
+        ("Preprocessing", "TRIPOD+AI: data preparation; CLAIM: preprocessing",
+         "each export cropped to its bullseye, burned-in text removed, outside the disc "
+         "blanked, resized to the backbone's input, normalized with its mean and SD; "
+         + ", ".join(sorted(f"{size} px" for size in prepared.data.maps))),
+        ("Model and initialization", "TRIPOD+AI: model specification; CLAIM: model",
+         "; ".join(_model(f.trial, space) for f in first_seeds)),
+        ("Layers frozen and fine-tuned", "CLAIM: model (transfer learning)",
+         "; ".join(_unfreezing(f.trial) for f in first_seeds)),
+        ("Search space", "TRIPOD+AI: model building; CLAIM: training",
+         f"space {space.name}: backbones {', '.join(space.backbones)}; modes "
+         f"{', '.join(space.modes)}; "
+         + ", ".join(f"{k} {v}" for k, v in space.ranges.describe())
+         + f"; {space.samples} trials per backbone and mode"),
+        ("Scheduler and budgets", "TRIPOD+AI: model building; CLAIM: training",
+         f"{settings.scheduler} (eta {settings.reduction_factor}), {settings.sampler} "
+         f"sampler; {space.warmup_epochs} warm-up + {space.finetune_epochs} fine-tune "
+         "epochs at most per trial"
+         + (f"; time budget {settings.time_budget_s:g} s" if settings.time_budget_s else "")),
+        ("Seeds", "TRIPOD+AI: reproducibility; CLAIM: training",
+         f"split and sampler seed {settings.seed}; retraining seeds "
+         f"{', '.join(str(s) for s in sorted({f.seed for f in finals}))}"),
+        ("Selection procedure", "TRIPOD+AI: model selection; CLAIM: model selection",
+         _selection(first_seeds, split)),
+        ("Validation scheme", "TRIPOD+AI: evaluation; CLAIM: validation",
+         f"{split.spec.describe()}; winners retrained and tested once on the held-out "
+         f"test split ({len(split.test)} patients), which no step of the search read"),
+        ("Performance with confidence intervals", "TRIPOD+AI: performance; CLAIM: metrics",
+         "; ".join(_performance(f) for f in first_seeds)),
+        ("Calibration", "TRIPOD+AI: calibration; CLAIM: metrics",
+         "; ".join(f"{_name(f.trial)} expected calibration error {f.figures.ece:.3f} "
+                   "(reliability diagram in the report)" for f in first_seeds)),
+        ("Comparison with a baseline and between models",
+         "TRIPOD+AI: model comparison; CLAIM: comparison",
+         f"logistic regression on segment means; {len(comparisons.rows)} paired comparisons, "
+         f"{sum(r['supported'] for r in comparisons.rows)} supported (paired bootstrap, "
+         "DeLong, Holm)"),
+        ("Failure analysis", "CLAIM: failure analysis",
+         "the report's gallery of every misclassified test patient, with its CAM"),
+        ("Explanation method", "CLAIM: model interpretation",
+         "Grad-CAM (pytorch-grad-cam) on the last feature block; for an ensemble, the mean of "
+         "its members' maps; summarized per AHA segment and coronary territory"),
+        ("Code revision and library versions", "TRIPOD+AI: software; CLAIM: software",
+         f"git {search_row.get('git_revision') or 'n/a'}; {search_row.get('library_versions')}"),
+    ]  # fmt: skip
+    filled = [ChecklistItem(topic, guideline, value) for topic, guideline, value in items]
+    return filled + [ChecklistItem(topic, guideline, None) for topic, guideline in _PERSON]
+
+
+def checklist_markdown(items: Sequence[ChecklistItem], title: str) -> str:
+    """The checklist as Markdown: a table of every item, its guideline items and value."""
+    lines = [
+        f"# Reporting checklist: {title}",
+        "",
+        "Filled from the run where it knows the answer; every item marked "
+        f"**{TO_BE_WRITTEN}** needs a person. Guideline items: TRIPOD+AI (Collins et al., "
+        "BMJ 2024) and CLAIM (Tejani et al., Radiology: AI 2024).",
+        "",
+        "| topic | guideline items | value |",
+        "| --- | --- | --- |",
+    ]
+    for item in items:
+        value = f"**{TO_BE_WRITTEN}**" if item.value is None else item.value
+        lines.append(f"| {_cell(item.topic)} | {_cell(item.guideline)} | {_cell(value)} |")
+    return "\n".join(lines) + "\n"
+
+
+def checklist_frame(items: Sequence[ChecklistItem]):
+    """The checklist as a table for the report."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{"topic": i.topic, "guideline items": i.guideline, "value": i.text} for i in items]
+    )
+
+
+def write_checklist(out: Path, items: Sequence[ChecklistItem], title: str) -> Path:
+    return write_atomic(out / "checklist.md", checklist_markdown(items, title))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _counts(counts: Counter, names: Sequence[str]) -> str:
+    return ", ".join(f"{name} {counts.get(name, 0)}" for name in names)
+
+
+def _class_counts(ids, dataset, names) -> str:
+    return _counts(Counter(names[dataset.labels[i]] for i in ids), names)
+
+
+def _subgroups(dataset, test_ids) -> str:
+    columns = dataset.metadata_columns
+    if not columns:
+        return "the manifest has no metadata columns: no subgroups"
+    by_id = {p.patient_id: p for p in dataset.patients}
+    parts = []
+    for column in columns:
+        groups = Counter(by_id[i].metadata.get(column, "") or "(blank)" for i in test_ids)
+        listed = ", ".join(f"{g} {n}" for g, n in sorted(groups.items()))
+        parts.append(f"{column}: {listed}")
+    return "test patients by " + "; ".join(parts) + " (figures per group in the report)"
+
+
+def _name(trial: dict) -> str:
+    return f"{trial['backbone']} / {trial['mode']}"
+
+
+def _model(trial: dict, space) -> str:
+    start = "ImageNet weights" if space.pretrained else "random initialization"
+    return (
+        f"{_name(trial)}: timm {trial['backbone']} from {start}, head of width "
+        f"{trial['width']}, depth {trial['depth']}, dropout {trial['dropout']:.2f}"
+    )
+
+
+def _unfreezing(trial: dict) -> str:
+    share = trial.get("trainable_share")
+    shared = f" ({share:.0%} of the backbone's parameters)" if share == share and share else ""
+    return (
+        f"{_name(trial)}: {trial['warmup_epochs']} warm-up epochs with the backbone frozen, "
+        f"then {trial['finetune_epochs']} with its top {trial['effective_unfreeze']} "
+        f"layers fine-tuned{shared}; learning rate 10^-{trial['a']:.2f}"
+    )
+
+
+def _selection(first_seeds, split) -> str:
+    metric = first_seeds[0].trial.get("selection_metric", "") if first_seeds else ""
+    how = "fold-mean validation" if split.folds else "validation"
+    return (
+        f"each trial's epochs chosen on its {how} {metric}; the best trial of each backbone "
+        "and input mode (its best epoch's figure; ties to the lower validation loss) "
+        "retrained with its settings; the best of them is the search's pick"
+    )
+
+
+def _performance(final) -> str:
+    f = final.figures
+    figures = ", ".join(
+        f"{m.replace('_', ' ')} {f.macro[m]:.3f} [{f.intervals[m][0]:.3f}, {f.intervals[m][1]:.3f}]"
+        if m in f.intervals else f"{m.replace('_', ' ')} {f.macro[m]:.3f}"
+        for m in TABLE_METRICS
+    )  # fmt: skip
+    return f"{_name(final.trial)} (seed {final.seed}, {f.count} test patients): {figures}"
