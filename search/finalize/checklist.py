@@ -19,6 +19,7 @@ __all__ = [
     "ChecklistItem",
     "checklist_frame",
     "checklist_markdown",
+    "nested_checklist",
     "run_checklist",
     "write_checklist",
 ]
@@ -132,6 +133,43 @@ def run_checklist(search_row: dict, settings, prepared, finals: Sequence, compar
     return filled + [ChecklistItem(topic, guideline, None) for topic, guideline in _PERSON]
 
 
+def nested_checklist(
+    outer_items: Sequence[ChecklistItem], scheme: str, outer_sizes: Sequence[int], pooled, rows
+) -> list[ChecklistItem]:
+    """A nested run's checklist: outer fold 0's items, with the partitions, validation,
+    selection, figures and comparisons of the nested run (`pooled`: PooledModel, `rows`:
+    its comparisons)."""
+    patients = sum(outer_sizes)
+    changed = {
+        "Data partitions (patient level, disjoint, counts per class)": (
+            f"nested cross-validation, {scheme}: every one of {patients} patients in exactly "
+            f"one of {len(outer_sizes)} outer folds ({', '.join(map(str, outer_sizes))} "
+            "patients), each the unseen test of one whole search; inner folds over the rest"
+        ),
+        "Validation scheme": (
+            f"{scheme}; the search, the choice of winners and their retraining ran once per "
+            "outer fold; the pooled outer-fold predictions (each patient once) give the "
+            "figures of the procedure"
+        ),
+        "Selection procedure": (
+            "in each outer fold separately: "
+            + next(i.text for i in outer_items if i.topic == "Selection procedure")
+        ),
+        "Performance with confidence intervals": "; ".join(
+            f"{p.name} (pooled, {p.figures.count} patients): " + _figures(p.figures) for p in pooled
+        ),
+        "Calibration": "; ".join(
+            f"{p.name} expected calibration error {p.figures.ece:.3f} (pooled)" for p in pooled
+        ),
+        "Comparison with a baseline and between models": (
+            f"logistic regression on segment means, fitted in each outer fold; {len(rows)} "
+            f"paired comparisons on the pooled patients, {sum(r['supported'] for r in rows)} "
+            "supported (paired bootstrap, DeLong, Holm)"
+        ),
+    }
+    return [ChecklistItem(i.topic, i.guideline, changed.get(i.topic, i.value)) for i in outer_items]
+
+
 def checklist_markdown(items: Sequence[ChecklistItem], title: str) -> str:
     """The checklist as Markdown: a table of every item, its guideline items and value."""
     lines = [
@@ -222,9 +260,13 @@ def _selection(first_seeds, split) -> str:
 
 def _performance(final) -> str:
     f = final.figures
-    figures = ", ".join(
+    return f"{_name(final.trial)} (seed {final.seed}, {f.count} test patients): {_figures(f)}"
+
+
+def _figures(f) -> str:
+    """The table metrics of EvaluationFigures `f`, with their intervals where known."""
+    return ", ".join(
         f"{m.replace('_', ' ')} {f.macro[m]:.3f} [{f.intervals[m][0]:.3f}, {f.intervals[m][1]:.3f}]"
         if m in f.intervals else f"{m.replace('_', ' ')} {f.macro[m]:.3f}"
         for m in TABLE_METRICS
     )  # fmt: skip
-    return f"{_name(final.trial)} (seed {final.seed}, {f.count} test patients): {figures}"

@@ -21,6 +21,7 @@ import numpy as np
 from results import load_searches
 from results.store import ResultStore
 from search.finalize.baseline import BASELINE_NAME
+from search.finalize.checklist import nested_checklist, write_checklist
 from search.finalize.comparisons import Candidate, comparison_rows
 from search.finalize.evaluate import EvaluationFigures, evaluate_predictions
 from search.finalize.nested_report import write_nested_report
@@ -101,7 +102,11 @@ def finalize_nested(settings: FinalizeSettings, say: Callable[[str], None] = pri
     store = ResultStore(settings.results)
     store.write_comparisons(name, rows)
     store.write_outer_predictions(name, outer_prediction_rows(name, pooled, done))
-    report = write_nested_report(out, name, pooled, rows, done)
+    scheme = done[0].prepared.split.spec.short()
+    sizes = [len(f.finals[0].test_ids) for f in done]
+    checklist = nested_checklist(done[0].checklist, scheme, sizes, pooled, rows)
+    write_checklist(out, checklist, f"nested run {name}")
+    report = write_nested_report(out, name, pooled, rows, done, checklist)
     for p in pooled:
         say(f"{p.name}: pooled balanced accuracy {p.figures.macro['balanced_accuracy']:.3f} "
             f"on {p.figures.count} patients")  # fmt: skip

@@ -13,6 +13,7 @@ import pandas as pd
 from search.finalize.baseline import BASELINE_NAME
 from search.finalize.report import (
     REPORT_FILE,
+    checklist_parts,
     comparison_parts,
     figure_cells,
     html_table,
@@ -22,9 +23,12 @@ from search.finalize.report import (
 __all__ = ["write_nested_report"]
 
 
-def write_nested_report(out: Path, name: str, pooled: Sequence, rows: list[dict], done) -> Path:
+def write_nested_report(
+    out: Path, name: str, pooled: Sequence, rows: list[dict], done, checklist
+) -> Path:
     """Write the nested run's report for the pooled models `pooled` (PooledModel), the
-    comparisons `rows` and the finalized outer searches `done`; returns its path."""
+    comparisons `rows`, the finalized outer searches `done` and the `checklist`; returns
+    its path."""
     count = pooled[0].figures.count if pooled else 0
     baseline = next(p for p in pooled if p.name == BASELINE_NAME)
     models = [p for p in pooled if p.name != BASELINE_NAME]
@@ -47,6 +51,7 @@ def write_nested_report(out: Path, name: str, pooled: Sequence, rows: list[dict]
         ),
         "<h2>Each outer fold's report</h2>",
         "<ul>" + "".join(_report_link(f, out) for f in done) + "</ul>",
+        *checklist_parts(checklist),
     ]
     return write_page(out / REPORT_FILE, f"polarmap-search nested run: {name}", parts)
 

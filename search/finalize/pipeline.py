@@ -159,6 +159,7 @@ class FinalizedSearch:
     comparisons: Comparisons
     prepared: PreparedSearch
     report: Path
+    checklist: list
 
 
 def finalize_search(settings: FinalizeSettings, say: Callable[[str], None] = print):
@@ -208,7 +209,7 @@ def finalize_search(settings: FinalizeSettings, say: Callable[[str], None] = pri
     report = write_report(out, name, finals, pd.DataFrame(finals_table), settings.results,
                           search_row, comparisons, checklist)  # fmt: skip
     say(f"report: {report}")
-    return FinalizedSearch(name, finals, comparisons, prepared, report)
+    return FinalizedSearch(name, finals, comparisons, prepared, report, checklist)
 
 
 @dataclass(frozen=True)

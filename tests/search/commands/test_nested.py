@@ -93,6 +93,9 @@ def test_finalize_pools_the_outer_folds_and_compares_on_every_patient(nested_run
         assert (root / "finals" / f"nest-outer-{m}" / "report.html").is_file()
         assert f"nest-outer-{m}/report.html" in page
     assert "pooled balanced accuracy" in printed
+    checklist = (root / "finals" / "checklist.md").read_text()
+    assert f"every one of {len(sites)} patients in exactly one of 3 outer folds" in checklist
+    assert "(pooled, 24 patients)" in checklist and "**to be written**" in checklist
 
 
 def test_resume_runs_only_the_outer_searches_that_did_not_finish(nested_run):
