@@ -35,6 +35,7 @@ _ORDER = {
     "final_subgroups": ["search", "trial_id", "seed", "attribute", "group", "metric"],
     "comparisons": ["search", "kind", "model_a", "model_b", "metric"],
     "outer_predictions": ["search", "model", "outer_fold", "patient_id"],
+    "ensembles": ["search", "weight", "trial_id"],
 }
 
 

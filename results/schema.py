@@ -242,6 +242,25 @@ _OUTER_PREDICTIONS = [
     ("probabilities", pa.list_(pa.float64())),
 ]
 
+_ENSEMBLES = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("backbone", pa.string()),
+    ("mode", pa.string()),
+    ("weight", pa.float64()),
+    ("metric", pa.string()),
+    ("rounds", pa.int64()),
+    ("rounds_kept", pa.int64()),
+    ("candidates", pa.int64()),
+    ("selection_loss", pa.float64()),
+    ("best_single_loss", pa.float64()),
+    ("seed", pa.int64()),
+    ("test_patients", pa.int64()),
+    ("test_balanced_accuracy", pa.float64()),
+    ("test_roc_auc", pa.float64()),
+    ("model_dir", pa.string()),
+]
+
 TABLES = {
     "searches": _SEARCHES,
     "trials": _TRIALS,
@@ -254,6 +273,7 @@ TABLES = {
     "final_subgroups": _FINAL_SUBGROUPS,
     "comparisons": _COMPARISONS,
     "outer_predictions": _OUTER_PREDICTIONS,
+    "ensembles": _ENSEMBLES,
 }
 
 

@@ -69,6 +69,11 @@ class ResultStore:
         runs again."""
         self._write("outer_predictions", search, "outer-predictions.parquet", records)
 
+    def write_ensembles(self, search: str, records: list[dict[str, Any]]) -> None:
+        """A finalize run's greedy ensemble, one row per member, replaced when it runs
+        again (and emptied when it makes none)."""
+        self._write("ensembles", search, "ensembles.parquet", records)
+
     def write_search(self, row: dict[str, Any]) -> None:
         self._write("searches", row["search"], "search.parquet", [row])
 

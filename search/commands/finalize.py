@@ -39,6 +39,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     finalize.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)"
     )
+    finalize.add_argument(
+        "--no-ensemble", dest="ensemble", action="store_false",
+        help="skip the greedy ensemble across the search's trials (default: select it on the "
+        "search's held-out predictions, retrain its members, test and compare it)",
+    )  # fmt: skip
     finalize.add_argument("--data", type=Path, default=None, help="the data set, if it moved")
     finalize.add_argument("--cache", type=Path, default=None, help="map cache folder")
     finalize.add_argument(
@@ -60,7 +65,7 @@ def run_finalize(args: argparse.Namespace) -> int:
     settings = FinalizeSettings(
         results=args.results, search=args.search, per=per, top=args.top, seeds=args.seeds,
         threads=args.threads, bootstrap=args.bootstrap, data=args.data, cache=args.cache,
-        out=args.out, refit=args.refit,
+        out=args.out, refit=args.refit, ensemble=args.ensemble,
     )  # fmt: skip
     try:
         finalize_any(settings)

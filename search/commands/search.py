@@ -25,7 +25,7 @@ from search.tuning import SearchProblems, SearchSettings, check_search, prepare_
 from search.tuning.estimate import format_plan
 from spaces import PRESETS, get_space
 
-__all__ = ["register", "settings_from_args"]
+__all__ = ["register", "run_settings", "settings_from_args"]
 
 DEFAULT_STORAGE = "polarmap-runs"
 
@@ -244,7 +244,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
 
 def run_search_command(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    return _run(settings, dry_run=args.dry_run, quiet=args.quiet)
+    return run_settings(settings, dry_run=args.dry_run, quiet=args.quiet)
 
 
 def resume_search_command(args: argparse.Namespace) -> int:
@@ -256,10 +256,12 @@ def resume_search_command(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.experiment}: not a search this tool started ({exc})") from exc
     if args.address:
         settings = replace(settings, address=args.address)
-    return _run(settings, resume=True, quiet=args.quiet)
+    return run_settings(settings, resume=True, quiet=args.quiet)
 
 
-def _run(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> int:
+def run_settings(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> int:
+    """Check, plan and run (or resume) the search `settings` describe, as `search run` and
+    `search resume` do; an outer fold's settings run that outer search alone."""
     try:
         dataset = check_search(settings)
     except SearchProblems as problems:

@@ -24,6 +24,7 @@ from search.finalize.baseline import BASELINE_NAME
 from search.finalize.checklist import nested_checklist, write_checklist
 from search.finalize.comparisons import Candidate, comparison_rows
 from search.finalize.evaluate import EvaluationFigures, evaluate_predictions
+from search.finalize.greedy import ENSEMBLE_NAME
 from search.finalize.nested_report import write_nested_report
 from search.finalize.pipeline import FinalizedSearch, FinalizeSettings, finalize, finalize_search
 from search.layout import StorageLayout
@@ -94,7 +95,7 @@ def finalize_nested(settings: FinalizeSettings, say: Callable[[str], None] = pri
         say(f"outer fold {outer} of {len(outer_names)}: finalizing {search}")
         done.append(finalize_search(replace(settings, search=search, out=out / search), say))
     pooled = pooled_models(done, settings.bootstrap)
-    candidates = [_candidate(p) for p in pooled if p.name != BASELINE_NAME]
+    candidates = [_candidate(p) for p in pooled if p.name != BASELINE_NAME]  # ensemble last
     baseline = next((_candidate(p) for p in pooled if p.name == BASELINE_NAME), None)
     first = pooled[0]
     rows = comparison_rows(name, first.labels, candidates, baseline,
@@ -132,7 +133,10 @@ def pooled_models(done: list[FinalizedSearch], bootstrap: int) -> list[PooledMod
     parts += [(f"{b} / {m}", b, m, models) for (b, m), models in by_key.items()
               if len(models) == len(done)]  # fmt: skip
     pooled = [_pool(name, b, m, models, done, classes, bootstrap) for name, b, m, models in parts]
-    pooled.append(_pool_baseline(baselines, done, classes, bootstrap))
+    ensembles = [f.comparisons.ensemble for f in done]
+    if all(e is not None for e in ensembles):  # each outer fold's own selection
+        pooled.append(_pool_outputs(ENSEMBLE_NAME, ensembles, done, classes, bootstrap))
+    pooled.append(_pool_outputs(BASELINE_NAME, baselines, done, classes, bootstrap))
     return pooled
 
 
@@ -165,14 +169,15 @@ def _pool(name, backbone, mode, models, done, classes, bootstrap) -> PooledModel
                        predicted, figures)  # fmt: skip
 
 
-def _pool_baseline(baselines, done, classes, bootstrap) -> PooledModel:
-    ids = tuple(pid for b in baselines for pid in b.test_ids)
-    outer = np.concatenate([np.full(len(b.test_ids), i) for i, b in enumerate(baselines)])
-    labels = np.concatenate([_labels(f, b.test_ids) for f, b in zip(done, baselines, strict=True)])
-    probabilities = np.concatenate([b.test_probabilities for b in baselines])
-    predicted = np.concatenate([b.test_predicted for b in baselines])
+def _pool_outputs(name, outputs, done, classes, bootstrap) -> PooledModel:
+    """The baselines' or the ensembles' test predictions of each outer fold, pooled."""
+    ids = tuple(pid for o in outputs for pid in o.test_ids)
+    outer = np.concatenate([np.full(len(o.test_ids), i) for i, o in enumerate(outputs)])
+    labels = np.concatenate([_labels(f, o.test_ids) for f, o in zip(done, outputs, strict=True)])
+    probabilities = np.concatenate([o.test_probabilities for o in outputs])
+    predicted = np.concatenate([o.test_predicted for o in outputs])
     figures = evaluate_predictions(labels, probabilities, classes, None, bootstrap, 0, predicted)
-    return PooledModel(BASELINE_NAME, None, None, (None,) * len(baselines), ids, outer, labels,
+    return PooledModel(name, None, None, (None,) * len(outputs), ids, outer, labels,
                        probabilities, predicted, figures)  # fmt: skip
 
 

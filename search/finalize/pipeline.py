@@ -42,6 +42,14 @@ from search.finalize.explain import (
 )
 from search.finalize.export import ExportedModel, predict_probabilities, save_model
 from search.finalize.external import Predictions, write_predictions
+from search.finalize.greedy import (
+    ENSEMBLE_NAME,
+    EnsembleFinal,
+    each_patient_once,
+    ensemble_rows,
+    finalize_ensemble,
+    select_greedy_ensemble,
+)
 from search.finalize.plots import save_evaluation_plots
 from search.finalize.report import write_report
 from search.finalize.tables import subgroup_rows
@@ -85,6 +93,7 @@ class FinalizeSettings:
     cache: Path | None = None
     refit: bool = False  # cross-validated winners: one model on all training patients
     out: Path | None = None  # default: STORAGE/finals/SEARCH beside the tables
+    ensemble: bool = True  # the greedy ensemble across the search's trials, as one more
 
 
 @dataclass
@@ -175,7 +184,15 @@ def finalize_search(settings: FinalizeSettings, say: Callable[[str], None] = pri
             f"version); rebuild it with: polarmap results ingest {experiment}"
         )
     searched = search_settings  # its whole space, for the checklist
-    backbones = tuple(dict.fromkeys(winners["backbone"]))
+    classes = tuple(str(search_row.get("classes") or "").split(","))
+    ensemble = (
+        select_greedy_ensemble(settings.results, name, trials, classes)
+        if settings.ensemble
+        else None
+    )
+    backbones = tuple(
+        dict.fromkeys([*winners["backbone"], *(ensemble.backbones if ensemble else ())])
+    )
     space = replace(search_settings.space, backbones=backbones)
     search_settings = replace(search_settings, space=space)
     dataset = check_search(search_settings)
@@ -202,7 +219,13 @@ def finalize_search(settings: FinalizeSettings, say: Callable[[str], None] = pri
             say(_one_line(final))
             finals.append(final)
             finals_table += rows["finals"]
-    comparisons = compare_finals(name, finals, prepared, search_settings.views, settings)
+    greedy = _finalize_ensemble(ensemble, finals, settings, prepared, out) if ensemble else None
+    if greedy is not None:
+        say(f"  {ENSEMBLE_NAME} of {len(greedy.member_folders)} trials: test balanced accuracy "
+            f"{greedy.figures.macro['balanced_accuracy']:.3f} -> {greedy.folder}")  # fmt: skip
+    seed0 = min((f.seed for f in finals), default=0)
+    store.write_ensembles(name, ensemble_rows(name, greedy, seed0) if greedy else [])
+    comparisons = compare_finals(name, finals, prepared, search_settings.views, settings, greedy)
     store.write_comparisons(name, comparisons.rows)
     checklist = run_checklist(search_row, searched, prepared, finals, comparisons)
     write_checklist(out, checklist, f"search {name}")
@@ -220,10 +243,12 @@ class Comparisons:
     baseline_views: tuple[str, ...]
     rows: list[dict]
     baseline_model: BaselineModel | None = None
+    ensemble: EnsembleFinal | None = None
 
 
 def compare_finals(name, finals: list[FinalModel], prepared: PreparedSearch,
-                   views: tuple[str, ...], settings: FinalizeSettings) -> Comparisons:  # fmt: skip
+                   views: tuple[str, ...], settings: FinalizeSettings,
+                   ensemble: EnsembleFinal | None = None) -> Comparisons:  # fmt: skip
     """The baseline fitted and tested on the same patients, and every paired comparison of
     the winners' first seeds and the baseline on the test patients."""
     classes = prepared.data.class_names
@@ -241,12 +266,41 @@ def compare_finals(name, finals: list[FinalModel], prepared: PreparedSearch,
         candidates.append(Candidate(f"{t['backbone']} / {t['mode']}", t["trial_id"],
                                     t["backbone"], t["mode"], final.test_probabilities,
                                     final.test_predicted))  # fmt: skip
+    if ensemble is not None:
+        if ensemble.test_ids != baseline.test_ids:
+            raise AssertionError("the ensemble was tested on other patients")
+        weighted = (ensemble.test_probabilities, ensemble.test_predicted)
+        candidates.append(Candidate(ENSEMBLE_NAME, None, None, None, *weighted))
     plain = Candidate(BASELINE_NAME, None, None, None, baseline.test_probabilities,
                       baseline.test_predicted)  # fmt: skip
     rows = comparison_rows(name, labels, candidates, plain, max(settings.bootstrap, 2000), seed)
     figures = evaluate_predictions(labels, baseline.test_probabilities, classes,
                                    baseline.threshold, settings.bootstrap, seed)  # fmt: skip
-    return Comparisons(figures, views, rows, baseline)
+    return Comparisons(figures, views, rows, baseline, ensemble)
+
+
+def _finalize_ensemble(ensemble, finals: list[FinalModel], settings: FinalizeSettings,
+                       prepared: PreparedSearch, out: Path) -> EnsembleFinal:  # fmt: skip
+    """Each member's first seed (a winner's is reused, the others retrained into
+    `out/ensemble`), weighted and tested once."""
+    first_seeds: dict[str, FinalModel] = {}
+    for final in finals:
+        first_seeds.setdefault(final.trial["trial_id"], final)
+
+    def member(trial: dict) -> tuple[tuple[str, ...], np.ndarray, Path]:
+        final = first_seeds.get(trial["trial_id"])
+        if final is None:
+            views = TrialConfig.from_flat(json.loads(trial["config"])).views
+            patients = held_out_patients(prepared, trial["backbone"], views)
+            final = _retrain_and_test(trial, 0, settings, prepared, patients, out / "ensemble")
+        return final.test_ids, final.test_probabilities, final.folder
+
+    def labels_of(ids: tuple[str, ...]) -> np.ndarray:
+        return np.asarray([prepared.data.labels[i] for i in ids], dtype=np.int64)
+
+    seed = min((f.seed for f in finals), default=0)
+    return finalize_ensemble(ensemble, member, labels_of, prepared.data.class_names,
+                             out / "ensemble", settings.bootstrap, seed)  # fmt: skip
 
 
 def _no_tables(results: str) -> str:
@@ -392,7 +446,7 @@ def search_out_of_fold(
             "tables with polarmap results ingest"
         )
     labels = [class_names.index(label) for label in rows["label"]]
-    return _each_patient_once(rows["patient_id"], labels, rows["probabilities"])
+    return each_patient_once(rows["patient_id"], labels, rows["probabilities"])
 
 
 def out_of_fold(result: TrialResult) -> tuple[np.ndarray, np.ndarray]:
@@ -402,19 +456,7 @@ def out_of_fold(result: TrialResult) -> tuple[np.ndarray, np.ndarray]:
     kept = json.loads(result.predictions or "{}")
     if not kept:
         raise ValueError("the trial kept no held-out predictions")
-    return _each_patient_once(kept["patient"], kept["label"], kept["p"])
-
-
-def _each_patient_once(patients, labels, probabilities) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and class probabilities in patient order, a patient's repeats averaged."""
-    by_patient: dict[str, list] = {}
-    label_of: dict[str, int] = {}
-    for patient, label, p in zip(patients, labels, probabilities, strict=True):
-        by_patient.setdefault(patient, []).append(p)
-        label_of[patient] = label
-    ids = sorted(by_patient)
-    averaged = np.array([np.mean(by_patient[i], axis=0) for i in ids])
-    return np.array([label_of[i] for i in ids], dtype=np.int64), averaged
+    return each_patient_once(kept["patient"], kept["label"], kept["p"])
 
 
 def held_out_patients(prepared: PreparedSearch, backbone: str, views: tuple[str, ...]):

@@ -28,6 +28,7 @@ __all__ = [
     "REPORT_FILE",
     "checklist_parts",
     "comparison_parts",
+    "ensemble_parts",
     "figure_cells",
     "html_table",
     "write_page",
@@ -105,6 +106,8 @@ def write_report(
         parts += comparison_parts(
             comparisons.baseline, comparisons.baseline_views, comparisons.rows, "test"
         )
+        if comparisons.ensemble is not None:
+            parts += ensemble_parts(comparisons.ensemble)
     for key, models in winners.items():
         parts.append(_winner_section(key, models, results))
     if checklist is not None:
@@ -121,6 +124,32 @@ def write_page(path: Path, title: str, parts: list[str]) -> Path:
         f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
     )
     return write_atomic(path, page)
+
+
+def ensemble_parts(final) -> list[str]:
+    """The greedy ensemble (greedy.EnsembleFinal): its members and weights, how it was
+    chosen, its test figures."""
+    selection = final.ensemble.selection
+    members = pd.DataFrame(
+        [{"trial": t, "backbone / mode": f"{row['backbone']} / {row['mode']}",
+          "weight": f"{selection.weights[t]:.2f}", "model": str(final.member_folders[t])}
+         for t, row in final.ensemble.members.items()]
+    )  # fmt: skip
+    figures = {"patients": final.figures.count, **figure_cells(final.figures)}
+    figures["ECE"] = f"{final.figures.ece:.3f}"
+    return [
+        "<h2 id='ensemble'>Greedy ensemble across trials</h2>",
+        f"<p>Greedy ensemble selection (Caruana et al. 2004, as AutoGluon) over "
+        f"{final.ensemble.candidates} trials of the search, on the held-out predictions "
+        f"the search kept of them: {selection.metric.replace('_', ' ')} "
+        f"{selection.loss:.3f} against {final.ensemble.best_single_loss:.3f} for the best "
+        "trial alone (chosen on these predictions: optimistic). Each member retrained "
+        "(first seed), probabilities averaged with the weights, tested once; compared with "
+        "the others above. Members and weights are in "
+        f"{_e(final.folder / 'ensemble.json')} and the ensembles table.</p>",
+        html_table(members),
+        html_table(pd.DataFrame([figures])),
+    ]
 
 
 def checklist_parts(checklist) -> list[str]:
@@ -229,6 +258,7 @@ def _contents(winners: dict) -> str:
     )
     top = "<li><a href='#table'>Backbone x mode</a></li>"
     top += "<li><a href='#comparisons'>Baseline and paired comparisons</a></li>"
+    top += "<li><a href='#ensemble'>Greedy ensemble</a></li>"
     top += "<li><a href='#checklist'>Reporting checklist</a></li>"
     return f"<nav><strong>Contents</strong><ul>{top}{links}</ul></nav>"
 

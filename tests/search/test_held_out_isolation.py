@@ -219,7 +219,14 @@ def test_replacing_the_test_split_leaves_the_search_unchanged(tmp_path, monkeypa
     assert [s["status"] for s in searches] == ["completed", "completed"]
 
     # ... and ran the same trials, to the same figures
-    trials = [by_config(load_trials(root, NAME)) for root in (first, second)]
+    assert_same_trials(first, second, NAME, spec)
+
+
+def assert_same_trials(first: Path, second: Path, name: str, spec: SplitSpec) -> None:
+    """The two result folders hold the same trials of search `name`, to the same figures:
+    every column of trials, epochs, per-class figures, held-out predictions (and fold
+    rows) but those that must differ (wall clock, Ray's ids)."""
+    trials = [by_config(load_trials(root, name)) for root in (first, second)]
     columns = list(trials[0].columns)
     kept = [c for c in columns if c not in TRIAL_COLUMNS_THAT_DIFFER]
     assert set(TRIAL_COLUMNS_THAT_DIFFER) <= set(columns)
@@ -242,7 +249,7 @@ def test_replacing_the_test_split_leaves_the_search_unchanged(tmp_path, monkeypa
     for load, differ in loads:
         tables = []
         for root, config in zip((first, second), configs, strict=True):
-            table = load(root, search=NAME)
+            table = load(root, search=name)
             table.insert(0, "config", table["trial_id"].map(config))
             if "probabilities" in table:  # arrays: compared as tuples
                 table["probabilities"] = table["probabilities"].map(tuple)
@@ -255,3 +262,42 @@ def test_replacing_the_test_split_leaves_the_search_unchanged(tmp_path, monkeypa
             figures = {"train_loss", "val_loss", *[f"val_{m}" for m in MACRO_METRICS]}
             assert figures <= set(compared)
         pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+
+
+def test_replacing_an_outer_folds_maps_leaves_its_search_unchanged(tmp_path, monkeypatch):
+    """Nested: outer fold 1's search pools every patient's maps (the frozen work is shared
+    by the outer searches), its own outer fold in no fold and without labels. Giving that
+    outer fold's patients other maps (labels unchanged, so the same outer folds) leaves
+    its search's trials exactly as they were: nothing of them reaches the search."""
+    from search.cli import build_parser
+    from search.commands.search import run_settings, settings_from_args
+    from search.tuning.nested import outer_settings
+
+    spec = SplitSpec(folds=2, outer_folds=3, outer=1, seed=SEED)
+    data = write_example_dataset(tmp_path / "data").parent
+    donors = write_example_dataset(tmp_path / "donors", seed=1).parent
+    original = checked(data / "manifest.csv", spec)
+    split = search_split(original, spec)
+    assert len(split.test) >= 12 and not set(split.test) & set(split.train)
+    altered = tmp_path / "altered"
+    keep = {pid: original.class_set.names[original.labels[pid]] for pid in split.test}
+    replace_test_patients(data, altered, donors, keep)  # same labels, the donors' maps
+    copy = checked(altered / "manifest.csv", spec)
+    assert copy.labels == original.labels and copy.fingerprint != original.fingerprint
+    assert search_split(copy, spec) == split
+
+    roots = []
+    for source, root in ((data, tmp_path / "first"), (altered, tmp_path / "second")):
+        args = search_args(source / "manifest.csv", root / "runs", SplitSpec(folds=2))
+        args += ["--outer-folds", "3"]
+        settings = outer_settings(settings_from_args(build_parser().parse_args(args)), 1)
+        monkeypatch.setenv("POLARMAP_CACHE", str(root / "map-cache"))
+        monkeypatch.setenv("POLARMAP_FROZEN", str(root / "frozen"))
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert run_settings(settings) == 0
+        roots.append(root / "runs" / "results")
+    outer = f"{NAME}-outer-1"
+    searches = [load_searches(root, outer).iloc[0] for root in roots]
+    assert [s["outer_fold"] for s in searches] == [1, 1]
+    assert searches[0]["test_fingerprint"] == searches[1]["test_fingerprint"]
+    assert_same_trials(roots[0], roots[1], outer, spec)

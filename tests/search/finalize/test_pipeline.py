@@ -96,7 +96,14 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
     comparisons = load_table(finished_search.results, "comparisons", "my-search")
     assert sorted(comparisons["kind"].unique()) == [
         "against the baseline", "against the best", "input modes"]  # fmt: skip
-    assert len(comparisons) == 3 * 3  # three pairs x balanced accuracy, ROC AUC, sensitivity
+    ensemble = load_table(finished_search.results, "ensembles", "my-search")
+    if len(ensemble):  # the greedy ensemble: one more model against the best
+        assert ensemble["weight"].sum() == pytest.approx(1) and len(ensemble) >= 2
+        assert (out / "ensemble" / "ensemble.json").is_file()
+        against = comparisons[comparisons["model_b"] == "greedy ensemble"]
+        assert set(against["kind"]) == {"against the best"} and len(against) == 3
+    pairs = 3 + (1 if len(ensemble) else 0)  # dual-stress, modes, baseline (+ ensemble)
+    assert len(comparisons) == 3 * pairs  # x balanced accuracy, ROC AUC, sensitivity
     assert (comparisons["patients"] == test_count).all()
     assert (comparisons["p_holm"] >= comparisons["p_value"] - 1e-12).all()
     modes = comparisons[comparisons["kind"] == "input modes"]
@@ -127,7 +134,7 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
     assert "Reporting checklist" in page
     assert main([*args, "--bootstrap", "40", "--out", str(out)]) == 0  # again: replaced
     assert len(load_table(finished_search.results, "finals", "my-search")) == 4
-    assert len(load_table(finished_search.results, "comparisons", "my-search")) == 9
+    assert len(load_table(finished_search.results, "comparisons", "my-search")) == 3 * pairs
     assert printed.rstrip().endswith(f"report: {out / 'report.html'}")
 
 
