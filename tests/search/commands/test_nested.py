@@ -57,7 +57,8 @@ def test_every_patient_is_predicted_once_by_the_search_that_held_its_site_out(ne
     assert list(outer.index) == ["nest-outer-0", "nest-outer-1", "nest-outer-2"]
     pooled = load_table(results, "outer_predictions", "nest")
     models = {"the search's pick", "test_resnet / stress", "test_resnet / dual"}
-    assert set(pooled["model"]) == models | {"segment logistic regression"}
+    # the greedy ensemble is pooled where every outer search kept one
+    assert set(pooled["model"]) - {"greedy ensemble"} == models | {"segment logistic regression"}
     for _, model in pooled.groupby("model"):
         assert sorted(model["patient_id"]) == sorted(sites)  # each patient once
     for m, held_out in pooled[pooled["model"] == "test_resnet / dual"].groupby("outer_fold"):

@@ -1,0 +1,64 @@
+"""What nesting costs: a nested run (`--outer-folds 4 --folds 3`) against one
+cross-validated search (`--split 75/0/25 --folds 3`) on the same data and space, each
+from an empty frozen-work store, with the map cache warmed first (both read the same
+cleaned maps); and how many frozen-work entries each made (the nested run's outer
+searches should find the first one's work, not make their own).
+
+Data: the first seed's shape, 87 patients (65 Normal, 18 Ischemia, 4 Infarction), the
+test suite's plain 64 px bullseyes with a `site` column; space `demo` with test_resnet,
+stress and dual, 6 trials a pair, 3 + 18 epochs.
+
+    .venv/bin/python bench/nested_cost.py [--work /tmp/polarmap-nested-bench]
+
+Figures are printed; docs/performance.md records them with the machine they came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import write_example_dataset  # noqa: E402  (the suite's data recipe)
+
+FIRST_SEED = {"Infarction": 4, "Ischemia": 18, "Normal": 65}
+POLARMAP = [sys.executable, "-m", "search"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/polarmap-nested-bench"))
+    work = parser.parse_args().work
+    shutil.rmtree(work, ignore_errors=True)
+    manifest = write_example_dataset(work / "data", size=64, counts=FIRST_SEED, sites=4)
+    common = ["search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
+              "test_resnet", "--modes", "stress,dual", "--seed", "0", "--quiet"]  # fmt: skip
+    env = {**os.environ, "POLARMAP_CACHE": str(work / "cache")}
+    cv = [*common, "--split", "75/0/25", "--folds", "3", "--storage", str(work / "cv")]
+    run([*cv, "--name", "warm", "--dry-run"], env, work / "frozen-warm")  # cleans the maps
+    seconds_cv = run([*cv, "--name", "cv"], env, work / "frozen-cv")
+    nested = [*common, "--outer-folds", "4", "--folds", "3", "--storage", str(work / "nested")]
+    seconds_nested = run([*nested, "--name", "nest"], env, work / "frozen-nested")
+    entries = {k: len(list((work / f"frozen-{k}").rglob("*.pt"))) for k in ("cv", "nested")}
+    print(f"one cross-validated search   {seconds_cv:7.1f} s   frozen entries {entries['cv']}")
+    print(f"nested, 4 outer searches     {seconds_nested:7.1f} s   frozen entries "
+          f"{entries['nested']}")  # fmt: skip
+    print(f"nested / (4 x one search)    {seconds_nested / (4 * seconds_cv):7.2f}")
+
+
+def run(args: list[str], env: dict[str, str], frozen: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([*POLARMAP, *args], env={**env, "POLARMAP_FROZEN": str(frozen)},
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()
