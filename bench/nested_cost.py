@@ -6,7 +6,7 @@ searches should find the first one's work, not make their own).
 
 Data: the first seed's shape, 87 patients (65 Normal, 18 Ischemia, 4 Infarction), the
 test suite's plain 64 px bullseyes with a `site` column; space `demo` with test_resnet,
-stress and dual, 6 trials a pair, 3 + 18 epochs.
+stress and dual, 6 trials a pair (docs/performance.md: measured at 3 + 18 epochs).
 
     .venv/bin/python bench/nested_cost.py [--work /tmp/polarmap-nested-bench]
 

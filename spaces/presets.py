@@ -60,7 +60,7 @@ PRESETS: dict[str, SearchSpace] = {
         SearchSpace(
             name="demo",
             description="Two tiny timm test backbones on stress and dual maps, three "
-            "classes, 3 + 18 epochs: the whole search in minutes on a 2-core CPU. For trying "
+            "classes, 3 + 15 epochs: the whole search in minutes on a 2-core CPU. For trying "
             "the tool, not for results: without ImageNet weights (none can be downloaded "
             "here) the backbones start random, so the one-third rule is lifted, most of the "
             "backbone fine-tunes, the learning rates are higher and the loss is weighted by "
@@ -69,7 +69,7 @@ PRESETS: dict[str, SearchSpace] = {
             modes=("stress", "dual"),
             classes="triad",
             warmup_epochs=3,
-            finetune_epochs=18,
+            finetune_epochs=15,
             samples=6,
             ranges=Ranges(
                 width=Choice((16, 32, 64)),

@@ -8,8 +8,9 @@ The best is the search's best trial (ranked on validation, never on the test fig
 is compared on). Each winner is compared through its first seed's model, the one exported
 first and shown in the report's panels. A difference is `supported` when its 95 % interval
 excludes 0 and its p-value, Holm-adjusted over the run's comparisons of the same figure,
-is below 0.05. A bootstrap p-value is never below 2 / (resamples + 1): finalize draws at
-least 2000 resamples, so a family of up to 50 comparisons can reach it.
+is below 0.05. A bootstrap p-value is never below 2 / (resamples + 1): finalize draws
+twice `--bootstrap` resamples (2000 by default), so a family of up to 50 comparisons can
+reach it.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def finalize_nested(settings: FinalizeSettings, say: Callable[[str], None] = pri
     baseline = next((_candidate(p) for p in pooled if p.name == BASELINE_NAME), None)
     first = pooled[0]
     rows = comparison_rows(name, first.labels, candidates, baseline,
-                           max(settings.bootstrap, 2000), 0, patient_set="outer folds")  # fmt: skip
+                           2 * settings.bootstrap, 0, patient_set="outer folds")  # fmt: skip
     store = ResultStore(settings.results)
     store.write_comparisons(name, rows)
     store.write_outer_predictions(name, outer_prediction_rows(name, pooled, done))
@@ -132,11 +132,11 @@ def pooled_models(done: list[FinalizedSearch], bootstrap: int) -> list[PooledMod
     parts = [(PICK, None, None, picks)]
     parts += [(f"{b} / {m}", b, m, models) for (b, m), models in by_key.items()
               if len(models) == len(done)]  # fmt: skip
-    pooled = [_pool(name, b, m, models, done, classes, bootstrap) for name, b, m, models in parts]
+    pooled = [_pool(name, models, done, classes, bootstrap, b, m) for name, b, m, models in parts]
     ensembles = [f.comparisons.ensemble for f in done]
     if all(e is not None for e in ensembles):  # each outer fold's own selection
-        pooled.append(_pool_outputs(ENSEMBLE_NAME, ensembles, done, classes, bootstrap))
-    pooled.append(_pool_outputs(BASELINE_NAME, baselines, done, classes, bootstrap))
+        pooled.append(_pool(ENSEMBLE_NAME, ensembles, done, classes, bootstrap))
+    pooled.append(_pool(BASELINE_NAME, baselines, done, classes, bootstrap))
     return pooled
 
 
@@ -157,28 +157,18 @@ def outer_prediction_rows(name: str, pooled: list[PooledModel], done) -> list[di
     return rows
 
 
-def _pool(name, backbone, mode, models, done, classes, bootstrap) -> PooledModel:
-    ids = tuple(pid for m in models for pid in m.test_ids)
-    outer = np.concatenate([np.full(len(m.test_ids), i) for i, m in enumerate(models)])
-    labels = np.concatenate([_labels(f, m.test_ids) for f, m in zip(done, models, strict=True)])
-    probabilities = np.concatenate([m.test_probabilities for m in models])
-    predicted = np.concatenate([m.test_predicted for m in models])
-    figures = evaluate_predictions(labels, probabilities, classes, None, bootstrap, 0, predicted)
-    trials = tuple(m.trial["trial_id"] for m in models)
-    return PooledModel(name, backbone, mode, trials, ids, outer, labels, probabilities,
-                       predicted, figures)  # fmt: skip
-
-
-def _pool_outputs(name, outputs, done, classes, bootstrap) -> PooledModel:
-    """The baselines' or the ensembles' test predictions of each outer fold, pooled."""
+def _pool(name, outputs, done, classes, bootstrap, backbone=None, mode=None) -> PooledModel:
+    """Each outer fold's test predictions of one model (a winner's FinalModel, the
+    baseline, the ensemble: `test_ids`, `test_probabilities`, `test_predicted`), pooled."""
     ids = tuple(pid for o in outputs for pid in o.test_ids)
     outer = np.concatenate([np.full(len(o.test_ids), i) for i, o in enumerate(outputs)])
     labels = np.concatenate([_labels(f, o.test_ids) for f, o in zip(done, outputs, strict=True)])
     probabilities = np.concatenate([o.test_probabilities for o in outputs])
     predicted = np.concatenate([o.test_predicted for o in outputs])
     figures = evaluate_predictions(labels, probabilities, classes, None, bootstrap, 0, predicted)
-    return PooledModel(name, None, None, (None,) * len(outputs), ids, outer, labels,
-                       probabilities, predicted, figures)  # fmt: skip
+    trials = tuple(o.trial["trial_id"] if hasattr(o, "trial") else None for o in outputs)
+    return PooledModel(name, backbone, mode, trials, ids, outer, labels, probabilities,
+                       predicted, figures)  # fmt: skip
 
 
 def _labels(finalized: FinalizedSearch, ids) -> np.ndarray:

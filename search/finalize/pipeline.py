@@ -273,7 +273,7 @@ def compare_finals(name, finals: list[FinalModel], prepared: PreparedSearch,
         candidates.append(Candidate(ENSEMBLE_NAME, None, None, None, *weighted))
     plain = Candidate(BASELINE_NAME, None, None, None, baseline.test_probabilities,
                       baseline.test_predicted)  # fmt: skip
-    rows = comparison_rows(name, labels, candidates, plain, max(settings.bootstrap, 2000), seed)
+    rows = comparison_rows(name, labels, candidates, plain, 2 * settings.bootstrap, seed)
     figures = evaluate_predictions(labels, baseline.test_probabilities, classes,
                                    baseline.threshold, settings.bootstrap, seed)  # fmt: skip
     return Comparisons(figures, views, rows, baseline, ensemble)
@@ -292,7 +292,9 @@ def _finalize_ensemble(ensemble, finals: list[FinalModel], settings: FinalizeSet
         if final is None:
             views = TrialConfig.from_flat(json.loads(trial["config"])).views
             patients = held_out_patients(prepared, trial["backbone"], views)
-            final = _retrain_and_test(trial, 0, settings, prepared, patients, out / "ensemble")
+            final = _retrain_and_test(
+                trial, 0, settings, prepared, patients, out / "ensemble", panels=False
+            )  # a member: its figures, not its panels
         return final.test_ids, final.test_probabilities, final.folder
 
     def labels_of(ids: tuple[str, ...]) -> np.ndarray:
@@ -347,8 +349,9 @@ def _check_same_data(prepared: PreparedSearch, row: dict, search_settings: Searc
 
 
 def _retrain_and_test(
-    trial, offset, settings, prepared: PreparedSearch, patients: TestPatients, out: Path
-) -> FinalModel:
+    trial, offset, settings, prepared: PreparedSearch, patients: TestPatients, out: Path,
+    panels: bool = True,
+) -> FinalModel:  # fmt: skip
     flat = json.loads(trial["config"])
     seed = int(flat.get("seed", 0)) + offset
     config = TrialConfig.from_flat({**flat, "seed": seed, "threads": settings.threads})
@@ -410,7 +413,7 @@ def _retrain_and_test(
     # Panels for the first seed only: the reader looks at one model per winner; the
     # segment statistics and the territory check are taken for every seed.
     cams = explain_model(model, patients, probabilities, predicted, class_names,
-                         folder / "cams", panels=offset == 0)  # fmt: skip
+                         folder / "cams", panels=panels and offset == 0)  # fmt: skip
     subgroups = subgroup_rows(patients.labels, probabilities, patients.metadata, threshold)
     plots = dict(zip(("roc", "calibration", "confusion"),
                      save_evaluation_plots(figures, folder / "figures"), strict=True))  # fmt: skip

@@ -53,7 +53,7 @@ def first_seed_search(tmp_path_factory):
         finals = root / "finals"
         assert main(["finalize", str(root / "runs" / "results"), "--top", "1", "--seeds", "1",
                      "--bootstrap", "50", "--out", str(finals)]) == 0  # fmt: skip
-        refit = ["--out", str(root / "refit"), "--refit"]
+        refit = ["--out", str(root / "refit"), "--refit", "--no-ensemble"]
         assert main(["finalize", str(root / "runs" / "results"), "--top", "1", "--seeds", "1",
                      "--bootstrap", "50", *refit]) == 0  # fmt: skip
     return root, options, refusal, out.getvalue()

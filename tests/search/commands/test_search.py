@@ -119,8 +119,8 @@ def test_the_dry_run_plans_and_starts_nothing(manifest, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 pairs x 6 trials = 12 trials" in out
     assert "test_resnet/stress, test_resnet/dual" in out
-    assert "6 trials: 6 to 7* -> 2 to 21* (4 stopped early)" in out
-    assert "epoch budget: at most 70 epochs per pair" in out  # 6 x 7 + 2 x 14
+    assert "6 trials: 6 to 6* -> 2 to 18* (4 stopped early)" in out
+    assert "epoch budget: at most 60 epochs per pair" in out  # 6 x 6 + 2 x 12
     assert "time estimate" in out and "test_resnet: frozen pass" in out
     assert not ray.is_initialized() and not (tmp_path / "runs").exists()
 

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 def settings(finished_search, tmp_path, **changes) -> FinalizeSettings:
+    """Finalize's settings for these tests; the ensemble is left to the command's test."""
     values = dict(results=str(finished_search.results), top=1, seeds=1, bootstrap=50,
-                  out=tmp_path / "finals")  # fmt: skip
+                  out=tmp_path / "finals", ensemble=False)  # fmt: skip
     return FinalizeSettings(**{**values, **changes})
 
 
