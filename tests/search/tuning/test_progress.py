@@ -35,7 +35,7 @@ def test_the_view_counts_each_pairs_trials():
     dual = next(r for r in rows if "test_resnet/dual" in r).split()
     assert stress[1:6] == ["1", "1", "1", "0", "0.900"] and stress[6:8] == ["32", "/"]
     assert dual[1:6] == ["0", "0", "0", "1", "0.400"] and dual[6] == "1"
-    assert stress[8] == "70"  # the pair's epoch budget under Hyperband: 6 x 7 + 2 x 14
+    assert stress[8] == "60"  # the pair's epoch budget under Hyperband: 6 x 6 + 2 x 12
 
 
 def test_quiet_progress_prints_a_line_per_finished_trial():
