@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from search.files import write_atomic
+from search.finalize.comparisons import first_seeds
 from search.finalize.tables import TABLE_METRICS
 
 __all__ = [
@@ -69,7 +70,7 @@ def run_checklist(search_row: dict, settings, prepared, finals: Sequence, compar
     disjoint = all(
         not set(a) & set(b) for a in parts.values() for b in parts.values() if a is not b
     )
-    first_seeds = list({f.trial["trial_id"]: f for f in finals}.values())
+    winners = first_seeds(finals)
     items = [
         ("Data: patients and classes", "TRIPOD+AI: participants; CLAIM: data",
          f"{len(dataset)} patients ({_counts(counts, names)}); data fingerprint "
@@ -90,9 +91,9 @@ def run_checklist(search_row: dict, settings, prepared, finals: Sequence, compar
          "blanked, resized to the backbone's input, normalized with its mean and SD; "
          + ", ".join(sorted(f"{size} px" for size in prepared.data.maps))),
         ("Model and initialization", "TRIPOD+AI: model specification; CLAIM: model",
-         "; ".join(_model(f.trial, space) for f in first_seeds)),
+         "; ".join(_model(f.trial, space) for f in winners)),
         ("Layers frozen and fine-tuned", "CLAIM: model (transfer learning)",
-         "; ".join(_unfreezing(f.trial) for f in first_seeds)),
+         "; ".join(_unfreezing(f.trial) for f in winners)),
         ("Search space", "TRIPOD+AI: model building; CLAIM: training",
          f"space {space.name}: backbones {', '.join(space.backbones)}; modes "
          f"{', '.join(space.modes)}; "
@@ -107,15 +108,15 @@ def run_checklist(search_row: dict, settings, prepared, finals: Sequence, compar
          f"split and sampler seed {settings.seed}; retraining seeds "
          f"{', '.join(str(s) for s in sorted({f.seed for f in finals}))}"),
         ("Selection procedure", "TRIPOD+AI: model selection; CLAIM: model selection",
-         _selection(first_seeds, split)),
+         _selection(winners, split)),
         ("Validation scheme", "TRIPOD+AI: evaluation; CLAIM: validation",
          f"{split.spec.describe()}; winners retrained and tested once on the held-out "
          f"test split ({len(split.test)} patients), which no step of the search read"),
         ("Performance with confidence intervals", "TRIPOD+AI: performance; CLAIM: metrics",
-         "; ".join(_performance(f) for f in first_seeds)),
+         "; ".join(_performance(f) for f in winners)),
         ("Calibration", "TRIPOD+AI: calibration; CLAIM: metrics",
          "; ".join(f"{_name(f.trial)} expected calibration error {f.figures.ece:.3f} "
-                   "(reliability diagram in the report)" for f in first_seeds)),
+                   "(reliability diagram in the report)" for f in winners)),
         ("Comparison with a baseline and between models",
          "TRIPOD+AI: model comparison; CLAIM: comparison",
          f"logistic regression on segment means; {len(comparisons.rows)} paired comparisons, "
@@ -248,8 +249,8 @@ def _unfreezing(trial: dict) -> str:
     )
 
 
-def _selection(first_seeds, split) -> str:
-    metric = first_seeds[0].trial.get("selection_metric", "") if first_seeds else ""
+def _selection(winners, split) -> str:
+    metric = winners[0].trial.get("selection_metric", "") if winners else ""
     how = "fold-mean validation" if split.folds else "validation"
     return (
         f"each trial's epochs chosen on its {how} {metric}; the best trial of each backbone "

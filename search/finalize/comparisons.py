@@ -22,7 +22,14 @@ import numpy as np
 
 from results.paired import PairedDifference, compare_models
 
-__all__ = ["Candidate", "comparison_rows", "holm", "mode_pairs", "plain_sentence"]
+__all__ = [
+    "Candidate",
+    "comparison_rows",
+    "first_seeds",
+    "holm",
+    "mode_pairs",
+    "plain_sentence",
+]
 
 ALPHA = 0.05
 METRICS = ("balanced_accuracy", "roc_auc", "sensitivity")
@@ -38,6 +45,15 @@ class Candidate:
     mode: str | None
     probabilities: np.ndarray
     predicted: np.ndarray
+
+
+def first_seeds(finals: Sequence) -> list:
+    """Each winner's first-seed model (FinalModel), in the winners' order (best first):
+    the model that represents a winner wherever one per winner is needed."""
+    first: dict[str, object] = {}
+    for final in finals:
+        first.setdefault(final.trial["trial_id"], final)
+    return list(first.values())
 
 
 def comparison_rows(

@@ -22,19 +22,19 @@ from results import load_searches
 from results.store import ResultStore
 from search.finalize.baseline import BASELINE_NAME
 from search.finalize.checklist import nested_checklist, write_checklist
-from search.finalize.comparisons import Candidate, comparison_rows
+from search.finalize.comparisons import Candidate, comparison_rows, first_seeds
 from search.finalize.evaluate import EvaluationFigures, evaluate_predictions
 from search.finalize.greedy import ENSEMBLE_NAME
 from search.finalize.nested_report import write_nested_report
 from search.finalize.pipeline import FinalizedSearch, FinalizeSettings, finalize, finalize_search
 from search.layout import StorageLayout
+from search.tuning.settings import FINISHED, outer_search_name
 
 __all__ = ["PICK", "PooledModel", "finalize_any", "finalize_nested", "nested_parent"]
 
 log = logging.getLogger(__name__)
 
 PICK = "the search's pick"
-FINISHED = ("completed", "stopped by the time budget")
 
 
 @dataclass(frozen=True)
@@ -120,10 +120,7 @@ def pooled_models(done: list[FinalizedSearch], bootstrap: int) -> list[PooledMod
     the baseline, pooled over the outer folds."""
     picks, by_key, baselines = [], {}, []
     for finalized in done:
-        first_seeds: dict[str, object] = {}
-        for final in finalized.finals:  # winners best first, then seeds
-            first_seeds.setdefault(final.trial["trial_id"], final)
-        winners = list(first_seeds.values())
+        winners = first_seeds(finalized.finals)
         picks.append(winners[0])
         for final in winners:
             by_key.setdefault((final.trial["backbone"], final.trial["mode"]), []).append(final)
@@ -195,4 +192,4 @@ def _finished_outer_searches(results: str, name: str) -> list[str]:
             f"not finished; finalize pools every outer fold. Go on with: polarmap search "
             f"resume {experiment}"
         )
-    return [f"{name}-outer-{m}" for m in range(count)]
+    return [outer_search_name(name, m) for m in range(count)]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from results.store import ResultStore
 from search.data.normalize import backbone_input, normalize_maps
 from search.finalize.baseline import BASELINE_NAME, BaselineModel, fit_search_baseline
 from search.finalize.checklist import run_checklist, write_checklist
-from search.finalize.comparisons import Candidate, comparison_rows
+from search.finalize.comparisons import Candidate, comparison_rows, first_seeds
 from search.finalize.evaluate import (
     EvaluationFigures,
     choose_threshold,
@@ -252,14 +253,12 @@ def compare_finals(name, finals: list[FinalModel], prepared: PreparedSearch,
     """The baseline fitted and tested on the same patients, and every paired comparison of
     the winners' first seeds and the baseline on the test patients."""
     classes = prepared.data.class_names
-    first_seeds = {}
-    for final in finals:  # winners best first; each winner's first seed
-        first_seeds.setdefault(final.trial["trial_id"], final)
-    seed = min((f.seed for f in first_seeds.values()), default=0)
+    winners = first_seeds(finals)
+    seed = min((f.seed for f in winners), default=0)
     baseline = fit_search_baseline(prepared.data, views, seed)
-    labels = np.asarray([prepared.data.labels[i] for i in baseline.test_ids], dtype=np.int64)
+    labels = _labels_of(prepared, baseline.test_ids)
     candidates = []
-    for final in first_seeds.values():
+    for final in winners:
         if final.test_ids != baseline.test_ids:  # the same patients, in the same order
             raise AssertionError("finalized models were tested on different patients")
         t = final.trial
@@ -283,12 +282,10 @@ def _finalize_ensemble(ensemble, finals: list[FinalModel], settings: FinalizeSet
                        prepared: PreparedSearch, out: Path) -> EnsembleFinal:  # fmt: skip
     """Each member's first seed (a winner's is reused, the others retrained into
     `out/ensemble`), weighted and tested once."""
-    first_seeds: dict[str, FinalModel] = {}
-    for final in finals:
-        first_seeds.setdefault(final.trial["trial_id"], final)
+    reused = {final.trial["trial_id"]: final for final in first_seeds(finals)}
 
     def member(trial: dict) -> tuple[tuple[str, ...], np.ndarray, Path]:
-        final = first_seeds.get(trial["trial_id"])
+        final = reused.get(trial["trial_id"])
         if final is None:
             views = TrialConfig.from_flat(json.loads(trial["config"])).views
             patients = held_out_patients(prepared, trial["backbone"], views)
@@ -297,11 +294,9 @@ def _finalize_ensemble(ensemble, finals: list[FinalModel], settings: FinalizeSet
             )  # a member: its figures, not its panels
         return final.test_ids, final.test_probabilities, final.folder
 
-    def labels_of(ids: tuple[str, ...]) -> np.ndarray:
-        return np.asarray([prepared.data.labels[i] for i in ids], dtype=np.int64)
-
     seed = min((f.seed for f in finals), default=0)
-    return finalize_ensemble(ensemble, member, labels_of, prepared.data.class_names,
+    return finalize_ensemble(ensemble, member, partial(_labels_of, prepared),
+                             prepared.data.class_names,
                              out / "ensemble", settings.bootstrap, seed)  # fmt: skip
 
 
@@ -425,6 +420,11 @@ def _retrain_and_test(
                        refit)  # fmt: skip
     save_model(folder, model, exported, model_card(final, exported))
     return final
+
+
+def _labels_of(prepared: PreparedSearch, ids: tuple[str, ...]) -> np.ndarray:
+    """The class indices of patients `ids`, in their order."""
+    return np.asarray([prepared.data.labels[i] for i in ids], dtype=np.int64)
 
 
 def refit_config(config: TrialConfig, trial: dict[str, Any]) -> TrialConfig:

@@ -21,17 +21,11 @@ from search.data import Dataset
 from search.tuning.prepare import PreparedSearch, prepare_search
 from search.tuning.record import load_search_row, write_settings
 from search.tuning.runner import run_search, search_record
-from search.tuning.settings import SearchSettings
+from search.tuning.settings import FINISHED, SearchSettings, outer_search_name
 
-__all__ = ["FINISHED", "outer_search_name", "outer_settings", "run_nested"]
+__all__ = ["outer_settings", "run_nested"]
 
 log = logging.getLogger(__name__)
-
-FINISHED = ("completed", "stopped by the time budget")
-
-
-def outer_search_name(name: str, outer: int) -> str:
-    return f"{name}-outer-{outer}"
 
 
 def outer_settings(settings: SearchSettings, outer: int) -> SearchSettings:

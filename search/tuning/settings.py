@@ -13,14 +13,24 @@ from search.layout import StorageLayout
 from spaces import SearchSpace
 
 __all__ = [
+    "FINISHED",
     "Bracket",
     "SearchSettings",
     "epoch_budget",
     "hyperband_brackets",
+    "outer_search_name",
     "pair_brackets",
     "pair_key",
     "settings_problems",
 ]
+
+
+FINISHED = ("completed", "stopped by the time budget")  # a searches row's status: done
+
+
+def outer_search_name(name: str, outer: int) -> str:
+    """The search of outer fold `outer` (from 0) of the nested run `name`."""
+    return f"{name}-outer-{outer}"
 
 
 def pair_key(backbone: str, mode: str) -> str:
