@@ -10,6 +10,7 @@ file system and `write_file` keeps the same promise there: one object, put whole
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO
 __all__ = [
     "atomic_output",
     "current_umask",
+    "exclusive_lock",
     "join_location",
     "open_location",
     "parent_location",
@@ -61,6 +63,21 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive lock between processes (and threads: one open file each) on a local or
+    network file system, held while the block runs; the system drops it when its holder
+    dies, so a killed process never leaves it taken. The lock file itself stays."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def current_umask() -> int:

@@ -11,6 +11,7 @@ all fold models read, each taking its own rows.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -219,12 +220,24 @@ class FoldTrainer:
         parts = {v: store.load(key, rows) for v, key in enumerate(keys) if key is not None}
         missing = [v for v in views if parts.get(v) is None]
         if missing:
-            computed = self._compute_frozen(kind, split, missing)
-            for i, view in enumerate(missing):
-                parts[view] = computed[:, i]
-                if keys[view] is not None:
-                    store.store(keys[view], parts[view])
+            with store.computing([keys[v] for v in missing]) if store else nullcontext():
+                if store:  # another trial may have stored them while this one waited
+                    parts.update({v: store.load(keys[v], rows) for v in missing})
+                self._compute_missing(kind, split, parts, keys)
         return torch.stack([parts[v].to(self.device) for v in views], dim=1)
+
+    def _compute_missing(
+        self, kind: str, split: str, parts: dict[int, Any], keys: list[str | None]
+    ) -> None:
+        """Compute the views missing from `parts` together, and store each."""
+        missing = [v for v in range(len(keys)) if parts.get(v) is None]
+        if not missing:
+            return
+        computed = self._compute_frozen(kind, split, missing)
+        for i, view in enumerate(missing):
+            parts[view] = computed[:, i]
+            if keys[view] is not None:
+                self.frozen.store.store(keys[view], parts[view])
 
     def _compute_frozen(self, kind: str, split: str, views: list[int]) -> torch.Tensor:
         """(N, len(views), ...) frozen work of `kind` for those views of `split`."""

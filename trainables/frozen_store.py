@@ -4,8 +4,10 @@ The output of the frozen part of a backbone depends only on the backbone's weigh
 input maps, where the backbone is cut and the number format, never on the head, the
 learning rate or the epoch. Trials that agree on those read one stored tensor instead of
 running the frozen layers again. Entries are named by a SHA-256 of everything they depend
-on, written under a temporary name and renamed (concurrent trials may both compute an
-entry; the reader never sees a partial file), and read with `weights_only=True`. Each
+on, written under a temporary name and renamed (the reader never sees a partial file), and
+read with `weights_only=True`. A trial that misses an entry takes a lock on it before
+computing it, so concurrent trials (of one search, or of the outer searches of a nested
+run) compute each entry once: the others wait, then read it. Each
 carries the checksum of its bytes, its shape and dtype (`search.checked`), verified on
 every read with the number of maps it must hold: a damaged entry is reported in one line,
 deleted and computed again, never trained on.
@@ -19,12 +21,15 @@ import json
 import logging
 import os
 import pickle
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from search.checked import DamagedEntry, read_checked, write_checked
+from search.files import exclusive_lock
 from search.layout import frozen_store_dir
 
 __all__ = ["FrozenWorkStore", "tensor_digest"]
@@ -57,6 +62,16 @@ class FrozenWorkStore:
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pt"
+
+    @contextmanager
+    def computing(self, keys: list[str]) -> Iterator[None]:
+        """Hold the locks of these entries (in one order for every process, so two trials
+        never wait on each other) while they are computed and stored; load them again
+        inside, since another trial may have stored them while this one waited."""
+        with ExitStack() as held:
+            for key in sorted(set(keys)):
+                held.enter_context(exclusive_lock(self.path(key).with_suffix(".lock")))
+            yield
 
     def load(self, key: str, rows: int | None = None) -> torch.Tensor | None:
         """The stored tensor, or None when absent. `rows`: the number of maps it must hold

@@ -15,8 +15,6 @@ download leaves only a hidden temporary file.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -24,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from search.files import atomic_output, join_location, open_location
+from search.files import atomic_output, exclusive_lock, join_location, open_location
 from search.layout import weights_cache_dir
 
 __all__ = [
@@ -185,7 +183,7 @@ def cached_weights(name: str, uri: str, cache: str | os.PathLike[str] | None = N
     if _complete(target, remote.size):
         return target
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder / ".lock"):
+    with exclusive_lock(folder / ".lock"):
         if not _complete(target, remote.size):  # another trial may have finished it
             log.info("downloading the weights of %s from %s", name, remote.location)
             try:
@@ -203,18 +201,6 @@ def _complete(target: Path, size: int) -> bool:
         return target.stat().st_size == size
     except OSError:
         return False
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive lock between processes (and threads: one open file each) on this node;
-    the system drops it when its holder dies."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _download(fs, remote: RemoteWeights, target: Path) -> None:

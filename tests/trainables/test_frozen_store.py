@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
@@ -52,6 +53,41 @@ def test_a_second_trial_reads_the_first_ones_frozen_work(data, tmp_path):
     assert entries(store) == first
     alone = run_protocol(other, data)
     assert without_timing(shared.history) == without_timing(alone.history)
+
+
+class CountingStore(FrozenWorkStore):
+    """Notes every entry written."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.written: list[str] = []
+
+    def store(self, key, tensor):
+        self.written.append(key)
+        return super().store(key, tensor)
+
+
+def test_concurrent_trials_compute_each_entry_once(data, tmp_path):
+    store = CountingStore(tmp_path)
+    start = threading.Barrier(2)
+    histories = []  # (threads share torch's random state: figures are compared elsewhere)
+
+    def trial(config):
+        start.wait()  # both miss every entry at first
+        histories.append(without_timing(run_protocol(config, data, store=store).history))
+
+    other = replace(CONFIG, a=3.5)  # same backbone and cut: the same entries
+    threads = [threading.Thread(target=trial, args=(c,)) for c in (CONFIG, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(histories) == 2
+    assert sorted(store.written) == sorted(entries_keys(store)) and len(store.written) == 4
+
+
+def entries_keys(store: FrozenWorkStore) -> set[str]:
+    return {p.stem for p in store.root.rglob("*.pt")}
 
 
 def test_what_the_frozen_work_depends_on_gives_new_entries(data, tmp_path):
