@@ -60,7 +60,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL_DIR", type=Path,
-                        help="a model folder written by polarmap finalize")  # fmt: skip
+                        help="a model folder written by polarmap finalize, or its "
+                        "greedy ensemble's folder (OUT/ensemble, with ensemble.json)")  # fmt: skip
     parser.add_argument("manifest", metavar="MANIFEST", type=Path, help=MANIFEST_HELP)
     add_cache_option(parser)
     parser.add_argument(
@@ -121,11 +122,15 @@ def _checked(args: argparse.Namespace, require_labels: bool):
     problem a usage error (exit status 2) before any compute."""
     from search.finalize.export import load_model
     from search.finalize.external import ManifestProblems, load_manifest_for_model
+    from search.finalize.weighted import is_ensemble_folder, load_weighted_ensemble
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers {args.workers}: expected at least 1")
     try:
-        model, exported = load_model(args.model)
+        if is_ensemble_folder(args.model):  # a greedy ensemble: its members, weighted
+            model = exported = load_weighted_ensemble(args.model)
+        else:
+            model, exported = load_model(args.model)
     except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:  # not a model folder
         raise UsageError(f"MODEL_DIR {args.model}: {exc}") from exc
     try:

@@ -71,6 +71,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     resume.add_argument("experiment", type=Path, help="the search's folder, STORAGE/NAME")
     resume.add_argument("--address", default=None, help="a running Ray cluster")
+    resume.add_argument(
+        "--outer-parallel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a nested run's outer searches at once, each under this driver in a Ray task "
+        "(default: all of them with --address, else one at a time)",
+    )
     resume.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
     resume.set_defaults(func=resume_search_command, parser=resume)
 
@@ -100,6 +108,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25"
     )
     sched.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
+    sched.add_argument(
+        "--outer-parallel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a nested run's outer searches at once, each under this driver in a Ray task "
+        "(default: all of them with --address, else one at a time)",
+    )
     sched.add_argument(
         "--time-budget",
         type=argtype(parse_duration),
@@ -239,6 +255,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         split=_split(args),
         cache=args.cache,
         disc_layout=args.layout,
+        outer_parallel=args.outer_parallel,
     )
 
 
@@ -256,6 +273,8 @@ def resume_search_command(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.experiment}: not a search this tool started ({exc})") from exc
     if args.address:
         settings = replace(settings, address=args.address)
+    if args.outer_parallel:
+        settings = replace(settings, outer_parallel=args.outer_parallel)
     return run_settings(settings, resume=True, quiet=args.quiet)
 
 

@@ -38,10 +38,10 @@ from search.data.normalize import BackboneInput, backbone_input, normalize_maps
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from search.files import write_atomic
 from search.finalize.evaluate import EvaluationFigures, evaluate_predictions, predict_classes
-from search.finalize.export import ExportedModel, predict_probabilities
+from search.finalize.export import Classifier, ExportedModel, predict_probabilities
+from search.finalize.weighted import WeightedEnsemble
 from trainables.data import select_views
 from trainables.metrics import METRICS
-from trainables.model import PolarMapNet
 
 __all__ = [
     "EVALUATION_FORMAT",
@@ -111,7 +111,7 @@ def model_class_set(class_names: tuple[str, ...]) -> ClassSet:
     return ClassSet("custom", names)
 
 
-def model_mode(exported: ExportedModel) -> InputMode:
+def model_mode(exported: ExportedModel | WeightedEnsemble) -> InputMode:
     """The model's views as an input mode, named as the search names it (`dual`...)."""
     for preset in PRESET_MODES.values():
         if preset.views == exported.views:
@@ -121,7 +121,7 @@ def model_mode(exported: ExportedModel) -> InputMode:
 
 def load_manifest_for_model(
     manifest: str | os.PathLike[str],
-    exported: ExportedModel,
+    exported: ExportedModel | WeightedEnsemble,
     require_labels: bool = True,
     min_size: int = DEFAULT_MIN_SIZE,
 ) -> Dataset:
@@ -172,19 +172,28 @@ def model_inputs(
 
 
 def predict_manifest(
-    model: PolarMapNet,
-    exported: ExportedModel,
+    model: Classifier | WeightedEnsemble,
+    exported: ExportedModel | WeightedEnsemble,
     dataset: Dataset,
     cache: str | os.PathLike[str] | None = None,
     workers: int | None = None,
 ) -> Predictions:
-    """The model's predictions for every patient of a checked data set.
+    """The model's predictions for every patient of a checked data set; a weighted
+    ensemble's are the weighted mean of its members' probabilities, each member reading
+    the maps at its own views and input size.
 
     Raises:
         DataError: listing every export that cannot be cleaned.
     """
-    x = model_inputs(dataset, exported, cache, workers)
-    probabilities = predict_probabilities(model, x).numpy()
+
+    def probabilities_of(model: Classifier, exported: ExportedModel) -> np.ndarray:
+        x = model_inputs(dataset, exported, cache, workers)
+        return predict_probabilities(model, x).numpy()
+
+    if isinstance(model, WeightedEnsemble):
+        probabilities = sum(m.weight * probabilities_of(m.model, m.exported) for m in model.members)
+    else:
+        probabilities = probabilities_of(model, exported)
     labels = tuple(p.label for p in dataset.patients)
     return Predictions(
         patient_ids=tuple(p.patient_id for p in dataset.patients),

@@ -13,6 +13,7 @@ optimistic; its test figures do not."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +155,8 @@ def finalize_ensemble(
         "threshold": threshold,
         "members": [
             {"trial_id": t, "weight": w, "backbone": ensemble.members[t]["backbone"],
-             "mode": ensemble.members[t]["mode"], "model": str(folders[t])}
+             "mode": ensemble.members[t]["mode"],
+             "model": os.path.relpath(folders[t], out)}  # the finals folder can move
             for t, w in weights.items()
         ],
         "selection": {"method": "greedy ensemble selection (Caruana et al. 2004)",

@@ -3,11 +3,13 @@ that outer fold as its unseen test. Each outer fold's search is a search of its 
 (`NAME-outer-<m>`, m from 0) with its own Ray folder and resume, all writing to the same
 result tables; a searches row for `NAME` itself says how the nested run stands.
 
-They run one after another under this driver, each using every trial slot Ray has. They
-read the same maps and their trials pool every patient (an outer fold's test patients in
-no fold), so the frozen work done by the first outer search is found in the store by the
-others. Resuming the nested run keeps the outer searches that finished, resumes the one
-that was interrupted and starts the rest."""
+On one machine they run one after another in this process, each using every trial slot
+it has; on a cluster (or with `--outer-parallel N`) they run at once, each in a Ray task
+under this driver (`outer_tasks`). They read the same maps and their trials pool every
+patient (an outer fold's test patients in no fold), so each piece of frozen work is done
+once, by whichever trial needs it first, and found in the store by the others. Resuming
+the nested run keeps the outer searches that finished, resumes the ones that were
+interrupted and starts the rest."""
 
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ from datetime import UTC, datetime
 
 from results.store import ResultStore
 from search.data import Dataset
+from search.tuning.outer_tasks import OuterJob, run_outer_searches
 from search.tuning.prepare import PreparedSearch, prepare_search
 from search.tuning.record import load_search_row, write_settings
 from search.tuning.runner import run_search, search_record
 from search.tuning.settings import FINISHED, SearchSettings, outer_search_name
 
-__all__ = ["outer_settings", "run_nested"]
+__all__ = ["outer_parallel", "outer_settings", "run_nested"]
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +59,45 @@ def run_nested(
     if not resume or load_search_row(settings.experiment) is None:
         write_settings(settings, settings.experiment, row)
     store.write_search(row)
+    jobs = []
     for outer in range(count):
         one = outer_settings(settings, outer)
         before = store.table("searches", search=one.name).to_pylist()
         if before and before[0]["status"] in FINISHED:
             say(f"outer fold {outer} of {count}: search {one.name} already finished")
             continue
-        prepared = first if outer == 0 else prepare_search(one, dataset)
-        again = resume and load_search_row(one.experiment) is not None
-        say(
-            f"outer fold {outer} of {count}: search {one.name}, "
-            f"{len(prepared.split.test)} patients held out" + (" (resumed)" if again else "")
-        )
-        if run_search(one, prepared, resume=again, quiet=quiet).interrupted:
-            row.update(ended=datetime.now(UTC), status="interrupted")
-            store.write_search(row)
-            return "interrupted"
-    row.update(ended=datetime.now(UTC), status="completed")
+        jobs.append(OuterJob(outer, one, resume and load_search_row(one.experiment) is not None))
+    parallel = outer_parallel(settings, count)
+    if parallel > 1 and len(jobs) > 1:
+        statuses = run_outer_searches(jobs, dataset, parallel, count, quiet, say).values()
+        finished = all(status in FINISHED for status in statuses)
+    else:
+        finished = _one_at_a_time(jobs, dataset, first, count, quiet, say)
+    row.update(ended=datetime.now(UTC), status="completed" if finished else "interrupted")
     store.write_search(row)
-    return "completed"
+    return row["status"]
+
+
+def outer_parallel(settings: SearchSettings, count: int) -> int:
+    """How many outer searches run at once: as asked, else all of them on a cluster and
+    one at a time on this machine."""
+    if settings.outer_parallel:
+        return min(settings.outer_parallel, count)
+    return count if settings.address else 1
+
+
+def _one_at_a_time(jobs, dataset, first: PreparedSearch, count: int, quiet, say) -> bool:
+    """Run the outer searches in this process in turn, with their live views; False when
+    one was interrupted (the rest wait for resume)."""
+    for job in jobs:
+        prepared = first if job.outer == 0 else prepare_search(job.settings, dataset)
+        say(
+            f"outer fold {job.outer} of {count}: search {job.settings.name}, "
+            f"{len(prepared.split.test)} patients held out" + (" (resumed)" if job.resume else "")
+        )
+        if run_search(job.settings, prepared, resume=job.resume, quiet=quiet).interrupted:
+            return False
+    return True
 
 
 def _nested_row(settings: SearchSettings, first: PreparedSearch, store: ResultStore, resume):

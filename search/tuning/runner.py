@@ -33,7 +33,7 @@ from search.tuning.settings import SearchSettings, pair_brackets
 from search.tuning.suggest import shared_config, suggest_trial
 from trainables.tune import polarmap_trainable
 
-__all__ = ["METRIC", "SearchRun", "final_status", "run_search", "search_record"]
+__all__ = ["METRIC", "SearchRun", "final_status", "run_search", "search_record", "start_ray"]
 
 METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
 
@@ -65,7 +65,7 @@ def run_search(
 
     `trainable` is for tests: a function of (config, data, frozen_store) like
     `polarmap_trainable`."""
-    started_here = _start_ray(settings)
+    started_here = start_ray(settings)
     try:
         return _tune(settings, prepared, resume, quiet, trainable)
     finally:
@@ -248,7 +248,7 @@ def _warn_of_unrecorded_trials(results, store: ResultStore, search: str, path: s
         )
 
 
-def _start_ray(settings: SearchSettings) -> bool:
+def start_ray(settings: SearchSettings) -> bool:
     """Start or join Ray unless this process already has; True when started here."""
     if ray.is_initialized():
         return False

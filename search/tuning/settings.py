@@ -64,6 +64,8 @@ class SearchSettings:
         disc_layout: view -> position of its disc in exports that hold several maps
             (--layout).
         nested_in: an outer fold's search: the nested run it belongs to (its name).
+        outer_parallel: a nested run's outer searches at once (None: all of them on a
+            cluster, one at a time on this machine, where they would share its slots).
     """
 
     space: SearchSpace
@@ -86,6 +88,7 @@ class SearchSettings:
     cache: Path | None = None
     disc_layout: dict[str, str] = field(default_factory=dict)
     nested_in: str | None = None
+    outer_parallel: int | None = None
 
     @property
     def pairs(self) -> list[str]:
@@ -244,6 +247,11 @@ def settings_problems(settings: SearchSettings, local_gpus: int | None = None) -
         problems.append(f"gpus per trial: need 0 or more, got {settings.gpus_per_trial}")
     if settings.max_concurrent is not None and settings.max_concurrent < 1:
         problems.append(f"max concurrent: need at least 1, got {settings.max_concurrent}")
+    if settings.outer_parallel is not None:
+        if settings.outer_parallel < 1:
+            problems.append(f"outer parallel: need at least 1, got {settings.outer_parallel}")
+        elif not settings.split.nested:
+            problems.append("outer parallel: only a nested run (--outer-folds) has outer searches")
     if settings.time_budget_s is not None and settings.time_budget_s <= 0:
         problems.append(f"time budget: need more than 0 s, got {settings.time_budget_s:g}")
     if settings.address is None:  # Ray will start here: its resources are this machine's

@@ -1,7 +1,8 @@
 """A nested run as a user with sites runs it: leave-one-site-out outer folds, 2 inner
-folds, two input modes. Every patient gets exactly one outer-fold prediction, from the
-search that held its site out; no outer fold's patients reach its own search; sites are
-never split; the frozen work is done by the first outer search only; finalize pools the
+folds, two input modes, the outer searches at once under one driver. Every patient gets
+exactly one outer-fold prediction, from the search that held its site out; no outer fold's
+patients reach its own search; sites are never split; the frozen work is done once, before
+the first outer search ends; finalize pools the
 outer folds into figures, comparisons (dual against stress, the baseline) and a report;
 resume runs only the outer searches that have not finished."""
 
@@ -31,6 +32,7 @@ def nested_run(tmp_path_factory):
         "test_resnet", "--modes", "stress,dual", "--samples", "1", "--warmup-epochs", "1",
         "--finetune-epochs", "1", "--outer-folds", "groups", "--group-by", "site",
         "--folds", "2", "--storage", str(root / "runs"), "--name", "nest", "--quiet",
+        "--outer-parallel", "3",
     ]  # fmt: skip
     finalize = ["finalize", str(root / "runs" / "results"), "--seeds", "1", "--bootstrap",
                 "30", "--out", str(root / "finals")]  # fmt: skip
@@ -72,10 +74,15 @@ def test_every_patient_is_predicted_once_by_the_search_that_held_its_site_out(ne
             assert len(set(trial["patient_id"])) == len(sites) - len(held_out)
 
 
-def test_the_frozen_work_of_the_first_outer_search_serves_the_others(nested_run):
-    root, _, _, frozen = nested_run
+def test_the_outer_searches_run_at_once_and_share_the_frozen_work(nested_run):
+    root, printed, _, frozen = nested_run
     searches = load_table(root / "runs" / "results", "searches").set_index("search")
-    first_ended = searches.loc["nest-outer-0", "ended"].value  # ns since the epoch
+    outer = [f"nest-outer-{m}" for m in range(3)]
+    assert searches.loc[outer, "started"].max() < searches.loc[outer, "ended"].min()
+    assert printed.count(" started") == 3 and printed.count(" completed (2 trials") == 3
+    # each entry computed once, by whichever trial needed it first: all before the
+    # first outer search ended, and no more of them than one search makes
+    first_ended = searches.loc[outer, "ended"].min().value  # ns since the epoch
     assert frozen and all(mtime <= first_ended for mtime in frozen.values())
 
 

@@ -104,6 +104,20 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
         assert (out / "ensemble" / "ensemble.json").is_file()
         against = comparisons[comparisons["model_b"] == "greedy ensemble"]
         assert set(against["kind"]) == {"against the best"} and len(against) == 3
+        # predict reads its folder as one model: what finalize tested, patient for patient
+        import pandas as pd
+        from sklearn.metrics import balanced_accuracy_score
+
+        manifest, written = finished_search.root / "data" / "manifest.csv", tmp_path / "e.csv"
+        assert main(["predict", str(out / "ensemble"), str(manifest), "--out", str(written),
+                     "--workers", "1"]) == 0  # fmt: skip
+        test = (
+            pd.read_csv(written)
+            .set_index("patient_id")
+            .loc[held_out_ids(finished_search, tmp_path)]
+        )
+        assert balanced_accuracy_score(test["label"], test["predicted"]) == pytest.approx(
+            ensemble["test_balanced_accuracy"].iloc[0])  # fmt: skip
     pairs = 3 + (1 if len(ensemble) else 0)  # dual-stress, modes, baseline (+ ensemble)
     assert len(comparisons) == 3 * pairs  # x balanced accuracy, ROC AUC, sensitivity
     assert (comparisons["patients"] == test_count).all()
