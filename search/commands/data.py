@@ -13,8 +13,9 @@ from search.commands.options import (
     checked_dataset,
     split_from_args,
 )
-from search.commands.report import format_split_table, print_report
+from search.commands.report import format_outer_table, format_split_table, print_report
 from search.data import Dataset, Split, split_patients
+from search.data.splits import outer_partition
 from search.files import write_json_atomic
 from search.provenance import provenance
 
@@ -45,7 +46,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="make the stratified patient-level split and record it",
         description="Check the data set, then split its patients stratified by class: "
         "train/validation/test, or k folds over train + validation with a fixed test "
-        "split. The same seed and data always give the same test split.",
+        "split, each group of --group-by kept whole; with --outer-folds, the outer folds "
+        "and outer fold 0's split. The same seed and data always give the same split.",
     )
     add_data_options(split)
     split.add_argument(
@@ -67,18 +69,27 @@ def run_split(args: argparse.Namespace) -> int:
     dataset = checked_dataset(args)
     if dataset is None:
         return 1
-    split = split_patients(dataset.labels, spec, dataset.class_set.names)
+    names, groups = dataset.class_set.names, dataset.groups(spec.group_by)
+    split = split_patients(dataset.labels, spec, names, groups)
+    outer = outer_partition(dataset.labels, spec, names, groups) if spec.nested else None
     print(f"{dataset.source}: {len(dataset)} patients, {spec.describe()}")
+    if outer is not None:
+        print(format_outer_table(dataset, outer, groups))
+        print(f"\nthe search of outer fold {spec.outer}, that outer fold its test:")
     print(format_split_table(dataset, split))
     print(f"test fingerprint: {split.test_fingerprint}")
     if args.out:
-        write_json_atomic(args.out, split_record(dataset, split))
+        write_json_atomic(args.out, split_record(dataset, split, outer))
         print(f"wrote {args.out}")
     return 0
 
 
-def split_record(dataset: Dataset, split: Split) -> dict[str, object]:
-    """What later steps need to prove they never trained on the test split."""
+def split_record(
+    dataset: Dataset, split: Split, outer: tuple[tuple[str, ...], ...] | None = None
+) -> dict[str, object]:
+    """What later steps need to prove they never trained on the test split (and, for a
+    nested split, every outer fold's patients)."""
+    nested = {"outer_fold_patients": [list(ids) for ids in outer]} if outer is not None else {}
     return {
         "format": "polarmap-split/1",
         "data": str(dataset.source.resolve()),
@@ -87,5 +98,6 @@ def split_record(dataset: Dataset, split: Split) -> dict[str, object]:
         "class_names": list(dataset.class_set.names),
         "views": list(dataset.views),
         **split.to_dict(),
+        **nested,
         "provenance": provenance(),
     }

@@ -29,6 +29,7 @@ __all__ = [
     "add_cache_option",
     "add_data_options",
     "add_layout_option",
+    "add_split_options",
     "argtype",
     "check_from_args",
     "checked_dataset",
@@ -120,22 +121,69 @@ def add_data_options(
         help=f"smallest accepted image side in pixels (default {DEFAULT_MIN_SIZE})",
     )
     add_layout_option(parser)
-    if not split:
-        return
+    if split:
+        add_split_options(parser)
+
+
+def add_split_options(
+    parser, seed_help: str = "seed of the split (default 0)", search: bool = False
+) -> None:
+    """How the patients are split: --split, --folds, --repeats, --outer-folds, --group-by,
+    --seed; `search` words the help for a search, which cross-validates every trial."""
     parser.add_argument(
         "--split",
         type=argtype(_split_text),
         default="70/15/15",
-        help="train/validation/test percentages, stratified per class (default 70/15/15)",
+        help="train/validation/test percentages, stratified per class (default 70/15/15; "
+        "with --folds, e.g. 80/0/20: validation is each fold in turn)",
     )
     parser.add_argument(
         "--folds",
         type=argtype(fold_count),
         default=None,
-        help="stratified k-fold over train + validation instead of one validation split; "
-        "the test share of --split is still held out",
+        help=(
+            "cross-validate every trial: stratified k-fold by patient over train + "
+            "validation, one model per fold, epochs chosen on the fold-mean curve"
+            if search
+            else "stratified k-fold over train + validation instead of one validation split"
+        )
+        + "; the test share of --split is still held out",
     )
-    parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="with --folds: repeated k-fold, this many different partitions (default 1)",
+    )
+    parser.add_argument(
+        "--outer-folds",
+        type=argtype(outer_folds),
+        default=None,
+        metavar="M|groups",
+        help="nested cross-validation: every patient in one of M stratified outer folds"
+        + ("; the whole search runs once per outer fold with that fold as its unseen test"
+           if search else "")
+        + " (needs --folds; the shares of --split are not used); 'groups': one outer fold "
+        "per value of --group-by (leave one site out)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--group-by",
+        default=None,
+        metavar="COLUMN",
+        help="a manifest metadata column (site, scanner): test split, folds and outer folds "
+        "keep each of its groups whole",
+    )
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
+def outer_folds(text: str) -> int | str:
+    """--outer-folds: an integer of at least 2, or `groups`."""
+    if text.strip().lower() == "groups":
+        return "groups"
+    count = int(text)
+    if count < 2:
+        raise ValueError(f"--outer-folds must be at least 2 (or groups), got {count}")
+    return count
 
 
 def parse_layout(text: str) -> dict[str, str]:
@@ -181,8 +229,14 @@ def fold_count(text: str) -> int:
 
 
 def split_from_args(args: argparse.Namespace) -> SplitSpec:
+    """The split `add_split_options` asked for."""
+    outer = args.outer_folds
     try:
-        return SplitSpec.parse(args.split, folds=args.folds, seed=args.seed)
+        return SplitSpec.parse(
+            args.split, folds=args.folds, seed=args.seed, repeats=args.repeats,
+            group_by=args.group_by, outer_folds=outer if isinstance(outer, int) else None,
+            outer_groups=outer == "groups",
+        )  # fmt: skip
     except ValueError as exc:
         raise UsageError(f"--split {args.split}: {exc}") from exc
 

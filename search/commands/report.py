@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from search.data import CheckReport, Dataset, Split, format_problems
 
-__all__ = ["format_split_table", "print_report"]
+__all__ = ["format_outer_table", "format_split_table", "print_report"]
 
 
 def print_report(report: CheckReport) -> None:
@@ -27,11 +27,27 @@ def print_report(report: CheckReport) -> None:
 
 def format_split_table(dataset: Dataset, split: Split) -> str:
     """Patients per class and split, as a small text table."""
-    labels = dataset.labels
     parts = {"train": split.train, "val": split.val, "test": split.test}
     if split.folds:
         parts = {"train+val": split.train, "test": split.test}
         parts.update({f"fold {i + 1}": f for i, f in enumerate(split.folds)})
+    return _count_table(dataset, parts)
+
+
+def format_outer_table(
+    dataset: Dataset, outer: tuple[tuple[str, ...], ...], groups: dict[str, str] | None
+) -> str:
+    """Patients per class and outer fold (0-based, as the outer searches are named), and
+    with groups the values each outer fold holds."""
+    table = _count_table(dataset, {f"outer {m}": ids for m, ids in enumerate(outer)})
+    if groups is None:
+        return table
+    held = [", ".join(sorted({groups[pid] for pid in ids})) for ids in outer]
+    return table + "\n" + "\n".join(f"outer {m}: {values}" for m, values in enumerate(held))
+
+
+def _count_table(dataset: Dataset, parts: dict[str, tuple[str, ...]]) -> str:
+    labels = dataset.labels
     width = max(len(n) for n in [*dataset.class_set.names, "class", "total"])
     lines = [f"{'class':<{width}}  " + "  ".join(f"{p:>9}" for p in parts)]
     for index, name in enumerate(dataset.class_set.names):

@@ -15,12 +15,12 @@ from search.commands.options import (
     UsageError,
     add_cache_option,
     add_layout_option,
+    add_split_options,
     argtype,
     comma_names,
-    fold_count,
     refused,
+    split_from_args,
 )
-from search.data import SplitSpec
 from search.tuning import SearchProblems, SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
 from spaces import PRESETS, get_space
@@ -139,46 +139,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="pretrained weights: a folder, a file or an s3:// prefix, every node reaching it "
         "(polarmap weights fetch fills one; default: the model hub)",
     )
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--split",
-        default="70/15/15",
-        help="train/validation/test percentages (with --folds, e.g. 80/0/20: validation is "
-        "each fold in turn)",
-    )
-    data.add_argument(
-        "--folds",
-        type=argtype(fold_count),
-        default=None,
-        help="cross-validate every trial: stratified k-fold by patient over train + "
-        "validation, one model per fold, epochs chosen on the fold-mean curve; the test "
-        "share of --split is still held out",
-    )
-    data.add_argument(
-        "--repeats",
-        type=int,
-        default=1,
-        help="with --folds: repeated k-fold, this many different partitions (default 1)",
-    )
-    data.add_argument(
-        "--outer-folds",
-        type=argtype(outer_folds),
-        default=None,
-        metavar="M|groups",
-        help="nested cross-validation: every patient in one of M stratified outer folds; "
-        "the whole search runs once per outer fold with that fold as its unseen test "
-        "(needs --folds; the shares of --split are not used); 'groups': one outer fold per "
-        "value of --group-by (leave one site out)",
-    )
-    data.add_argument(
-        "--group-by",
-        default=None,
-        metavar="COLUMN",
-        help="a manifest metadata column (site, scanner): test split, folds and outer folds "
-        "keep each of its groups whole",
-    )
-    data.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, samplers and training (default 0)"
+    add_split_options(
+        parser.add_argument_group("data"),
+        seed_help="seed of the split, samplers and training (default 0)",
+        search=True,
     )
     add_cache_option(parser)
     parser.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
@@ -193,31 +157,6 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"duration {text!r}: expected seconds or a form like 90m, 2h, 1h30m")
     hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return float(hours * 3600 + minutes * 60 + seconds)
-
-
-def outer_folds(text: str) -> int | str:
-    """--outer-folds: an integer of at least 2, or `groups`."""
-    if text.strip().lower() == "groups":
-        return "groups"
-    count = int(text)
-    if count < 2:
-        raise ValueError(f"--outer-folds must be at least 2 (or groups), got {count}")
-    return count
-
-
-def _split(args: argparse.Namespace) -> SplitSpec:
-    outer = getattr(args, "outer_folds", None)
-    nested = {
-        "group_by": getattr(args, "group_by", None),
-        "outer_folds": outer if isinstance(outer, int) else None,
-        "outer_groups": outer == "groups",
-    }
-    try:
-        return SplitSpec.parse(
-            args.split, folds=args.folds, seed=args.seed, repeats=args.repeats, **nested
-        )
-    except ValueError as exc:
-        raise UsageError(f"--split {args.split}: {exc}") from exc
 
 
 def settings_from_args(args: argparse.Namespace) -> SearchSettings:
@@ -252,7 +191,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         threads=args.threads,
         weights=args.weights,
         address=args.address,
-        split=_split(args),
+        split=split_from_args(args),
         cache=args.cache,
         disc_layout=args.layout,
         outer_parallel=args.outer_parallel,

@@ -24,7 +24,7 @@ from search.data.images import ImageInfo, ImageProblem, inspect_image
 from search.data.manifest import PATH_SUFFIX, POSITION_SUFFIX, read_manifest
 from search.data.modes import InputMode
 from search.data.problems import DataError, Problem
-from search.data.splits import SplitSpec, feasibility_problems
+from search.data.splits import SplitSpec, feasibility_problems, split_problems
 
 __all__ = ["DEFAULT_MIN_SIZE", "CheckReport", "check_dataset", "load_dataset"]
 
@@ -86,7 +86,9 @@ def check_dataset(
         class_set: the classes; default triad for a manifest, the folder names for folders.
         mode: the input mode to be used; its views must be present for every patient.
             Default: every view the manifest has.
-        split: the split to be made; every class must be large enough for it. Default 70/15/15.
+        split: the split to be made; every class must be large enough for it, and with
+            `group_by` the column must exist and its groups allow the split (every outer
+            fold's, for a nested one). Default 70/15/15.
         splittable: False for jobs that do not split (preprocessing, previews): skip the
             class-size check.
         min_size: smallest accepted image side, in pixels.
@@ -127,13 +129,8 @@ def check_dataset(
     problems += _shared_images(records, infos)
     problems += _disc_problems(records, needed, infos, layout)
 
-    unique_labelled = {r.patient_id: r.label for r in records if r.label is not None}
-    counts = {
-        name: sum(1 for label in unique_labelled.values() if label == i)
-        for i, name in enumerate(class_set.names)
-    }
     if records and splittable:
-        problems += feasibility_problems(counts, split, source=str(path))
+        problems += _split_problems(path, records, class_set, split, metadata_columns)
 
     report = CheckReport(path, class_set, tuple(needed), len(records), problems)
     if not report.ok:
@@ -159,6 +156,29 @@ def check_dataset(
     )
     dataset = Dataset(path, class_set, tuple(needed), patients, metadata_columns, fingerprint)
     return CheckReport(path, class_set, tuple(needed), len(records), problems, dataset)
+
+
+def _split_problems(
+    path: Path,
+    records: list[Record],
+    class_set: ClassSet,
+    split: SplitSpec,
+    metadata_columns: tuple[str, ...],
+) -> list[Problem]:
+    """Whether the labelled patients can be split as `split` says: class sizes, and with
+    `group_by` the column and its group structure (for every outer fold)."""
+    labels = {r.patient_id: r.label for r in records if r.label is not None}
+    column = split.group_by
+    if column and column not in metadata_columns:
+        there = ", ".join(metadata_columns) if metadata_columns else "none"
+        message = f"--group-by {column}: the manifest has no such column (its metadata: {there})"
+        return [Problem(str(path), message, field=column)]
+    if not (column or split.nested):
+        counts = {name: sum(1 for label in labels.values() if label == i)
+                  for i, name in enumerate(class_set.names)}  # fmt: skip
+        return feasibility_problems(counts, split, source=str(path))
+    groups = {r.patient_id: r.metadata.get(column, "") for r in records} if column else None
+    return split_problems(labels, split, class_set.names, groups, source=str(path))
 
 
 def _missing_view_columns(

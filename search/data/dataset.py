@@ -87,6 +87,13 @@ class Dataset:
         """patient id -> class index (None: unlabelled, see `Patient`)."""
         return {p.patient_id: p.label for p in self.patients}
 
+    def groups(self, column: str | None) -> dict[str, str] | None:
+        """patient id -> its value of metadata `column` (a split's `group_by`; None
+        without one)."""
+        if not column:
+            return None
+        return {p.patient_id: p.metadata.get(column, "") for p in self.patients}
+
     def class_counts(self) -> dict[str, int]:
         """Patients per class name, in class order, zeros included."""
         counts = Counter(p.label for p in self.patients)

@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from search.data.splits import outer_partition
-from search.tuning.prepare import PreparedSearch, patient_groups
+from search.tuning.prepare import PreparedSearch
 from search.tuning.settings import (
     SearchSettings,
     epoch_budget,
@@ -91,7 +91,7 @@ def _nested_line(settings: SearchSettings, prepared: PreparedSearch, epochs: int
     """What nesting multiplies: the search above once per outer fold."""
     dataset = prepared.dataset
     outer = outer_partition(dataset.labels, settings.split, dataset.class_set.names,
-                            patient_groups(dataset, settings))  # fmt: skip
+                            dataset.groups(settings.split.group_by))  # fmt: skip
     sizes = sorted(len(fold) for fold in outer)
     held = f"{sizes[0]}" if sizes[0] == sizes[-1] else f"{sizes[0]}-{sizes[-1]}"
     return (

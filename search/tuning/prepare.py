@@ -19,7 +19,6 @@ from search.data import (
 from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
-from search.data.splits import split_problems
 from search.tuning.settings import SearchSettings, settings_problems
 from spaces import SearchSpace
 from trainables.data import SearchData
@@ -28,7 +27,6 @@ __all__ = [
     "PreparedSearch",
     "SearchProblems",
     "check_search",
-    "patient_groups",
     "prepare_search",
 ]
 
@@ -79,8 +77,6 @@ def check_search(settings: SearchSettings) -> Dataset:
         layout=settings.disc_layout,
     )
     data_problems = [f"data: {line}" for line in format_problems(report.errors)]
-    if report.dataset is not None and not report.errors:
-        problems += _group_problems(settings, report.dataset)
     if problems or data_problems or report.dataset is None:
         raise SearchProblems(problems + data_problems, data_only=not problems)
     for line in format_problems(report.warnings, mark_warnings=False):
@@ -88,37 +84,12 @@ def check_search(settings: SearchSettings) -> Dataset:
     return report.dataset
 
 
-def patient_groups(dataset: Dataset, settings: SearchSettings) -> dict[str, str] | None:
-    """Patient id -> its value of the split's `--group-by` column (None without one)."""
-    column = settings.split.group_by
-    if not column:
-        return None
-    return {p.patient_id: p.metadata.get(column, "") for p in dataset.patients}
-
-
-def _group_problems(settings: SearchSettings, dataset: Dataset) -> list[str]:
-    """A `--group-by` column the manifest lacks; a group or nested structure that cannot
-    be split as asked."""
-    spec, columns = settings.split, dataset.metadata_columns
-    if spec.group_by and spec.group_by not in columns:
-        there = ", ".join(columns) if columns else "none"
-        return [
-            f"--group-by {spec.group_by}: the manifest has no such column (its metadata "
-            f"columns: {there})"
-        ]
-    if not (spec.group_by or spec.nested):
-        return []
-    found = split_problems(
-        dataset.labels, spec, dataset.class_set.names, patient_groups(dataset, settings)
-    )
-    return [f"split: {p.message}" for p in found]
-
-
 def prepare_search(settings: SearchSettings, dataset: Dataset, workers: int | None = None):
     """Split, clean the maps at every input size the backbones take (cached), and find
     each backbone's unfreeze limit."""
+    spec = settings.split
     split = split_patients(
-        dataset.labels, settings.split, dataset.class_set.names, patient_groups(dataset, settings)
+        dataset.labels, spec, dataset.class_set.names, dataset.groups(spec.group_by)
     )
     cache = MapCache(settings.cache)
     sizes = sorted({backbone_input(b).size for b in settings.space.backbones})

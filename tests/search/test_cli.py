@@ -14,6 +14,7 @@ from PIL import Image
 
 from results.store import ResultStore
 from search.cli import build_parser, main
+from tests.conftest import read_rows, write_example_dataset
 
 POLARMAP = Path(sys.executable).parent / "polarmap"
 
@@ -93,6 +94,30 @@ def test_split_record_is_written_and_stable(manifest, tmp_path, capsys):
     assert a["data_fingerprint"] and a["provenance"]["libraries"]["torch"]
     table = capsys.readouterr().out
     assert "Infarction" in table and "test fingerprint" in table
+
+
+def test_check_and_split_keep_sites_whole_as_a_nested_search_would(tmp_path, capsys):
+    manifest = write_example_dataset(tmp_path / "data", size=64, sites=3)
+    nested = ["--group-by", "site", "--outer-folds", "groups", "--folds", "2"]
+    record = tmp_path / "split.json"
+    assert main(["data", "split", str(manifest), *nested, "--out", str(record)]) == 0
+    printed = capsys.readouterr().out
+    assert "outer 0: S1" in printed and "outer 2: S3" in printed
+    written = json.loads(record.read_text())
+    header, *rows = read_rows(manifest)
+    site = {row[0]: row[header.index("site")] for row in rows}
+    assert [sorted({site[p] for p in fold}) for fold in written["outer_fold_patients"]] == [
+        ["S1"], ["S2"], ["S3"]]  # fmt: skip
+    assert set(written["patients"]["test"]) == set(written["outer_fold_patients"][0])
+    assert written["outer_fold_count"] == 3
+    for fold in written["fold_patients"]:  # outer fold 0's inner folds: sites whole there too
+        assert not {site[p] for p in fold} & {site[p] for p in written["patients"]["test"]}
+
+    assert main(["data", "check", str(manifest), "--group-by", "site", "--outer-folds", "4",
+                 "--folds", "2"]) == 1  # fmt: skip
+    assert "column 'site' has 3 groups" in capsys.readouterr().out  # what search would say
+    assert main(["data", "check", str(manifest), "--group-by", "scanner"]) == 1
+    assert "--group-by scanner: the manifest has no such column" in capsys.readouterr().out
 
 
 def test_split_refuses_bad_data_before_splitting(edit_manifest, tmp_path, capsys):
