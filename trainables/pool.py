@@ -110,8 +110,10 @@ class FoldedData:
     def everyone(self) -> FoldedData:
         """The same patients as one fold that trains and validates on all of them, for a
         refit whose epochs are already chosen (the protocol's `keep_last`): the maps held
-        and their frozen work done once, not once as training and again as validation."""
-        return _AllPatients(self.x, self.y, self.ids, np.zeros((1, len(self.y))), self.class_names)
+        and their frozen work done once, not once as training and again as validation.
+        `UNSEEN` patients stay unseen: a nested run's refit never reads its outer fold."""
+        one_fold = np.where(self.assignment[:1] == UNSEEN, UNSEEN, 0)
+        return _AllPatients(self.x, self.y, self.ids, one_fold, self.class_names)
 
     @property
     def repeats(self) -> int:
@@ -143,5 +145,5 @@ class FoldedData:
 class _AllPatients(FoldedData):
     @cached_property
     def pool(self) -> TrainingPool:
-        rows = torch.arange(len(self.y))
+        rows = torch.nonzero(torch.from_numpy(self.assignment[0] != UNSEEN)).flatten()
         return TrainingPool(self.x, self.y, self.ids, (Fold(0, 0, rows, rows),), self.class_names)

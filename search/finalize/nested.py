@@ -88,8 +88,6 @@ def finalize_nested(settings: FinalizeSettings, say: Callable[[str], None] = pri
     name = str(settings.search)
     outer_names = _finished_outer_searches(settings.results, name)
     out = settings.out or StorageLayout.of_results(settings.results).finals(name)
-    if settings.refit:
-        raise ValueError("--refit: not for a nested run yet; finalize it without --refit")
     done: list[FinalizedSearch] = []
     for outer, search in enumerate(outer_names):
         say(f"outer fold {outer} of {len(outer_names)}: finalizing {search}")

@@ -41,7 +41,8 @@ def write_nested_report(
         f"were tested once, by the models of the one search that never read them. Pooled, "
         f"every one of the {count} patients is predicted exactly once: the figures below "
         "are those of the procedure on patients it did not see, with 95 % bootstrap "
-        "intervals over the patients. Each outer fold keeps its own binary threshold.</p>",
+        "intervals over the patients. Each outer fold keeps its own binary threshold. "
+        f"{_retraining(done)}</p>",
         "<h2>Pooled outer-fold figures</h2>",
         html_table(pd.DataFrame([_figure_row(p) for p in pooled])),
         "<h2>What each outer fold chose</h2>",
@@ -54,6 +55,14 @@ def write_nested_report(
         *checklist_parts(checklist),
     ]
     return write_page(out / REPORT_FILE, f"polarmap-search nested run: {name}", parts)
+
+
+def _retraining(done) -> str:
+    """What each outer fold's winners are: fold ensembles or refit models."""
+    if done[0].finals[0].refit:
+        return ("Each winner was retrained once on every patient but its outer fold's, for "
+                "the epochs its cross-validation chose (--refit).")  # fmt: skip
+    return "Each winner is the ensemble of its fold models, probabilities averaged."
 
 
 def _figure_row(p) -> dict:

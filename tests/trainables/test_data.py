@@ -246,5 +246,9 @@ def test_a_nested_trial_pools_every_patient_and_reads_nothing_of_its_outer_fold(
             read = set(fold.train_rows.tolist()) | set(fold.val_rows.tolist())
             assert not read & set(outer_rows)
             assert len(read) == len(split.train)  # every other patient, once
+        (refit,) = data.everyone().pool.folds  # finalize --refit: all but the outer fold
+        assert set(refit.train_rows.tolist()) == set(range(len(data.ids))) - set(outer_rows)
+        assert refit.val_rows.tolist() == refit.train_rows.tolist()
+        assert data.everyone().pool.digests == data.pool.digests  # its frozen work too
         pools.append(data.pool)
     assert pools[0].digests == pools[1].digests == pools[2].digests  # one frozen entry

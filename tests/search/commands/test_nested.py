@@ -106,6 +106,25 @@ def test_finalize_pools_the_outer_folds_and_compares_on_every_patient(nested_run
     assert "(pooled, 24 patients)" in checklist and "**to be written**" in checklist
 
 
+def test_a_refit_nested_finalize_pools_models_that_never_read_their_outer_fold(nested_run):
+    root, _, sites, _ = nested_run
+    results, out = root / "runs" / "results", root / "finals-refit"
+    args = ["finalize", str(results), "--search", "nest", "--refit", "--no-ensemble",
+            "--seeds", "1", "--bootstrap", "30", "--out", str(out)]  # fmt: skip
+    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(io.StringIO()):
+        env.setenv("POLARMAP_CACHE", str(root / "cache"))
+        env.setenv("POLARMAP_FROZEN", str(root / "frozen"))
+        assert main(args) == 0
+    for m in range(3):
+        finals = load_table(results, "finals", f"nest-outer-{m}")
+        assert finals["refit"].any() and (finals.loc[finals["refit"], "members"] == 1).all()
+    pooled = load_table(results, "outer_predictions", "nest")
+    for _, model in pooled.groupby("model"):
+        assert sorted(model["patient_id"]) == sorted(sites)
+    page = (out / "report.html").read_text()
+    assert "retrained once on every patient but its outer fold" in page
+
+
 def test_resume_runs_only_the_outer_searches_that_did_not_finish(nested_run):
     """Last in this module: it forgets outer fold 2 (its folder and rows, as if the run had
     stopped before it) and resumes the nested run in place."""
