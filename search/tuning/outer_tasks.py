@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # what a search task needs of the driver's environment on a node Ray started elsewhere
 _PASSED_ON = (
     "RAY_CHDIR_TO_TRIAL_DIR",
+    "RAY_AIR_NEW_OUTPUT",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S",
 )
 

@@ -33,7 +33,14 @@ from search.tuning.settings import SearchSettings, pair_brackets
 from search.tuning.suggest import shared_config, suggest_trial
 from trainables.tune import polarmap_trainable
 
-__all__ = ["METRIC", "SearchRun", "final_status", "run_search", "search_record", "start_ray"]
+__all__ = [
+    "METRIC",
+    "SearchRun",
+    "final_status",
+    "run_search",
+    "search_record",
+    "start_ray",
+]
 
 METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
 
@@ -250,17 +257,26 @@ def _warn_of_unrecorded_trials(results, store: ResultStore, search: str, path: s
 
 def start_ray(settings: SearchSettings) -> bool:
     """Start or join Ray unless this process already has; True when started here."""
+    _ray_defaults()
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative data paths keep working
-    # one state snapshot per checkpoint is what keeping one checkpoint per trial costs
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if settings.address:
         log.debug("joining the Ray cluster at %s", settings.address)
         ray.init(address=settings.address, log_to_driver=False)
     else:  # a private Ray for this process: no dashboard, nothing listening beyond localhost
         ray.init(include_dashboard=False, log_to_driver=False)
     return True
+
+
+def _ray_defaults() -> None:
+    """How this project runs Ray Tune, unless the user's environment says otherwise; set in
+    the process that runs a search (and so in the Ray it starts)."""
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative data paths keep working
+    # one state snapshot per checkpoint is what keeping one checkpoint per trial costs
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray's own experiment box and TensorBoard hint, printed whatever `verbose` says by
+    # its newer output engine; the progress view is the search's own
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 def _a_node_fits(settings: SearchSettings) -> bool:
