@@ -9,6 +9,11 @@ test suite's plain 64 px bullseyes with a `site` column; space `demo` with test_
 stress and dual, 6 trials a pair (docs/performance.md: measured at 3 + 18 epochs).
 
     .venv/bin/python bench/nested_cost.py [--work /tmp/polarmap-nested-bench]
+                                          [--outer-parallel N]
+
+With `--outer-parallel N` the nested run is timed a second time with N outer searches at
+once (each a Ray task under the one driver), from an empty store again: the entries show
+whether concurrent outer searches still compute each piece of frozen work once.
 
 Figures are printed; docs/performance.md records them with the machine they came from.
 """
@@ -35,7 +40,9 @@ POLARMAP = [sys.executable, "-m", "search"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/polarmap-nested-bench"))
-    work = parser.parse_args().work
+    parser.add_argument("--outer-parallel", type=int, default=None, metavar="N")
+    options = parser.parse_args()
+    work = options.work
     shutil.rmtree(work, ignore_errors=True)
     manifest = write_example_dataset(work / "data", size=64, counts=FIRST_SEED, sites=4)
     common = ["search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
@@ -51,6 +58,13 @@ def main() -> None:
     print(f"nested, 4 outer searches     {seconds_nested:7.1f} s   frozen entries "
           f"{entries['nested']}")  # fmt: skip
     print(f"nested / (4 x one search)    {seconds_nested / (4 * seconds_cv):7.2f}")
+    if options.outer_parallel:
+        n = options.outer_parallel
+        at_once = [*nested, "--name", "nest-at-once", "--outer-parallel", str(n)]
+        seconds = run(at_once, env, work / "frozen-at-once")
+        made = len(list((work / "frozen-at-once").rglob("*.pt")))
+        print(f"nested, {n} outer at once     {seconds:7.1f} s   frozen entries {made}")
+        print(f"at once / one at a time      {seconds / seconds_nested:7.2f}")
 
 
 def run(args: list[str], env: dict[str, str], frozen: Path) -> float:
