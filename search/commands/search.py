@@ -71,7 +71,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     resume.add_argument("experiment", type=Path, help="the search's folder, STORAGE/NAME")
     resume.add_argument("--address", default=None, help="a running Ray cluster")
-    resume.add_argument(
+    _add_outer_parallel(resume)
+    resume.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
+    resume.set_defaults(func=resume_search_command, parser=resume)
+
+
+def _add_outer_parallel(parser) -> None:
+    parser.add_argument(
         "--outer-parallel",
         type=int,
         default=None,
@@ -79,8 +85,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="a nested run's outer searches at once, each under this driver in a Ray task "
         "(default: all of them with --address, else one at a time)",
     )
-    resume.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
-    resume.set_defaults(func=resume_search_command, parser=resume)
 
 
 def _add_space_overrides(parser: argparse.ArgumentParser) -> None:
@@ -108,14 +112,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25"
     )
     sched.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
-    sched.add_argument(
-        "--outer-parallel",
-        type=int,
-        default=None,
-        metavar="N",
-        help="a nested run's outer searches at once, each under this driver in a Ray task "
-        "(default: all of them with --address, else one at a time)",
-    )
+    _add_outer_parallel(sched)
     sched.add_argument(
         "--time-budget",
         type=argtype(parse_duration),

@@ -83,6 +83,24 @@ def test_every_settings_problem_is_listed_at_once(tmp_path):
     assert len(problems) == 8
 
 
+def test_how_many_outer_searches_run_at_once(tmp_path):
+    from search.data import SplitSpec
+    from search.tuning.nested import outer_parallel
+
+    nested = SplitSpec(folds=2, outer_folds=4)
+    local = settings(tmp_path, split=nested)
+    assert outer_parallel(local, 4) == 1  # this machine's slots: one at a time
+    assert outer_parallel(replace(local, address="auto"), 4) == 4  # a cluster: all at once
+    assert outer_parallel(replace(local, outer_parallel=2, address="auto"), 4) == 2
+    assert outer_parallel(replace(local, outer_parallel=9), 4) == 4
+    assert settings_problems(replace(local, outer_parallel=2), local_gpus=0) == []
+    assert settings_problems(replace(local, outer_parallel=0), local_gpus=0) == [
+        "outer parallel: need at least 1, got 0"]  # fmt: skip
+    plain = settings(tmp_path, outer_parallel=2)
+    assert settings_problems(plain, local_gpus=0) == [
+        "outer parallel: only a nested run (--outer-folds) has outer searches"]  # fmt: skip
+
+
 def test_missing_pretrained_weights_are_found_before_the_search(tmp_path):
     folder = tmp_path / "weights"
     folder.mkdir()
