@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from results import load_table  # noqa: E402
 from tests.conftest import write_example_dataset  # noqa: E402  (the suite's data recipe)
 
 FIRST_SEED = {"Infarction": 4, "Ischemia": 18, "Normal": 65}
@@ -58,13 +59,26 @@ def main() -> None:
     print(f"nested, 4 outer searches     {seconds_nested:7.1f} s   frozen entries "
           f"{entries['nested']}")  # fmt: skip
     print(f"nested / (4 x one search)    {seconds_nested / (4 * seconds_cv):7.2f}")
+    for name, folder, search in (("one search", "cv", "cv"), ("nested", "nested", "nest-outer-")):
+        read, computed = store_counts(work / folder / "results", search)
+        print(f"frozen store, {name}: {computed} entries computed, {read} read (hits)")
     if options.outer_parallel:
         n = options.outer_parallel
         at_once = [*nested, "--name", "nest-at-once", "--outer-parallel", str(n)]
         seconds = run(at_once, env, work / "frozen-at-once")
         made = len(list((work / "frozen-at-once").rglob("*.pt")))
         print(f"nested, {n} outer at once     {seconds:7.1f} s   frozen entries {made}")
+        read, computed = store_counts(work / "nested" / "results", "nest-at-once-outer-")
+        print(f"frozen store, at once: {computed} entries computed, {read} read (hits)")
         print(f"at once / one at a time      {seconds / seconds_nested:7.2f}")
+
+
+def store_counts(results: Path, search: str) -> tuple[int, int]:
+    """The frozen-work entries the trials of `search` (or of its outer searches) read from
+    the store, and computed."""
+    trials = load_table(results, "trials")
+    trials = trials[trials["search"].str.startswith(search)]
+    return int(trials["frozen_read"].sum()), int(trials["frozen_computed"].sum())
 
 
 def run(args: list[str], env: dict[str, str], frozen: Path) -> float:

@@ -115,6 +115,8 @@ def _reported(records: list[dict[str, Any]]) -> dict[str, Any]:
         "trainable_share": _float(last.get("trainable_share")),
         "compute_path_warmup": last.get("compute_path_warmup"),
         "compute_path_finetune": last.get("compute_path_finetune"),
+        "frozen_read": _int(last.get("frozen_read")),
+        "frozen_computed": _int(last.get("frozen_computed")),
         "best_warmup_epoch": _int(last.get("best_warmup_epoch")),
         "best_finetune_epoch": _int(last.get("best_finetune_epoch")) or None,
         "best_epoch": _int(best_epoch),

@@ -62,6 +62,8 @@ _TRIALS = [
     ("augment", pa.string()),
     ("compute_path_warmup", pa.string()),
     ("compute_path_finetune", pa.string()),
+    ("frozen_read", pa.int64()),
+    ("frozen_computed", pa.int64()),
     ("best_warmup_epoch", pa.int64()),
     ("best_finetune_epoch", pa.int64()),
     ("best_epoch", pa.int64()),

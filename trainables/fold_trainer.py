@@ -40,6 +40,9 @@ class FrozenWork:
         self.x, self.y = pool.x.to(device), pool.y.to(device)
         self.pool, self.store = pool, store
         self.entries: dict[tuple[str, str], torch.Tensor] = {}
+        # store entries (one per view) this trial read, and computed and stored: the
+        # store's hits and misses, in the trials table
+        self.counts = {"read": 0, "computed": 0}
 
     def drop(self, kind: str) -> None:
         """Forget the entries of `kind` (warm-up's pooled features, once fine-tune starts)."""
@@ -219,25 +222,30 @@ class FoldTrainer:
         rows = len(self.frozen.x)  # a stored entry must hold one row per map
         parts = {v: store.load(key, rows) for v, key in enumerate(keys) if key is not None}
         missing = [v for v in views if parts.get(v) is None]
+        computed = 0
         if missing:
             with store.computing([keys[v] for v in missing]) if store else nullcontext():
                 if store:  # another trial may have stored them while this one waited
                     parts.update({v: store.load(keys[v], rows) for v in missing})
-                self._compute_missing(kind, split, parts, keys)
+                computed = self._compute_missing(kind, split, parts, keys)
+        if store:
+            self.frozen.counts["read"] += len(views) - computed
+            self.frozen.counts["computed"] += computed
         return torch.stack([parts[v].to(self.device) for v in views], dim=1)
 
     def _compute_missing(
         self, kind: str, split: str, parts: dict[int, Any], keys: list[str | None]
-    ) -> None:
-        """Compute the views missing from `parts` together, and store each."""
+    ) -> int:
+        """Compute the views missing from `parts` together, and store each; how many."""
         missing = [v for v in range(len(keys)) if parts.get(v) is None]
         if not missing:
-            return
+            return 0
         computed = self._compute_frozen(kind, split, missing)
         for i, view in enumerate(missing):
             parts[view] = computed[:, i]
             if keys[view] is not None:
                 self.frozen.store.store(keys[view], parts[view])
+        return len(missing)
 
     def _compute_frozen(self, kind: str, split: str, views: list[int]) -> torch.Tensor:
         """(N, len(views), ...) frozen work of `kind` for those views of `split`."""

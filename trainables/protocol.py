@@ -51,6 +51,7 @@ class TrialResult:
     unfreezing: dict[str, Any]
     compute_path: dict[str, str]
     predictions: str | None = None  # the held-out predictions at the kept epoch (JSON)
+    frozen_store: dict[str, int] | None = None  # entries read from the store, computed
 
     @property
     def model(self) -> PolarMapNet:
@@ -90,7 +91,7 @@ def run_protocol(
         trial.restore_best()
         return TrialResult(
             models, trial.history, trial.best_summary(), trial.unfreezing,
-            trial.compute_path, trial.predictions,
+            trial.compute_path, trial.predictions, trial.frozen_store,
         )  # fmt: skip
     finally:
         if device.type == "cuda":
@@ -102,7 +103,8 @@ class _Trial:
 
     def __init__(self, config, pool: TrainingPool, models, device, store, keep_last=False):
         self.config, self.pool, self.keep_last = config, pool, keep_last
-        frozen = FrozenWork(pool, device, store)
+        self.frozen = frozen = FrozenWork(pool, device, store)
+        self.earlier_counts = {"read": 0, "computed": 0}  # of the runs before a resume
         self.folds = [
             FoldTrainer(config, fold, model, device, frozen)
             for fold, model in zip(pool.folds, models, strict=True)
@@ -120,6 +122,13 @@ class _Trial:
     @property
     def compute_path(self) -> dict[str, str]:
         return self.folds[0].compute_path
+
+    @property
+    def frozen_store(self) -> dict[str, int]:
+        """Frozen-work entries this trial read from the store and computed, over every run
+        of it (a resumed trial reads its frozen work again)."""
+        now = self.frozen.counts
+        return {k: self.earlier_counts[k] + now[k] for k in now}
 
     def run_epoch(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -187,6 +196,7 @@ class _Trial:
                 "best_epoch": dict(self.best_epoch),
                 "unfreezing": self.unfreezing,
                 "compute_path": self.compute_path,
+                "frozen_store": self.frozen_store,
                 "history": self.history,
                 "predictions": self.predictions,
                 "torch_rng": torch.get_rng_state(),
@@ -210,6 +220,7 @@ class _Trial:
         self.best_epoch = dict(state["best_epoch"])
         self.history = list(state["history"])
         self.predictions = state["predictions"]
+        self.earlier_counts = dict(state.get("frozen_store") or self.earlier_counts)
         torch.set_rng_state(state["torch_rng"])
 
 

@@ -75,6 +75,8 @@ def polarmap_trainable(
         metrics["best_finetune_epoch"] = state["best_epoch"]["finetune"]
         for stage, path in state["compute_path"].items():
             metrics[f"compute_path_{stage}"] = path
+        for what, count in state["frozen_store"].items():  # the store's hits and misses
+            metrics[f"frozen_{what}"] = count
         metrics["device"] = device
         metrics["node_id"] = node_id  # the Ray node: hosts may run several
         metrics["reported_at"] = time.time()  # Ray's own timestamp has whole seconds

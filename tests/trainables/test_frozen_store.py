@@ -44,13 +44,15 @@ def without_timing(history):
 
 def test_a_second_trial_reads_the_first_ones_frozen_work(data, tmp_path):
     store = FrozenWorkStore(tmp_path)
-    run_protocol(CONFIG, data, store=store)
+    computed = run_protocol(CONFIG, data, store=store)
     first = entries(store)
     assert len(first) == 4  # prefix and pooled features of all maps (train + val), two views
+    assert computed.frozen_store == {"read": 0, "computed": 4}  # the store's misses
 
     other = replace(CONFIG, a=3.5, head=HeadSpec((32,), (0.3,)))  # same backbone and cut
     shared = run_protocol(other, data, store=store)
     assert entries(store) == first
+    assert shared.frozen_store == {"read": 4, "computed": 0}  # its hits
     alone = run_protocol(other, data)
     assert without_timing(shared.history) == without_timing(alone.history)
 
@@ -70,11 +72,14 @@ class CountingStore(FrozenWorkStore):
 def test_concurrent_trials_compute_each_entry_once(data, tmp_path):
     store = CountingStore(tmp_path)
     start = threading.Barrier(2)
-    histories = []  # (threads share torch's random state: figures are compared elsewhere)
+    histories, counts = [], []  # (threads share torch's random state: figures are
+    # compared elsewhere)
 
     def trial(config):
         start.wait()  # both miss every entry at first
-        histories.append(without_timing(run_protocol(config, data, store=store).history))
+        result = run_protocol(config, data, store=store)
+        histories.append(without_timing(result.history))
+        counts.append(result.frozen_store)
 
     other = replace(CONFIG, a=3.5)  # same backbone and cut: the same entries
     threads = [threading.Thread(target=trial, args=(c,)) for c in (CONFIG, other)]
@@ -84,6 +89,7 @@ def test_concurrent_trials_compute_each_entry_once(data, tmp_path):
         thread.join()
     assert len(histories) == 2
     assert sorted(store.written) == sorted(entries_keys(store)) and len(store.written) == 4
+    assert sum(c["computed"] for c in counts) == 4 and sum(c["read"] for c in counts) == 4
 
 
 def entries_keys(store: FrozenWorkStore) -> set[str]:

@@ -84,6 +84,11 @@ def test_the_outer_searches_run_at_once_and_share_the_frozen_work(nested_run):
     # first outer search ended, and no more of them than one search makes
     first_ended = searches.loc[outer, "ended"].min().value  # ns since the epoch
     assert frozen and all(mtime <= first_ended for mtime in frozen.values())
+    # the store's misses over every outer search's trials: one per entry it holds
+    trials = load_table(root / "runs" / "results", "trials")
+    trials = trials[trials["search"].isin(outer)]
+    assert trials["frozen_computed"].sum() == len(frozen)
+    assert trials["frozen_read"].sum() > 0  # the store's hits: work another trial did
 
 
 def test_finalize_pools_the_outer_folds_and_compares_on_every_patient(nested_run):
