@@ -192,8 +192,7 @@ def text_and_unsure(
     # A map's jagged rim stands out from the dark beyond it as a stroke would; a "letter"
     # lying wholly within a stroke's reach of the rim is the map's edge, not lettering.
     rim = maps & ~ndimage.minimum_filter(maps, size=4 * stroke + 3)
-    index = np.arange(1, found.count + 1)
-    on_rim = np.concatenate([[False], ndimage.minimum(rim, found.letters, index) > 0])
+    on_rim = np.concatenate([[False], _label_all(rim, found.letters, found.count)])
     unsure = (found.letters > 0) & ~text & ~on_rim[found.letters]
     return _widen(text, 2), unsure
 
@@ -294,6 +293,24 @@ def _contrast(standing_out: np.ndarray, maps: np.ndarray) -> float:
     return float(np.clip(2 * texture, MIN_CONTRAST, TEXT_CONTRAST))
 
 
+def _label_max(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """The largest of `values` (>= 0) over each label 1..count, 0 for a label without a
+    pixel: `ndimage.maximum`'s answer without its sort of every pixel of the export."""
+    inside = labels > 0
+    largest = np.zeros(count + 1, dtype=np.int64)
+    np.maximum.at(largest, labels[inside], values[inside])
+    return largest[1:]
+
+
+def _label_all(flags: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Whether every pixel of each label 1..count is set (False for a label without a
+    pixel): `ndimage.minimum(...) > 0` for a boolean image, without its sort."""
+    inside = labels > 0
+    pixels = np.bincount(labels[inside], minlength=count + 1)[1:]
+    flagged = np.bincount(labels[inside], weights=flags[inside], minlength=count + 1)[1:]
+    return (pixels > 0) & (flagged == pixels)
+
+
 def _in_words(
     letters: np.ndarray,
     lines: np.ndarray,
@@ -309,8 +326,7 @@ def _in_words(
     or letter-high. A map's specks do not line up so."""
     if not len(which):
         return np.zeros(0, dtype=bool)
-    index = np.arange(1, len(colour) + 1)
-    line = ndimage.maximum(lines, letters, index=index).astype(int)
+    line = _label_max(lines, letters, len(colour))
     boxes = ndimage.find_objects(letters, max_label=len(colour))
     top = np.array([b[0].start if b else -99 for b in boxes])
     bottom = np.array([b[0].stop if b else -99 for b in boxes])
