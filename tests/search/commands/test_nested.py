@@ -2,9 +2,9 @@
 folds, two input modes, the outer searches at once under one driver. Every patient gets
 exactly one outer-fold prediction, from the search that held its site out; no outer fold's
 patients reach its own search; sites are never split; the frozen work is done once, before
-the first outer search ends; finalize pools the
-outer folds into figures, comparisons (dual against stress, the baseline) and a report;
-resume runs only the outer searches that have not finished."""
+the first outer search ends; finalize (--refit) pools the outer folds into figures,
+comparisons (dual against stress, the baseline) and a report; resume runs only the outer
+searches that have not finished."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def nested_run(tmp_path_factory):
         "--outer-parallel", "3",
     ]  # fmt: skip
     finalize = ["finalize", str(root / "runs" / "results"), "--seeds", "1", "--bootstrap",
-                "30", "--out", str(root / "finals")]  # fmt: skip
+                "30", "--refit", "--out", str(root / "finals")]  # fmt: skip
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(out):
         env.setenv("POLARMAP_CACHE", str(root / "cache"))
@@ -109,24 +109,10 @@ def test_finalize_pools_the_outer_folds_and_compares_on_every_patient(nested_run
     checklist = (root / "finals" / "checklist.md").read_text()
     assert f"every one of {len(sites)} patients in exactly one of 3 outer folds" in checklist
     assert "(pooled, 24 patients)" in checklist and "**to be written**" in checklist
-
-
-def test_a_refit_nested_finalize_pools_models_that_never_read_their_outer_fold(nested_run):
-    root, _, sites, _ = nested_run
-    results, out = root / "runs" / "results", root / "finals-refit"
-    args = ["finalize", str(results), "--search", "nest", "--refit", "--no-ensemble",
-            "--seeds", "1", "--bootstrap", "30", "--out", str(out)]  # fmt: skip
-    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(io.StringIO()):
-        env.setenv("POLARMAP_CACHE", str(root / "cache"))
-        env.setenv("POLARMAP_FROZEN", str(root / "frozen"))
-        assert main(args) == 0
+    # --refit: each outer fold's winners one model, on every patient but its outer fold's
     for m in range(3):
-        finals = load_table(results, "finals", f"nest-outer-{m}")
-        assert finals["refit"].any() and (finals.loc[finals["refit"], "members"] == 1).all()
-    pooled = load_table(results, "outer_predictions", "nest")
-    for _, model in pooled.groupby("model"):
-        assert sorted(model["patient_id"]) == sorted(sites)
-    page = (out / "report.html").read_text()
+        finals = load_table(root / "runs" / "results", "finals", f"nest-outer-{m}")
+        assert finals["refit"].all() and (finals["members"] == 1).all()
     assert "retrained once on every patient but its outer fold" in page
 
 
