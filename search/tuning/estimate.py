@@ -14,6 +14,7 @@ from search.tuning.settings import (
     SearchSettings,
     epoch_budget,
     hyperband_brackets,
+    outer_parallel,
     pair_brackets,
 )
 from spaces import IntRange
@@ -98,8 +99,15 @@ def _nested_line(settings: SearchSettings, prepared: PreparedSearch, epochs: int
         f"nested ({settings.split.short()}): the search above runs {len(outer)} times, each "
         f"outer fold ({held} patients) the unseen test of one, so {len(outer)} x "
         f"{settings.trials} = {len(outer) * settings.trials} trials and at most "
-        f"{len(outer) * epochs} epochs; the frozen work is done once for all of them"
+        f"{len(outer) * epochs} epochs; the frozen work is done once for all of them; "
+        + _at_once(outer_parallel(settings, len(outer)), len(outer))
     )
+
+
+def _at_once(parallel: int, count: int) -> str:
+    if parallel == 1:
+        return "the outer searches run one at a time (--outer-parallel N: N at once)"
+    return f"{f'all {count}' if parallel == count else parallel} outer searches at once"
 
 
 def _bracket_lines(samples: int, max_t: int, eta: int, warmup: int) -> list[str]:

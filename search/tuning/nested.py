@@ -24,9 +24,9 @@ from search.tuning.outer_tasks import OuterJob, run_outer_searches
 from search.tuning.prepare import PreparedSearch, prepare_search
 from search.tuning.record import load_search_row, write_settings
 from search.tuning.runner import run_search, search_record
-from search.tuning.settings import FINISHED, SearchSettings, outer_search_name
+from search.tuning.settings import FINISHED, SearchSettings, outer_parallel, outer_search_name
 
-__all__ = ["outer_parallel", "outer_settings", "run_nested"]
+__all__ = ["outer_settings", "run_nested"]
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,6 @@ def run_nested(
     row.update(ended=datetime.now(UTC), status="completed" if finished else "interrupted")
     store.write_search(row)
     return row["status"]
-
-
-def outer_parallel(settings: SearchSettings, count: int) -> int:
-    """How many outer searches run at once: as asked, else all of them on a cluster and
-    one at a time on this machine."""
-    if settings.outer_parallel:
-        return min(settings.outer_parallel, count)
-    return count if settings.address else 1
 
 
 def _one_at_a_time(jobs, dataset, first: PreparedSearch, count: int, quiet, say) -> bool:

@@ -18,6 +18,7 @@ __all__ = [
     "SearchSettings",
     "epoch_budget",
     "hyperband_brackets",
+    "outer_parallel",
     "outer_search_name",
     "pair_brackets",
     "pair_key",
@@ -31,6 +32,14 @@ FINISHED = ("completed", "stopped by the time budget")  # a searches row's statu
 def outer_search_name(name: str, outer: int) -> str:
     """The search of outer fold `outer` (from 0) of the nested run `name`."""
     return f"{name}-outer-{outer}"
+
+
+def outer_parallel(settings: SearchSettings, count: int) -> int:
+    """How many of a nested run's `count` outer searches run at once: as asked, else all
+    of them on a cluster and one at a time on this machine."""
+    if settings.outer_parallel:
+        return min(settings.outer_parallel, count)
+    return count if settings.address else 1
 
 
 def pair_key(backbone: str, mode: str) -> str:

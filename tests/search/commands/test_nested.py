@@ -79,6 +79,7 @@ def test_the_outer_searches_run_at_once_and_share_the_frozen_work(nested_run):
     searches = load_table(root / "runs" / "results", "searches").set_index("search")
     outer = [f"nest-outer-{m}" for m in range(3)]
     assert searches.loc[outer, "started"].max() < searches.loc[outer, "ended"].min()
+    assert "; all 3 outer searches at once" in printed  # the plan says so
     assert printed.count(" started") == 3 and printed.count(" completed (2 trials") == 3
     # each entry computed once, by whichever trial needed it first: all before the
     # first outer search ended, and no more of them than one search makes

@@ -85,7 +85,7 @@ def test_every_settings_problem_is_listed_at_once(tmp_path):
 
 def test_how_many_outer_searches_run_at_once(tmp_path):
     from search.data import SplitSpec
-    from search.tuning.nested import outer_parallel
+    from search.tuning.settings import outer_parallel
 
     nested = SplitSpec(folds=2, outer_folds=4)
     local = settings(tmp_path, split=nested)
