@@ -24,7 +24,7 @@ from search.data.images import ImageInfo, ImageProblem, inspect_image
 from search.data.manifest import PATH_SUFFIX, POSITION_SUFFIX, read_manifest
 from search.data.modes import InputMode
 from search.data.problems import DataError, Problem
-from search.data.splits import SplitSpec, feasibility_problems, split_problems
+from search.data.splits import SplitSpec, split_problems
 
 __all__ = ["DEFAULT_MIN_SIZE", "CheckReport", "check_dataset", "load_dataset"]
 
@@ -173,10 +173,6 @@ def _split_problems(
         there = ", ".join(metadata_columns) if metadata_columns else "none"
         message = f"--group-by {column}: the manifest has no such column (its metadata: {there})"
         return [Problem(str(path), message, field=column)]
-    if not (column or split.nested):
-        counts = {name: sum(1 for label in labels.values() if label == i)
-                  for i, name in enumerate(class_set.names)}  # fmt: skip
-        return feasibility_problems(counts, split, source=str(path))
     groups = {r.patient_id: r.metadata.get(column, "") for r in records} if column else None
     return split_problems(labels, split, class_set.names, groups, source=str(path))
 

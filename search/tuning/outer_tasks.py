@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -28,19 +26,12 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from results.store import ResultStore
 from search.data import Dataset
 from search.tuning.prepare import prepare_search
-from search.tuning.runner import run_search, start_ray
+from search.tuning.runner import RAY_DEFAULTS, CtrlC, run_search, start_ray
 from search.tuning.settings import SearchSettings
 
 __all__ = ["OuterJob", "run_outer_searches"]
 
 log = logging.getLogger(__name__)
-
-# what a search task needs of the driver's environment on a node Ray started elsewhere
-_PASSED_ON = (
-    "RAY_CHDIR_TO_TRIAL_DIR",
-    "RAY_AIR_NEW_OUTPUT",
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S",
-)
 
 
 @dataclass(frozen=True)
@@ -91,7 +82,10 @@ class _Driver:
         self.started = time.monotonic()
         self.store = ResultStore(jobs[0].settings.results)
         here = ray.get_runtime_context().get_node_id()
-        env = {k: v for k, v in os.environ.items() if k.startswith("POLARMAP_") or k in _PASSED_ON}
+        # what a task needs of this process's environment on a node Ray started elsewhere
+        env = {
+            k: v for k, v in os.environ.items() if k.startswith("POLARMAP_") or k in RAY_DEFAULTS
+        }
         self.task = ray.remote(_search_task).options(
             num_cpus=0,
             max_retries=0,
@@ -100,12 +94,13 @@ class _Driver:
         )
 
     def run(self) -> dict[int, str]:
-        with _StopRequests() as stop:
+        stopping = False
+        with CtrlC() as stop:  # noted here, acted on in the loop; a second one: at once
             shown = time.monotonic()
             while self.waiting or self.running:
-                if stop.pressed and not stop.passed_on:
+                if stop.pressed and not stopping:
                     self._stop_all()
-                    stop.passed_on = True
+                    stopping = True
                 while self.waiting and len(self.running) < self.parallel and not stop.pressed:
                     self._start(self.waiting.pop(0))
                 if not self.running:
@@ -143,9 +138,11 @@ class _Driver:
         )
 
     def _stop_all(self) -> None:
+        """Cancelling a task delivers SIGINT to it, which its search turns into Ray Tune's
+        graceful stop."""
         self.say("stopping the running outer searches cleanly (Ctrl-C again: at once)")
         for ref in self.running:
-            ray.cancel(ref)  # SIGINT in the task: Ray Tune's graceful stop
+            ray.cancel(ref)
 
     def _view(self) -> str:
         running = ", ".join(
@@ -179,23 +176,3 @@ def _absolute(settings: SearchSettings) -> SearchSettings:
         settings, data=Path(settings.data).resolve(), cache=cache, weights=weights,
         storage=settings.layout.storage,
     )  # fmt: skip
-
-
-class _StopRequests:
-    """Ctrl-C while the outer searches run: the first is noted (the driver stops them
-    cleanly), a second raises KeyboardInterrupt as usual."""
-
-    def __enter__(self) -> _StopRequests:
-        self.pressed = self.passed_on = False
-        self._before = None
-        if threading.current_thread() is threading.main_thread():
-            self._before = signal.signal(signal.SIGINT, self._note)
-        return self
-
-    def _note(self, signum, frame) -> None:
-        self.pressed = True
-        signal.signal(signal.SIGINT, self._before)
-
-    def __exit__(self, *exc) -> None:
-        if self._before is not None:
-            signal.signal(signal.SIGINT, self._before)

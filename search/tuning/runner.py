@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,8 @@ from trainables.tune import polarmap_trainable
 
 __all__ = [
     "METRIC",
+    "RAY_DEFAULTS",
+    "CtrlC",
     "SearchRun",
     "final_status",
     "run_search",
@@ -43,6 +46,15 @@ __all__ = [
 ]
 
 METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
+
+RAY_DEFAULTS = {  # how this project runs Ray Tune
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",  # relative data paths keep working
+    # one state snapshot per checkpoint is what keeping one checkpoint per trial costs
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # Ray's own experiment box and TensorBoard hint, printed whatever `verbose` says by
+    # its newer output engine; the progress view is the search's own
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +123,7 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
             [progress, ResultsRecorder(settings.results, settings.name)],
         )
     try:
-        with CtrlC() as ctrl_c:
+        with CtrlC(then=_graceful_tune_stop) as ctrl_c:
             results = tuner.fit()
     except BaseException:  # the tables say the search did not finish; resume can go on
         search_row.update(ended=datetime.now(UTC), status="interrupted")
@@ -183,9 +195,13 @@ def _new_tuner(settings: SearchSettings, prepared: PreparedSearch, wrapped, call
 
 
 class CtrlC:
-    """Ctrl-C during the search, noted, then handed to Ray Tune as its own graceful stop
-    (SIGUSR1: it saves the experiment state once more and returns as if done, so the
-    note is how the search knows it was interrupted). A second Ctrl-C stops at once."""
+    """Ctrl-C while a block runs, noted in `pressed`, then handed to `then` (the search
+    passes Ray Tune its own graceful stop: SIGUSR1, on which Tune saves the experiment
+    state once more and returns as if done, so the note is how the search knows it was
+    interrupted). A second Ctrl-C stops at once. Only the main thread can catch it."""
+
+    def __init__(self, then: Callable[[], None] | None = None):
+        self.then = then
 
     def __enter__(self) -> CtrlC:
         self.pressed = False
@@ -198,11 +214,16 @@ class CtrlC:
     def _stop(self, signum, frame) -> None:
         self.pressed = True
         signal.signal(signal.SIGINT, self._before)
-        os.kill(os.getpid(), signal.SIGUSR1)
+        if self.then is not None:
+            self.then()
 
     def __exit__(self, *exc) -> None:
         if self._before is not None:
             signal.signal(signal.SIGINT, self._before)
+
+
+def _graceful_tune_stop() -> None:
+    os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def _record_the_end(settings, results, store: ResultStore, search_row: dict, ctrl_c: bool):
@@ -269,14 +290,10 @@ def start_ray(settings: SearchSettings) -> bool:
 
 
 def _ray_defaults() -> None:
-    """How this project runs Ray Tune, unless the user's environment says otherwise; set in
-    the process that runs a search (and so in the Ray it starts)."""
-    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative data paths keep working
-    # one state snapshot per checkpoint is what keeping one checkpoint per trial costs
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ray's own experiment box and TensorBoard hint, printed whatever `verbose` says by
-    # its newer output engine; the progress view is the search's own
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    """Set `RAY_DEFAULTS` unless the user's environment says otherwise: in the process
+    that runs a search (and so in the Ray it starts)."""
+    for name, value in RAY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 def _a_node_fits(settings: SearchSettings) -> bool:
