@@ -43,6 +43,7 @@ __all__ = [
     "run_search",
     "search_record",
     "start_ray",
+    "trainable_name",
 ]
 
 METRIC = "best_selection"  # the best-so-far validation selection metric, every epoch
@@ -111,6 +112,7 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
         tune.with_parameters(trainable, data=prepared.data, frozen_store=str(frozen_store_dir())),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
+    wrapped.__name__ = trainable_name(settings, trainable)
     if resume:
         mend_saved_state(settings, store)
         tuner = tune.Tuner.restore(settings.experiment, trainable=wrapped, resume_unfinished=True)
@@ -192,6 +194,17 @@ def _new_tuner(settings: SearchSettings, prepared: PreparedSearch, wrapped, call
             verbose=0,
         ),
     )
+
+
+def trainable_name(settings: SearchSettings, trainable: Any = polarmap_trainable) -> str:
+    """The name Ray Tune registers the search's trainable under, with its data. Ray keeps
+    one registry per job, keyed by this name: the outer searches of a nested run, Tuners
+    running at once in one job, each need their own, or a trial of one would find another's
+    data (its outer fold's patients). A plain search keeps the function's name, so a search
+    started by an earlier version resumes."""
+    if settings.nested_in is None:
+        return trainable.__name__
+    return f"{trainable.__name__}-{settings.name}"
 
 
 class CtrlC:

@@ -101,6 +101,20 @@ def test_how_many_outer_searches_run_at_once(tmp_path):
         "outer parallel: only a nested run (--outer-folds) has outer searches"]  # fmt: skip
 
 
+def test_outer_searches_register_their_trainables_under_names_of_their_own(tmp_path):
+    """Ray keeps one trainable registry per job: outer searches running at once as tasks of
+    one driver overwrote each other's trainable (with its data), so a trial of outer search
+    0 could train on outer search 1's folds and predict outer fold 0's patients."""
+    from search.data import SplitSpec
+    from search.tuning.nested import outer_settings
+    from search.tuning.runner import trainable_name
+
+    nested = settings(tmp_path, split=SplitSpec(folds=2, outer_folds=3))
+    names = {trainable_name(outer_settings(nested, m)) for m in range(3)}
+    assert len(names) == 3
+    assert trainable_name(settings(tmp_path)) == "polarmap_trainable"  # resumes as before
+
+
 def test_missing_pretrained_weights_are_found_before_the_search(tmp_path):
     folder = tmp_path / "weights"
     folder.mkdir()
