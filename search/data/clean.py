@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from search.data import morphology
 from search.data.disc import Disc, choose_disc, find_discs
 
 __all__ = [
@@ -191,7 +192,7 @@ def text_and_unsure(
     text = np.concatenate([[False], candidate])[found.letters]
     # A map's jagged rim stands out from the dark beyond it as a stroke would; a "letter"
     # lying wholly within a stroke's reach of the rim is the map's edge, not lettering.
-    rim = maps & ~ndimage.minimum_filter(maps, size=4 * stroke + 3)
+    rim = maps & ~morphology.minimum_filter(maps, 4 * stroke + 3)
     on_rim = np.concatenate([[False], _label_all(rim, found.letters, found.count)])
     unsure = (found.letters > 0) & ~text & ~on_rim[found.letters]
     return _widen(text, 2), unsure
@@ -234,13 +235,13 @@ def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
     rgb = np.ascontiguousarray(image[..., :3])
     size = 2 * stroke + 1
     values = rgb.astype(np.int16)
-    opened = ndimage.grey_opening(rgb, size=(size, size, 1)).astype(np.int16)
-    closed = ndimage.grey_closing(rgb, size=(size, size, 1)).astype(np.int16)
+    opened = morphology.grey_opening(rgb, size).astype(np.int16)
+    closed = morphology.grey_closing(rgb, size).astype(np.int16)
     lighter, darker = _channel_max(values - opened), _channel_max(closed - values)
     # Light in a 3 x 3 neighbourhood: JPEG softens thin strokes below the threshold.
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     second = np.maximum(np.minimum(r, g), np.minimum(np.maximum(r, g), b))  # the median
-    light = ndimage.grey_dilation(second, size=3) >= TEXT_LIGHTNESS
+    light = morphology.grey_dilation(second, 3) >= TEXT_LIGHTNESS
     contrast = _contrast(np.maximum(lighter, darker), maps)
     raised = (lighter > contrast) & light
     # a darker stroke is light itself (a white letter's dark gaps are not strokes)
@@ -248,8 +249,8 @@ def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
     luma = (image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
     luma_hat = np.where(
         sunk,
-        ndimage.grey_closing(luma, size=size) - luma,
-        luma - ndimage.grey_opening(luma, size=size),
+        morphology.grey_closing(luma, size) - luma,
+        luma - morphology.grey_opening(luma, size),
     )
     top_hat = np.where(sunk, darker, lighter)
     background = np.where(sunk[..., None], closed, opened)
@@ -260,9 +261,7 @@ def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
     letters, lines = np.zeros((2, *image.shape[:2]), dtype=np.int32)
     count = lined = 0
     for kind in (raised & brighter, raised & ~brighter, sunk):
-        kind_lines, more_lines = ndimage.label(
-            ndimage.maximum_filter1d(kind.view(np.uint8), 6 * stroke + 1, axis=1)
-        )
+        kind_lines, more_lines = ndimage.label(morphology.row_max(kind, 6 * stroke + 1))
         words = np.bincount(kind_lines[kind], minlength=more_lines + 1) >= 2.5 * stroke**2
         words[0] = False
         kind &= words[kind_lines]
@@ -428,7 +427,7 @@ def _map_coloured(
 def _widen(mask: np.ndarray, pixels: int) -> np.ndarray:
     """The mask grown by `pixels` (a diamond, as that many 4-connected dilations)."""
     y, x = np.ogrid[-pixels : pixels + 1, -pixels : pixels + 1]
-    return ndimage.binary_dilation(mask, structure=np.abs(x) + np.abs(y) <= pixels)
+    return morphology.dilate(mask, np.abs(x) + np.abs(y) <= pixels)
 
 
 def _maps(image: np.ndarray) -> np.ndarray:

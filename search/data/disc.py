@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from search.data import morphology
+
 __all__ = [
     "POSITIONS",
     "Disc",
@@ -83,7 +85,7 @@ def find_discs(image: np.ndarray, refine: bool = True) -> list[Disc]:
         ValueError: nothing disc-like is found.
     """
     small = _lit(image[::COARSE, ::COARSE])
-    opened = ndimage.binary_opening(small, structure=_round(6))
+    opened = morphology.opening(small, _round(6))
     labels, count = ndimage.label(opened)
     if count == 0:
         raise ValueError("no polar-map disc found: the image has no large lit region")
@@ -167,7 +169,7 @@ def _refine(image: np.ndarray, blob: np.ndarray) -> Disc | None:
     y, x = np.ogrid[top:bottom, left:right]
     near = np.hypot(x - cx, y - cy) <= reach
     region = ndimage.binary_fill_holes(_lit(image[top:bottom, left:right]) & near)
-    region = ndimage.binary_opening(region, structure=_round(3))
+    region = morphology.opening(region, _round(3))
     if not region.any():
         return None
     row, col = ndimage.center_of_mass(region)
