@@ -13,6 +13,10 @@ from search.data.segments import polar_grid
 __all__ = ["cam_panel_figure"]
 
 CAM_ALPHA = 0.45  # the map stays readable under the CAM
+# A fixed layout, in inches: every panel of a gallery alike, every map the same size (a
+# layout engine solved each figure anew, most of a panel's drawing time).
+CELL, MAP, TITLE, TOP = 2.6, 2.1, 0.3, 0.5  # a view's column, its map, a map's title, the top
+BAR_COLUMN, HEIGHT = 0.9, 5.4  # the Grad-CAM colour bar's column; the figure's height
 
 
 def cam_panel_figure(
@@ -43,13 +47,12 @@ def cam_panel_figure(
     if cams.ndim != 3 or cams.shape[0] != views:
         raise ValueError(f"expected ({views}, H, W) CAMs, got shape {cams.shape}")
 
-    figure = Figure(figsize=(2.6 * views + 0.9, 5.4), layout="constrained")
-    grid = figure.subplots(2, views, squeeze=False)
+    figure = Figure(figsize=(CELL * views + BAR_COLUMN, HEIGHT))
     height, width = maps.shape[1:3]
     extent = (-0.5, width - 0.5, height - 0.5, -0.5)  # the CAM covers the map exactly
     image = None
     for v, (name, polar_map, cam) in enumerate(zip(view_names, maps, cams, strict=True)):
-        plain, overlaid = grid[0, v], grid[1, v]
+        plain, overlaid = _map_axes(figure, v, row=0), _map_axes(figure, v, row=1)
         plain.imshow(polar_map, extent=extent)
         plain.set_title(f"{name} map")
         overlaid.imshow(polar_map, extent=extent)
@@ -57,9 +60,7 @@ def cam_panel_figure(
             _inside_disc(cam), cmap="jet", alpha=CAM_ALPHA, vmin=0, vmax=1, extent=extent
         )
         overlaid.set_title(name)
-        plain.set_axis_off()
-        overlaid.set_axis_off()
-    figure.colorbar(image, ax=list(grid[1]), shrink=0.8, label="Grad-CAM")
+    figure.colorbar(image, cax=_colour_bar_axes(figure, views), label="Grad-CAM")
 
     title = f"predicted {predicted} ({probability:.0%})"
     if truth is not None:
@@ -68,6 +69,26 @@ def cam_panel_figure(
         title = f"{patient}: {title}"
     figure.suptitle(title, fontsize=10)  # two lines: fits one view's narrow panel
     return figure
+
+
+def _map_axes(figure: Figure, view: int, row: int):
+    """The axes of a view's map in a row (0: the map alone, 1: with its CAM), no frame."""
+    width, height = figure.get_size_inches()
+    left = view * CELL + (CELL - MAP) / 2
+    bottom = height - TOP - (row + 1) * (TITLE + MAP)
+    axes = figure.add_axes((left / width, bottom / height, MAP / width, MAP / height))
+    axes.set_axis_off()
+    return axes
+
+
+def _colour_bar_axes(figure: Figure, views: int):
+    """A thin bar beside the CAM row, over its middle four fifths."""
+    width, height = figure.get_size_inches()
+    length = 0.8 * MAP
+    bottom = height - TOP - 2 * (TITLE + MAP) + (MAP - length) / 2
+    return figure.add_axes((
+        (views * CELL + 0.1) / width, bottom / height, 0.15 / width, length / height
+    ))  # fmt: skip
 
 
 def _inside_disc(cam: np.ndarray) -> np.ndarray:

@@ -275,6 +275,12 @@ def test_cam_panel_has_one_overlaid_map_per_view_and_the_decision_in_its_title()
         _map, overlay = ax.get_images()
         assert isinstance(overlay, AxesImage) and 0 < overlay.get_alpha() < 1
         assert overlay.get_array().mask[0, 0] and not overlay.get_array().mask[size // 2, size // 2]
+    # every map the same size, each view's two maps in one column, the CAM row below
+    boxes = [ax.get_position().bounds for ax in plain + image_axes]
+    assert len({(round(w, 6), round(h, 6)) for _, _, w, h in boxes}) == 1
+    assert [round(b[0], 6) for b in boxes[:2]] == [round(b[0], 6) for b in boxes[2:]]
+    assert all(b[1] < a[1] for a, b in zip(boxes[:2], boxes[2:], strict=True))
+    assert all(min(x, y) >= 0 and max(x + w, y + h) <= 1 for x, y, w, h in boxes)
     title = figure.get_suptitle()
     assert "Ischemia" in title and "87%" in title and "Normal" in title and "P007" in title
     assert (
