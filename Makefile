@@ -24,8 +24,12 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two test processes, each test file whole in one (its module fixtures run once): the
+# suite waits on Ray and subprocesses much of the time, so two fit on 2 cores.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup
 	$(BIN)/polarmap demo --out demo-run
