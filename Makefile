@@ -25,11 +25,13 @@ format: setup
 	$(BIN)/ruff format .
 
 # Two test processes, each test file whole in one (its module fixtures run once): the
-# suite waits on Ray and subprocesses much of the time, so two fit on 2 cores.
+# suite waits on Ray and subprocesses much of the time, so two fit on 2 cores. Tests
+# marked `alone` (timing-sensitive) run afterwards in one process with nothing beside them.
 TEST_WORKERS ?= 2
 
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 demo: setup
 	$(BIN)/polarmap demo --out demo-run

@@ -26,7 +26,7 @@ import pytest
 from results import load_epochs, load_searches, load_trials
 from tests.conftest import write_example_dataset
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 RAY = str(Path(sys.executable).parent / "ray")
 POLARMAP = str(Path(sys.executable).parent / "polarmap")

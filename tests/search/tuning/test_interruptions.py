@@ -21,7 +21,7 @@ import pytest
 from results.store import ResultStore
 from search.tuning.ingest import ingest_experiment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 DRIVER = Path(__file__).with_name("interrupted_search.py")
 TRIALS = 6
