@@ -223,14 +223,19 @@ def example_store(tmp_path, config, make_records) -> Path:
 
 @pytest.fixture
 def s3_storage(monkeypatch):
-    """A bucket on a local S3-compatible server (moto) on 127.0.0.1, stopped afterwards;
-    the URI carries the endpoint as pyarrow reads it."""
+    """An empty bucket on a local S3-compatible server (moto) on 127.0.0.1, stopped
+    afterwards; the URI carries the endpoint as pyarrow reads it. moto keeps its buckets
+    per process, not per server: they are reset first, so no other test's objects remain."""
+    import urllib.request
+
     import boto3
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
+    reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=30).close()
     for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
         monkeypatch.setenv(key, value)

@@ -147,6 +147,7 @@ def test_a_search_runs_end_to_end_and_prints_its_leaderboard(finished_search):
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # kills at a chosen moment, within a deadline
 def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp_path):
     storage, name = tmp_path / "runs", "killed"
     experiment = storage / name
