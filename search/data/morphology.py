@@ -59,10 +59,9 @@ def opening(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
 
 
 def _binary(operation: int, mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
-    pixels = np.ascontiguousarray(mask).view(np.uint8)
     kernel = structure.astype(np.uint8)
     done = cv2.morphologyEx(
-        pixels, operation, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0
+        _bytes(mask), operation, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0
     )
     return done.view(bool)
 

@@ -16,7 +16,8 @@ CAM_ALPHA = 0.45  # the map stays readable under the CAM
 # A fixed layout, in inches: every panel of a gallery alike, every map the same size (a
 # layout engine solved each figure anew, most of a panel's drawing time).
 CELL, MAP, TITLE, TOP = 2.6, 2.1, 0.3, 0.5  # a view's column, its map, a map's title, the top
-BAR_COLUMN, HEIGHT = 0.9, 5.4  # the Grad-CAM colour bar's column; the figure's height
+BAR_COLUMN, BOTTOM = 0.9, 0.1  # the Grad-CAM colour bar's column; the margin below the maps
+HEIGHT = TOP + 2 * (TITLE + MAP) + BOTTOM
 
 
 def cam_panel_figure(
@@ -75,7 +76,7 @@ def _map_axes(figure: Figure, view: int, row: int):
     """The axes of a view's map in a row (0: the map alone, 1: with its CAM), no frame."""
     width, height = figure.get_size_inches()
     left = view * CELL + (CELL - MAP) / 2
-    bottom = height - TOP - (row + 1) * (TITLE + MAP)
+    bottom = _row_bottom(row)
     axes = figure.add_axes((left / width, bottom / height, MAP / width, MAP / height))
     axes.set_axis_off()
     return axes
@@ -85,10 +86,15 @@ def _colour_bar_axes(figure: Figure, views: int):
     """A thin bar beside the CAM row, over its middle four fifths."""
     width, height = figure.get_size_inches()
     length = 0.8 * MAP
-    bottom = height - TOP - 2 * (TITLE + MAP) + (MAP - length) / 2
+    bottom = _row_bottom(1) + (MAP - length) / 2
     return figure.add_axes((
         (views * CELL + 0.1) / width, bottom / height, 0.15 / width, length / height
     ))  # fmt: skip
+
+
+def _row_bottom(row: int) -> float:
+    """Inches from the figure's foot to the foot of a row's maps."""
+    return HEIGHT - TOP - (row + 1) * (TITLE + MAP)
 
 
 def _inside_disc(cam: np.ndarray) -> np.ndarray:
