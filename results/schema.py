@@ -195,6 +195,9 @@ _FINAL_CLASS_METRICS = [
     ("value", pa.float64()),
     ("low", pa.float64()),
     ("high", pa.float64()),
+    ("numerator", pa.int64()),
+    ("denominator", pa.int64()),
+    ("interval_method", pa.string()),
 ]
 
 _FINAL_SUBGROUPS = [
@@ -216,6 +219,8 @@ _COMPARISONS = [
     ("model_b", pa.string()),
     ("trial_b", pa.string()),
     ("metric", pa.string()),
+    ("class", pa.string()),
+    ("figure", pa.string()),
     ("value_a", pa.float64()),
     ("value_b", pa.float64()),
     ("difference", pa.float64()),
@@ -224,6 +229,13 @@ _COMPARISONS = [
     ("p_value", pa.float64()),
     ("p_holm", pa.float64()),
     ("method", pa.string()),
+    ("interval_method", pa.string()),
+    ("resamples", pa.int64()),
+    ("a_only", pa.int64()),
+    ("b_only", pa.int64()),
+    ("discordant", pa.int64()),
+    ("discordant_by_class", pa.list_(pa.int64())),
+    ("evidence", pa.string()),
     ("patients", pa.int64()),
     ("patient_set", pa.string()),
     ("seed", pa.int64()),

@@ -18,7 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Pick the winners from the trials table (default: the best trial of "
         "each backbone and mode), retrain each with its own settings and compute path for "
         "every seed (epochs chosen on validation, as in the search), then test it once on "
-        "the held-out split the search never read: figures with bootstrap 95 % intervals, "
+        "the held-out split the search never read: figures with 95 % intervals, "
         "the model exported (safetensors + config + model card), rows in the finals table.",
     )
     finalize.add_argument("results", help="the result tables, e.g. polarmap-runs/results")
@@ -37,8 +37,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "patient for the epochs its cross-validation kept (default: its fold models, averaged)",
     )  # fmt: skip
     finalize.add_argument(
-        "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)"
-    )
+        "--bootstrap", type=int, default=1000,
+        help="bootstrap resamples for the figures without a closed-form interval; paired "
+        "comparisons draw twice as many (default 1000)",
+    )  # fmt: skip
     finalize.add_argument(
         "--no-ensemble", dest="ensemble", action="store_false",
         help="skip the greedy ensemble across the search's trials (default: select it on the "

@@ -40,8 +40,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="test figures of an exported model on a labelled external set",
         description="As predict, but every patient must carry a label of the model's "
         "classes. Prints accuracy, balanced accuracy, sensitivity, specificity, precision, "
-        "F1 and ROC AUC (macro with bootstrap 95 % intervals over patients, and per "
-        "class), the confusion matrix, the expected calibration error and the patient "
+        "F1 and ROC AUC (macro and per class, with 95 % intervals over patients: exact with "
+        "the counts for proportions, a bootstrap within each class where no closed form "
+        "exists), the confusion matrix, the expected calibration error and the patient "
         "count; writes OUT/predictions.csv, OUT/figures.json and ROC, calibration and "
         "confusion plots.",
     )
@@ -52,8 +53,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(default ./evaluation)",
     )  # fmt: skip
     evaluate.add_argument(
-        "--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000; 0: none)"
-    )
+        "--bootstrap", type=int, default=1000,
+        help="bootstrap resamples for the figures without a closed-form interval (default "
+        "1000; 0: closed forms only)",
+    )  # fmt: skip
     evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     evaluate.set_defaults(func=run_evaluate, parser=evaluate)
 

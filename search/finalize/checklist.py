@@ -27,6 +27,11 @@ __all__ = [
 
 TO_BE_WRITTEN = "to be written"
 
+COMPARISON_METHODS = (
+    "McNemar's exact test, sign-flip and permutation tests, Newcombe, MOVER and stratified "
+    "bootstrap intervals, Holm; supported only with at least 6 discordant patients"
+)
+
 # Topics a person must write, with the guideline items they answer.
 _PERSON = [
     ("Clinical background and rationale", "TRIPOD+AI: background; CLAIM: introduction"),
@@ -120,8 +125,7 @@ def run_checklist(search_row: dict, settings, prepared, finals: Sequence, compar
         ("Comparison with a baseline and between models",
          "TRIPOD+AI: model comparison; CLAIM: comparison",
          f"logistic regression on segment means; {len(comparisons.rows)} paired comparisons, "
-         f"{sum(r['supported'] for r in comparisons.rows)} supported (paired bootstrap, "
-         "DeLong, Holm)"),
+         f"{sum(r['supported'] for r in comparisons.rows)} supported ({COMPARISON_METHODS})"),
         ("Failure analysis", "CLAIM: failure analysis",
          "the report's gallery of every misclassified test patient, with its CAM"),
         ("Explanation method", "CLAIM: model interpretation",
@@ -165,7 +169,7 @@ def nested_checklist(
         "Comparison with a baseline and between models": (
             f"logistic regression on segment means, fitted in each outer fold; {len(rows)} "
             f"paired comparisons on the pooled patients, {sum(r['supported'] for r in rows)} "
-            "supported (paired bootstrap, DeLong, Holm)"
+            f"supported ({COMPARISON_METHODS})"
         ),
     }
     return [ChecklistItem(i.topic, i.guideline, changed.get(i.topic, i.value)) for i in outer_items]

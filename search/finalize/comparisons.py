@@ -2,15 +2,16 @@
 against the best, the input modes of each backbone against each other (dual against one
 view: the first seed paper's claim), and the best against the baseline. With a few dozen
 test patients most differences are within noise; the report must say which ones the data
-can support and which it cannot.
+can support and which it cannot, and on how many patients each rests.
 
 The best is the search's best trial (ranked on validation, never on the test figures it
 is compared on). Each winner is compared through its first seed's model, the one exported
-first and shown in the report's panels. A difference is `supported` when its 95 % interval
-excludes 0 and its p-value, Holm-adjusted over the run's comparisons of the same figure,
-is below 0.05. A bootstrap p-value is never below 2 / (resamples + 1): finalize draws
-twice `--bootstrap` resamples (2000 by default), so a family of up to 50 comparisons can
-reach it.
+first and shown in the report's panels. The figures compared are accuracy, balanced
+accuracy, the macro ROC AUC and each class's sensitivity (recall), by the tests of
+`results.paired.compare_models`. p-values are Holm-adjusted over the run's comparisons of
+the same figure, and a difference is supported by the evidence rule of
+`results.paired.is_supported` on the adjusted p-value: below 0.05, an interval that
+excludes 0, and at least 6 discordant patients behind it.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from results.paired import PairedDifference, compare_models
+from results.paired import PairedDifference, compare_models, holm_adjusted, min_discordant
 
 __all__ = [
     "Candidate",
+    "comparison_metrics",
     "comparison_rows",
+    "evidence_words",
     "first_seeds",
-    "holm",
     "mode_pairs",
     "plain_sentence",
 ]
 
-ALPHA = 0.05
-METRICS = ("balanced_accuracy", "roc_auc", "sensitivity")
+METRICS = ("accuracy", "balanced_accuracy", "roc_auc")
+_READABLE = {"roc_auc": "ROC AUC"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ def first_seeds(finals: Sequence) -> list:
     return list(first.values())
 
 
+def comparison_metrics(classes: int) -> tuple[str, ...]:
+    """The figures compared: accuracy, balanced accuracy, the macro ROC AUC and each
+    class's sensitivity (for two classes, the negative class's is the specificity)."""
+    return (*METRICS, *(f"sensitivity[{k}]" for k in range(classes)))
+
+
 def comparison_rows(
     search: str,
     labels: np.ndarray,
@@ -64,9 +72,10 @@ def comparison_rows(
     resamples: int = 2000,
     seed: int = 0,
     patient_set: str = "test",
+    class_names: Sequence[str] | None = None,
 ) -> list[dict]:
     """The rows of the `comparisons` table: `candidates` best first (the first is the best),
-    `baseline` compared with the best."""
+    `baseline` compared with the best; `class_names` name the classes in the rows' words."""
     pairs: list[tuple[str, Candidate, Candidate]] = []
     best = candidates[0] if candidates else None
     if best is not None:
@@ -74,24 +83,22 @@ def comparison_rows(
         pairs += [("input modes", a, b) for a, b in mode_pairs(candidates)]
         if baseline is not None:
             pairs.append(("against the baseline", best, baseline))
-    # two classes: the macro sensitivity is the balanced accuracy; class 1's is the figure
     classes = candidates[0].probabilities.shape[1] if candidates else 0
-    metrics = METRICS if classes != 2 else ("balanced_accuracy", "roc_auc", "sensitivity[1]")
-    rows = []
+    names = tuple(class_names or (f"class {k}" for k in range(classes)))
+    metrics = comparison_metrics(classes)
+    compared: list[tuple[str, Candidate, Candidate, PairedDifference]] = []
     for kind, a, b in pairs:
         if np.array_equal(a.probabilities, b.probabilities):
             continue  # the same model twice (the pick is that winner): nothing to compare
         differences = compare_models(labels, a.probabilities, b.probabilities, a.predicted,
                                      b.predicted, metrics, resamples, seed)  # fmt: skip
-        rows += [_row(search, kind, a, b, d, patient_set, seed) for d in differences]
-    for metric in metrics:  # one family per metric: each asks its own question
-        family = [r for r in rows if r["metric"] == metric]
-        for row, adjusted in zip(family, holm([r["p_value"] for r in family]), strict=True):
-            row["p_holm"] = adjusted
-            row["supported"] = bool(
-                adjusted < ALPHA and not (row["low"] <= 0 <= row["high"])
-            )  # an undefined interval (NaN) supports nothing
-    return rows
+        compared += [(kind, a, b, d) for d in differences]
+    for metric in metrics:  # one family per figure: each asks its own question
+        family = [i for i, (*_, d) in enumerate(compared) if d.metric == metric]
+        adjusted = holm_adjusted([compared[i][3] for i in family])
+        for i, d in zip(family, adjusted, strict=True):
+            compared[i] = (*compared[i][:3], d)
+    return [_row(search, kind, a, b, d, patient_set, seed, names) for kind, a, b, d in compared]
 
 
 def mode_pairs(candidates: Sequence[Candidate]) -> list[tuple[Candidate, Candidate]]:
@@ -112,39 +119,63 @@ def mode_pairs(candidates: Sequence[Candidate]) -> list[tuple[Candidate, Candida
     return pairs
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment (family-wise error), in the input order; NaN stays NaN."""
-    p = np.asarray(p_values, dtype=float)
-    adjusted = np.full_like(p, np.nan)
-    defined = np.flatnonzero(~np.isnan(p))
-    order = defined[np.argsort(p[defined], kind="stable")]
-    running, m = 0.0, len(order)
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[index]))
-        adjusted[index] = running
-    return adjusted.tolist()
+def evidence_words(row: dict, class_names: Sequence[str]) -> str:
+    """The patients a comparison rests on, in words: for the figures of right and wrong
+    calls, how many each model alone got right, by class; for scores, how many differ."""
+    by_class = ", ".join(
+        f"{name} {count}" for name, count in zip(class_names, row["discordant_by_class"],
+                                                 strict=True) if count
+    )  # fmt: skip
+    where = f" ({by_class})" if by_class and row["class"] is None else ""
+    if row["metric"].startswith("roc_auc"):
+        return f"{_patients(row['discordant'])} scored differently{where}"
+    return (
+        f"{_patients(row['discordant'])} right by one model only{where}: "
+        f"{row['a_only']} by {row['model_a']}, {row['b_only']} by {row['model_b']}"
+    )
 
 
 def plain_sentence(row: dict) -> str:
-    """What one comparison says, for a reader: the difference, its interval and whether
-    the data support it."""
-    metric = row["metric"].replace("_", " ")
+    """What one comparison says, for a reader: the difference, its interval, the patients
+    behind it and whether the data support it."""
+    interval = (
+        "no interval"
+        if row["low"] != row["low"]
+        else f"95 % interval {row['low']:+.3f} to {row['high']:+.3f}"
+    )
     figure = (
-        f"{row['model_a']} minus {row['model_b']}, {metric}: {row['difference']:+.3f} "
-        f"(95 % interval {row['low']:+.3f} to {row['high']:+.3f}; {row['method']}, "
-        f"p = {row['p_value']:.3g}, Holm-adjusted {row['p_holm']:.3g})"
+        f"{row['model_a']} minus {row['model_b']}, {row['figure']}: {row['difference']:+.3f} "
+        f"({interval}; {row['method']}, p = {row['p_value']:.3g}, Holm-adjusted "
+        f"{row['p_holm']:.3g})"
     )
     if row["supported"]:
         better = row["model_a"] if row["difference"] > 0 else row["model_b"]
-        return f"{figure}: the data support a difference; {better} is better."
-    return f"{figure}: the {row['patients']} patients cannot tell these apart."
+        return f"{figure}: the data support a difference; {better} is better ({row['evidence']})."
+    if row["discordant"] < min_discordant():
+        group = f" of class {row['class']}" if row["class"] is not None else ""
+        return (f"{figure}: rests on {_patients(row['discordant'])}{group}: cannot tell "
+                f"({row['evidence']}).")  # fmt: skip
+    return f"{figure}: the {row['patients']} patients cannot tell these apart ({row['evidence']})."
 
 
-def _row(search, kind, a: Candidate, b: Candidate, d: PairedDifference, patient_set, seed):
-    return {
+def _patients(count: int) -> str:
+    return f"{count} patient" + ("" if count == 1 else "s")
+
+
+def _row(search, kind, a: Candidate, b: Candidate, d: PairedDifference, patient_set, seed,
+         class_names) -> dict:  # fmt: skip
+    base, _, k = d.metric.partition("[")
+    cls = class_names[int(k.rstrip("]"))] if k else None
+    figure = _READABLE.get(base, base.replace("_", " ")) + (f" of {cls}" if cls else "")
+    row = {
         "search": search, "kind": kind, "model_a": a.name, "trial_a": a.trial_id,
-        "model_b": b.name, "trial_b": b.trial_id, "metric": d.metric, "value_a": d.a,
-        "value_b": d.b, "difference": d.difference, "low": d.low, "high": d.high,
-        "p_value": d.p_value, "method": d.method, "patients": d.patients,
-        "patient_set": patient_set, "seed": seed,
+        "model_b": b.name, "trial_b": b.trial_id, "metric": d.metric, "class": cls,
+        "figure": figure, "value_a": d.a, "value_b": d.b, "difference": d.difference,
+        "low": d.low, "high": d.high, "p_value": d.p_value, "p_holm": d.p_adjusted,
+        "method": d.method, "interval_method": d.interval_method, "resamples": d.resamples,
+        "a_only": d.a_only, "b_only": d.b_only, "discordant": d.discordant,
+        "discordant_by_class": list(d.discordant_by_class), "patients": d.patients,
+        "patient_set": patient_set, "seed": seed, "supported": d.supported,
     }  # fmt: skip
+    row["evidence"] = evidence_words(row, class_names)
+    return row

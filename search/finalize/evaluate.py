@@ -1,7 +1,9 @@
-"""Test figures of a model's class probabilities: macro and per-class metrics, confusion
-matrix, ROC curves, calibration (reliability bins, expected calibration error), and
-bootstrap 95 % intervals over patients, because a test split of a few dozen patients
-leaves wide uncertainty the reader must see."""
+"""Test figures of a model's class probabilities: macro and per-class metrics (the
+negative predictive value too), confusion matrix, ROC curves, calibration (reliability
+bins, expected calibration error), and 95 % intervals over patients, because a test split
+of a few dozen patients leaves wide uncertainty the reader must see. The intervals are
+`results.figure_intervals`': exact ones with their counts for proportions, closed forms
+for balanced accuracy and each class's AUC, a bootstrap stratified by class for the rest."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from trainables.metrics import PER_CLASS_METRICS, classification_metrics, confusion_matrix
+from results.figure_intervals import figure_intervals
+from trainables.metrics import classification_metrics, confusion_matrix
 
 __all__ = ["EvaluationFigures", "choose_threshold", "evaluate_predictions", "predict_classes"]
 
@@ -19,8 +22,11 @@ CALIBRATION_BINS = 10
 
 @dataclass
 class EvaluationFigures:
-    """Figures on one set of patients. `intervals` maps a macro metric (and
-    `<metric>/<class>` for per-class ones) to its bootstrap (low, high)."""
+    """Figures on one set of patients. `intervals` maps a macro metric ("ece" too) and
+    `<metric>/<class>` for per-class ones to its 95 % (low, high), absent where none can be
+    given; `counts` maps each proportion's key to its (numerator, denominator), and
+    `interval_methods` each interval's key to how it was made. `bootstrap` is the number
+    of resamples behind the figures that have no closed form."""
 
     class_names: tuple[str, ...]
     count: int
@@ -34,6 +40,8 @@ class EvaluationFigures:
     threshold: float | None = None
     bootstrap: int = 0
     extra: dict = field(default_factory=dict)
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    interval_methods: dict[str, str] = field(default_factory=dict)
 
 
 def predict_classes(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
@@ -69,8 +77,9 @@ def evaluate_predictions(
     seed: int = 0,
     predicted: np.ndarray | None = None,
 ) -> EvaluationFigures:
-    """Every test figure of `probabilities` (n, classes) against `labels` (n,), with
-    percentile bootstrap 95 % intervals from `bootstrap` resamples of the patients.
+    """Every test figure of `probabilities` (n, classes) against `labels` (n,), with 95 %
+    intervals (`results.figure_intervals`; `bootstrap` resamples of the patients for the
+    figures without a closed form, none of those at 0).
     `predicted` (n,) gives the predicted classes when no one threshold made them (outer
     folds pooled, each with its own threshold)."""
     labels = np.asarray(labels)
@@ -79,19 +88,24 @@ def evaluate_predictions(
         predicted = predict_classes(probabilities, threshold)
     predicted = np.asarray(predicted, dtype=np.int64)
     macro, per_class = classification_metrics(labels, probabilities, predicted)
+    confusion = confusion_matrix(labels, predicted, len(class_names))
     ece, reliability = calibration(labels, probabilities, predicted)
+    intervals = figure_intervals(labels, probabilities, predicted, class_names, bootstrap, seed)
     return EvaluationFigures(
         class_names=tuple(class_names),
         count=len(labels),
         macro=macro,
-        per_class={k: [float(v) for v in values] for k, values in per_class.items()},
-        confusion=confusion_matrix(labels, predicted, len(class_names)).tolist(),
-        intervals=_bootstrap(labels, probabilities, predicted, class_names, bootstrap, seed),
+        per_class={k: [float(v) for v in values] for k, values in per_class.items()}
+        | {"npv": _npv(confusion)},
+        confusion=confusion.tolist(),
+        intervals=intervals.intervals,
         ece=ece,
         reliability=reliability,
         roc=_roc_curves(labels, probabilities, class_names),
         threshold=threshold,
         bootstrap=bootstrap,
+        counts=intervals.counts,
+        interval_methods=intervals.methods,
     )
 
 
@@ -131,33 +145,10 @@ def _roc_curves(labels, probabilities, class_names) -> dict[str, dict[str, list[
     return curves
 
 
-def _bootstrap(labels, probabilities, predicted, class_names, resamples, seed):
-    """Percentile 95 % intervals: patients drawn with replacement; a resample where a
-    metric is undefined (a class absent: no AUC) is left out of that metric only."""
-    if resamples <= 0:
-        return {}
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {}
-    for _ in range(resamples):
-        pick = rng.integers(0, len(labels), len(labels))
-        y, p, called_as = labels[pick], probabilities[pick], predicted[pick]
-        macro, per_class = classification_metrics(y, p, called_as)
-        for name, value in macro.items():
-            draws.setdefault(name, []).append(value)
-        counts = np.bincount(y, minlength=len(class_names))
-        called = np.bincount(called_as, minlength=len(class_names))
-        # Where a class's figure is 0/0 in this resample, it is left out, not counted as 0.
-        defined = {"specificity": counts < len(y), "precision": called > 0}
-        present = counts > 0
-        for name in PER_CLASS_METRICS:
-            for c, cls in enumerate(class_names):
-                if defined.get(name, present)[c]:
-                    draws.setdefault(f"{name}/{cls}", []).append(per_class[name][c])
-    intervals = {}
-    for name, values in draws.items():
-        values = np.asarray(values, dtype=float)
-        values = values[~np.isnan(values)]
-        if len(values):
-            low, high = np.percentile(values, [2.5, 97.5])
-            intervals[name] = (float(low), float(high))
-    return intervals
+def _npv(confusion: np.ndarray) -> list[float]:
+    """Each class's negative predictive value: of the patients not called that class, the
+    share that are not it (0 where none is)."""
+    true_pos, actual, called = np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0)
+    not_called = confusion.sum() - called
+    true_neg = not_called - (actual - true_pos)
+    return [float(t / m) if m else 0.0 for t, m in zip(true_neg, not_called, strict=True)]

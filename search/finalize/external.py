@@ -281,9 +281,13 @@ def evaluation_table(figures: EvaluationFigures) -> str:
         return "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))
 
     if figures.bootstrap:
-        intervals = f"95 % intervals from {figures.bootstrap} bootstrap resamples of the patients"
+        intervals = (
+            "95 % intervals: exact for proportions, closed forms for balanced accuracy and "
+            f"each class's AUC, {figures.bootstrap} bootstrap resamples within each class "
+            "for the rest"
+        )
     else:
-        intervals = "no bootstrap intervals (--bootstrap 0)"
+        intervals = "95 % intervals: closed forms only (--bootstrap 0)"
     true_counts = [sum(row) for row in figures.confusion]
     lines = [
         f"{figures.count} patients; {intervals} (few patients give wide intervals)",
@@ -300,6 +304,21 @@ def evaluation_table(figures: EvaluationFigures) -> str:
         values = columns(_num(v) for v in per_class) if per_class is not None else ""
         macro = _num(figures.macro[metric])
         lines.append(f"{metric:<{side}}  {macro:>6}  {shown:<16}  {values}".rstrip())
+
+    lines += ["", "per class: value (count) [95 % interval]"]
+    for name in names:
+        cells = []
+        for metric in ("sensitivity", "specificity", "precision", "npv", "roc_auc"):
+            key = f"{metric}/{name}"
+            value = figures.per_class[metric][names.index(name)]
+            count = figures.counts.get(key)
+            interval = figures.intervals.get(key)
+            cells.append(
+                f"{metric} {_num(value)}"
+                + (f" ({count[0]}/{count[1]})" if count else "")
+                + (f" [{_num(interval[0])}, {_num(interval[1])}]" if interval else "")
+            )
+        lines.append(f"  {name}: " + "; ".join(cells))
 
     side = max(len(n) for n in names)
     lines += ["", "confusion matrix (rows: true class, columns: predicted class)"]

@@ -96,8 +96,8 @@ def finalize_nested(settings: FinalizeSettings, say: Callable[[str], None] = pri
     candidates = [_candidate(p) for p in pooled if p.name != BASELINE_NAME]  # ensemble last
     baseline = next((_candidate(p) for p in pooled if p.name == BASELINE_NAME), None)
     first = pooled[0]
-    rows = comparison_rows(name, first.labels, candidates, baseline,
-                           2 * settings.bootstrap, 0, patient_set="outer folds")  # fmt: skip
+    rows = comparison_rows(name, first.labels, candidates, baseline, 2 * settings.bootstrap,
+                           0, "outer folds", first.figures.class_names)  # fmt: skip
     store = ResultStore(settings.results)
     store.write_comparisons(name, rows)
     store.write_outer_predictions(name, outer_prediction_rows(name, pooled, done))

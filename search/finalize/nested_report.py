@@ -40,8 +40,9 @@ def write_nested_report(
         f"retraining) ran once per outer fold, {len(done)} times; each outer fold's patients "
         f"were tested once, by the models of the one search that never read them. Pooled, "
         f"every one of the {count} patients is predicted exactly once: the figures below "
-        "are those of the procedure on patients it did not see, with 95 % bootstrap "
-        "intervals over the patients. Each outer fold keeps its own binary threshold. "
+        "are those of the procedure on patients it did not see, with 95 % intervals over "
+        "the patients (exact for proportions, a bootstrap within each class where no "
+        "closed form exists). Each outer fold keeps its own binary threshold. "
         f"{_retraining(done)}</p>",
         "<h2>Pooled outer-fold figures</h2>",
         html_table(pd.DataFrame([_figure_row(p) for p in pooled])),

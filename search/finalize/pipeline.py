@@ -272,7 +272,8 @@ def compare_finals(name, finals: list[FinalModel], prepared: PreparedSearch,
         candidates.append(Candidate(ENSEMBLE_NAME, None, None, None, *weighted))
     plain = Candidate(BASELINE_NAME, None, None, None, baseline.test_probabilities,
                       baseline.test_predicted)  # fmt: skip
-    rows = comparison_rows(name, labels, candidates, plain, 2 * settings.bootstrap, seed)
+    rows = comparison_rows(name, labels, candidates, plain, 2 * settings.bootstrap, seed,
+                           class_names=classes)  # fmt: skip
     figures = evaluate_predictions(labels, baseline.test_probabilities, classes,
                                    baseline.threshold, settings.bootstrap, seed)  # fmt: skip
     return Comparisons(figures, views, rows, baseline, ensemble)
@@ -518,7 +519,10 @@ def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, li
         {"search": search, "trial_id": trial["trial_id"], "seed": final.seed, "class": cls,
          "metric": metric, "value": values[c],
          "low": f.intervals.get(f"{metric}/{cls}", (None, None))[0],
-         "high": f.intervals.get(f"{metric}/{cls}", (None, None))[1]}
+         "high": f.intervals.get(f"{metric}/{cls}", (None, None))[1],
+         "numerator": f.counts.get(f"{metric}/{cls}", (None, None))[0],
+         "denominator": f.counts.get(f"{metric}/{cls}", (None, None))[1],
+         "interval_method": f.interval_methods.get(f"{metric}/{cls}")}
         for metric, values in f.per_class.items()
         for c, cls in enumerate(f.class_names)
     ]  # fmt: skip
@@ -575,8 +579,9 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
         "- Split: {train} training, {val} validation, {test} test patients (by patient, "
         "stratified by class).".format(**exported.provenance.get("split", {})),
         "",
-        f"## Test figures ({f.count} patients; 95 % bootstrap intervals over patients, "
-        f"{f.bootstrap} resamples)",
+        f"## Test figures ({f.count} patients; 95 % intervals over patients: exact for "
+        f"proportions, closed forms for balanced accuracy, a bootstrap of {f.bootstrap} "
+        "resamples within each class for the rest)",
         "",
         *_figures_table(f),
         f"| expected calibration error | {f.ece:.3f} | |",
@@ -610,9 +615,11 @@ def _figures_table(figures: EvaluationFigures) -> list[str]:
     """Markdown rows: each metric with its 95 % interval."""
     lines = ["| metric | value | 95 % interval |", "| --- | --- | --- |"]
     for metric in METRICS:
-        low, high = figures.intervals.get(metric, (float("nan"), float("nan")))
-        lines.append(f"| {metric.replace('_', ' ')} | {figures.macro[metric]:.3f} | "
-                     f"{low:.3f} - {high:.3f} |")  # fmt: skip
+        interval = figures.intervals.get(metric)
+        shown = f"{interval[0]:.3f} - {interval[1]:.3f}" if interval else "none (resamples agree)"
+        count = figures.counts.get(metric)
+        value = f"{figures.macro[metric]:.3f}" + (f" ({count[0]}/{count[1]})" if count else "")
+        lines.append(f"| {metric.replace('_', ' ')} | {value} | {shown} |")
     return lines
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from results.paired import min_discordant
 from results.plots import figure_bytes, learning_curves_figure
 from results.read import learning_curves
 from search.files import write_atomic
@@ -91,8 +92,8 @@ def write_report(
         "<h2 id='table'>Test figures, backbone x mode</h2>",
         f"<p>Mean ± standard deviation over seeds of the retrained winners, on "
         f"{_e(summary['test_patients'].iloc[0] if len(summary) else 0)} test patients "
-        "(macro averages over classes). Each seed's 95 % bootstrap intervals are in its "
-        "winner's section: with this few patients they are wide. CAM territory match: how "
+        "(macro averages over classes). Each seed's 95 % intervals are in its winner's "
+        "section: with this few patients they are wide. CAM territory match: how "
         "often the Grad-CAM's hottest territory is the synthetic defect's, against always "
         "answering the most common territory (the baseline).</p>",
         html_table(
@@ -167,7 +168,7 @@ def figure_cells(figures) -> dict[str, str]:
     """The table metrics of `figures` (EvaluationFigures), each with its interval."""
     return {
         metric.replace("_", " "): _with_interval(
-            figures.macro[metric], figures.intervals.get(metric)
+            figures.macro[metric], figures.intervals.get(metric), figures.counts.get(metric)
         )
         for metric in TABLE_METRICS
     }
@@ -176,18 +177,17 @@ def figure_cells(figures) -> dict[str, str]:
 def comparison_parts(f, views: Sequence[str], rows: list[dict], patients: str) -> list[str]:
     """The baseline's figures `f`, then every paired comparison `rows` on the same
     `patients` ("test", "pooled outer-fold"), in plain sentences first (what the data can
-    and cannot support) and as a table."""
+    and cannot support, and the patients each rests on) and as a table."""
     baseline = {"model": BASELINE_NAME, "views": " + ".join(views), "patients": f.count}
     baseline.update(figure_cells(f))
     supported = [r for r in rows if r["supported"]]
-    lines = [
-        f"<li>{_e(plain_sentence(r))}</li>" for r in rows if r["metric"] == "balanced_accuracy"
-    ]
+    said = [r for r in rows if r["metric"] == "balanced_accuracy" or r["supported"]]
+    lines = [f"<li>{_e(plain_sentence(r))}</li>" for r in said]
     table = pd.DataFrame(rows)
     if len(table):
-        table = table[["kind", "model_a", "model_b", "metric", "value_a", "value_b",
+        table = table[["kind", "model_a", "model_b", "figure", "value_a", "value_b",
                        "difference", "low", "high", "p_value", "p_holm", "method",
-                       "supported"]].round(3)  # fmt: skip
+                       "evidence", "supported"]].round(3)  # fmt: skip
     return [
         "<h2 id='comparisons'>Baseline and paired comparisons</h2>",
         "<p>The baseline: logistic regression on each AHA segment's mean colour in every "
@@ -197,12 +197,21 @@ def comparison_parts(f, views: Sequence[str], rows: list[dict], patients: str) -
         html_table(pd.DataFrame([baseline])),
         f"<p>Paired comparisons on the same {f.count} {patients} patients: each winner's first "
         "seed against the best (ranked on validation), the input modes of each backbone, "
-        "and the best against the baseline. Differences (first minus second) with 95 % "
-        "intervals from a paired bootstrap (DeLong's test for a binary ROC AUC); "
-        "p-values Holm-adjusted over the comparisons of each figure. A difference is "
-        "supported when its interval excludes 0 and its adjusted p-value is below 0.05: "
+        "and the best against the baseline. Differences are first minus second. A "
+        "difference in right and wrong calls can only come from the <em>discordant</em> "
+        "patients, those one model gets right and the other wrong: accuracy and each "
+        "class's sensitivity are tested with McNemar's exact test on them (interval: "
+        "Newcombe's), balanced accuracy with an exact sign-flip test of them (interval: "
+        "each class's interval joined, so a class of one patient keeps its whole "
+        "uncertainty), the ROC AUC with a permutation test (interval: a bootstrap within "
+        "each class). p-values are Holm-adjusted over the comparisons of each figure. A "
+        "difference is supported when its adjusted p-value is below 0.05, its interval "
+        f"excludes 0, and at least {min_discordant()} discordant patients lie behind it (an "
+        "exact test on fewer cannot reach 5 %): "
         f"<strong>{len(supported)} of {len(rows)}</strong> are.</p>",
-        f"<p>Balanced accuracy:</p><ul>{''.join(lines)}</ul>" if lines else "",
+        f"<p>Balanced accuracy, and every supported difference:</p><ul>{''.join(lines)}</ul>"
+        if lines
+        else "",
         html_table(table) if len(table) else "<p>No two models to compare.</p>",
     ]
 
@@ -269,8 +278,11 @@ def _winner_section(key, models: list, results: str) -> str:
     parts = [
         f"<h2 id='{_anchor(key)}'>{_e(backbone)} / {_e(mode)} (trial {_e(trial_id)})</h2>",
         "<h3>Test figures per seed</h3>",
-        "<p>Value and 95 % bootstrap interval over test patients; ECE: expected "
-        "calibration error.</p>",
+        "<p>Value and 95 % interval over test patients: exact (Clopper-Pearson) for "
+        "proportions, with the counts beside them; for balanced accuracy each class's "
+        "Wilson interval joined (MOVER); Newcombe's for one class's ROC AUC; a bootstrap "
+        "within each class for the rest, left out where every resample agrees. ECE: "
+        "expected calibration error.</p>",
         *(
             [
                 f"<p>The model is the ensemble of the winner's {first.members} fold models, "
@@ -325,7 +337,7 @@ def _seed_table(models: list) -> pd.DataFrame:
             row = {"seed": m.seed, "figures": name, "patients": f.count, "threshold": threshold}
             for metric in TABLE_METRICS:
                 row[metric.replace("_", " ")] = _with_interval(
-                    f.macro[metric], f.intervals.get(metric)
+                    f.macro[metric], f.intervals.get(metric), f.counts.get(metric)
                 )
             row["ECE"] = f"{f.ece:.3f}"
             rows.append(row)
@@ -338,8 +350,10 @@ def _class_table(final) -> pd.DataFrame:
     for c, name in enumerate(f.class_names):
         row = {"class": name, "patients": sum(f.confusion[c])}
         for metric, values in f.per_class.items():
-            interval = f.intervals.get(f"{metric}/{name}")
-            row[metric.replace("_", " ")] = _with_interval(values[c], interval)
+            key = f"{metric}/{name}"
+            row[metric.replace("_", " ")] = _with_interval(
+                values[c], f.intervals.get(key), f.counts.get(key)
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -435,13 +449,19 @@ def _data_uri(data: bytes, suffix: str = ".png") -> str:
     return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
-def _with_interval(value: float, interval: tuple[float, float] | None) -> str:
+def _with_interval(
+    value: float, interval: tuple[float, float] | None, count: tuple[int, int] | None = None
+) -> str:
+    """ "0.000 (0/1) [0.000, 0.975]": the value, a proportion's counts, its interval."""
+    if count is not None and not count[1]:
+        return "n/a (0/0)"
     if value != value:  # NaN
         return "n/a"
+    shown = f"{value:.3f}" + (f"\u00a0({count[0]}/{count[1]})" if count else "")
     if not interval:
-        return f"{value:.3f}"
+        return shown
     # Non-breaking inside the interval: a narrow cell wraps before "[", nowhere else.
-    return f"{value:.3f} [{interval[0]:.3f},\u00a0{interval[1]:.3f}]"
+    return f"{shown} [{interval[0]:.3f},\u00a0{interval[1]:.3f}]"
 
 
 def html_table(frame: pd.DataFrame) -> str:

@@ -1,6 +1,7 @@
 """Paired comparisons of two models on the same patients: DeLong's test against an
-independent O(m n) reference and a hand-worked case, the paired bootstrap's intervals and
-p-values where the answer is known, and the figures against the project's metrics."""
+independent O(m n) reference and a hand-worked case, and compare_models's refusals of
+inputs that do not fit. What its tests and intervals do at small classes is in
+test_paired_tests.py."""
 
 from __future__ import annotations
 
@@ -11,18 +12,12 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from results.paired import compare_models, delong_test, paired_bootstrap
-from trainables.metrics import classification_metrics
+from results.paired import compare_models, delong_test
 
 
 def binary(p1: np.ndarray) -> np.ndarray:
     """(n, 2) probabilities from the probability of class 1."""
     return np.column_stack([1 - p1, p1])
-
-
-def skilled(labels: np.ndarray, skill: float, rng: np.random.Generator) -> np.ndarray:
-    """Binary probabilities that separate the classes more the higher `skill` is."""
-    return binary(1 / (1 + np.exp(-(skill * (2 * labels - 1) + rng.normal(size=labels.size)))))
 
 
 def reference_delong(labels, scores_a, scores_b):
@@ -88,132 +83,18 @@ def test_delong_identical_scores_and_a_missing_class():
         delong_test(labels, scores, scores[:4])
 
 
-def test_identical_models_differ_by_zero_with_p_one():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 40)
-    probabilities = skilled(labels, 1.0, rng)
-    rows = compare_models(labels, probabilities, probabilities.copy(), resamples=300)
-    assert [row.method for row in rows] == ["paired bootstrap", "DeLong", "paired bootstrap"]
-    for row in rows:
-        assert (row.difference, row.low, row.high, row.p_value) == (0.0, 0.0, 0.0, 1.0)
-
-
-def test_a_much_better_model_on_200_patients_is_supported():
-    rng = np.random.default_rng(1)
-    labels = rng.integers(0, 2, 200)
-    good, poor = skilled(labels, 2.5, rng), skilled(labels, 0.2, rng)
-    rows = compare_models(labels, good, poor, resamples=500)
-    for row in rows:
-        assert row.difference > 0.2 and row.low > 0 and row.p_value < 0.01, row
-        assert row.low < row.difference < row.high
-    # Every draw favours the good model, so the p-value is the least the +1 correction
-    # allows with 500 draws: 2 (0 + 1) / (500 + 1), never 0.
-    assert rows[0].p_value == pytest.approx(2 / 501)
-    # DeLong's row: the normal interval, difference ± 1.959964 SE
-    test = delong_test(labels, good[:, 1], poor[:, 1])
-    assert rows[1].p_value == test.p_value
-    assert rows[1].high - rows[1].difference == pytest.approx(1.959964 * math.sqrt(test.variance))
-
-
-def test_a_small_difference_on_ten_patients_is_not_supported():
-    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
-    # a is wrong on patient 2 and 7, b on 3, 7 and 8: balanced accuracy 0.8 against 0.7
-    wrong_a, wrong_b = np.isin(np.arange(10), [2, 7]), np.isin(np.arange(10), [3, 7, 8])
-    jitter = np.linspace(0, 0.05, 10)
-    p_a = binary(np.where(wrong_a, 1 - labels, labels) * 0.6 + 0.2 + jitter)
-    p_b = binary(np.where(wrong_b, 1 - labels, labels) * 0.6 + 0.2 + jitter)
-    rows = paired_bootstrap(labels, p_a, p_b, resamples=1000)
-    assert rows[0].difference == pytest.approx(0.1)
-    for row in rows:
-        assert row.low < 0 < row.high and row.p_value > 0.05, row
-
-
-def test_the_same_seed_gives_the_same_result_and_another_seed_another():
-    rng = np.random.default_rng(2)
-    labels = rng.integers(0, 3, 30)
-    p_a, p_b = rng.dirichlet(np.ones(3), 30), rng.dirichlet(np.ones(3), 30)
-    first = compare_models(labels, p_a, p_b, resamples=200, seed=7)
-    assert compare_models(labels, p_a, p_b, resamples=200, seed=7) == first
-    other = compare_models(labels, p_a, p_b, resamples=200, seed=8)
-    assert [(r.low, r.high) for r in other] != [(r.low, r.high) for r in first]
-    # three classes: the macro AUC is a mean of AUCs, so the bootstrap, not DeLong
-    assert {row.method for row in first} == {"paired bootstrap"}
-
-
-def test_the_interval_comes_from_paired_draws():
-    """Two closely correlated models: the paired interval of the difference is much
-    narrower than the one from resampling each model's patients independently."""
-    rng = np.random.default_rng(3)
-    labels = rng.integers(0, 2, 60)
-    p_a = skilled(labels, 1.0, rng)
-    p_b = binary(np.clip(p_a[:, 1] + rng.normal(scale=0.03, size=60), 0, 1))
-    resamples = 400
-    (paired,) = paired_bootstrap(labels, p_a, p_b, metrics=["roc_auc"], resamples=resamples)
-    draws = np.random.default_rng(0)
-    unpaired = []
-    while len(unpaired) < resamples:
-        aucs = []
-        for p in (p_a, p_b):
-            draw = draws.integers(0, 60, 60)
-            aucs.append(classification_metrics(labels[draw], p[draw])[0]["roc_auc"])
-        if not np.isnan(aucs).any():
-            unpaired.append(aucs[0] - aucs[1])
-    low, high = np.percentile(unpaired, [2.5, 97.5])
-    assert paired.high - paired.low < 0.3 * (high - low)
-    assert paired.low <= paired.difference <= paired.high
-
-
-def test_the_figures_are_the_projects_on_all_patients():
-    rng = np.random.default_rng(4)
-    labels = rng.integers(0, 3, 45)
-    p_a, p_b = rng.dirichlet(np.ones(3), 45), rng.dirichlet(np.ones(3), 45)
-    metrics = ["balanced_accuracy", "roc_auc", "sensitivity", "f1", "roc_auc[2]", "specificity[0]"]
-    rows = compare_models(labels, p_a, p_b, metrics=metrics, resamples=50)
-    (macro_a, class_a), (macro_b, class_b) = (classification_metrics(labels, p) for p in (p_a, p_b))
-    assert [row.metric for row in rows] == metrics
-    assert [row.a for row in rows[:4]] == [macro_a[m] for m in metrics[:4]]
-    assert [row.b for row in rows[:4]] == [macro_b[m] for m in metrics[:4]]
-    assert (rows[4].a, rows[4].b) == (class_a["roc_auc"][2], class_b["roc_auc"][2])
-    assert (rows[5].a, rows[5].b) == (class_a["specificity"][0], class_b["specificity"][0])
-    assert rows[4].method == "DeLong" and rows[4].resamples == 0  # one class's AUC: DeLong
-    assert all(row.difference == row.a - row.b and row.patients == 45 for row in rows)
-
-
-def test_a_binary_model_with_its_own_threshold():
-    rng = np.random.default_rng(5)
-    labels = rng.integers(0, 2, 50)
-    p_a, p_b = skilled(labels, 1.0, rng), skilled(labels, 1.0, rng)
-    predicted_a, predicted_b = (p_a[:, 1] > 0.3).astype(int), (p_b[:, 1] > 0.7).astype(int)
-    metrics = ["balanced_accuracy", "roc_auc", "sensitivity[1]"]
-    rows = compare_models(labels, p_a, p_b, predicted_a, predicted_b, metrics, resamples=50)
-    macro, per_class = classification_metrics(labels, p_a, predicted_a)
-    assert (rows[0].a, rows[1].a) == (macro["balanced_accuracy"], macro["roc_auc"])
-    assert rows[2].a == per_class["sensitivity"][1]
-    assert rows[2].b == classification_metrics(labels, p_b, predicted_b)[1]["sensitivity"][1]
-    assert rows[1].a == pytest.approx(delong_test(labels, p_a[:, 1], p_b[:, 1]).auc_a)
-
-
-def test_draws_without_a_class_are_left_out():
-    labels = np.array([1] + [0] * 9)  # a draw has the one positive with chance 1 - 0.9^10
-    rng = np.random.default_rng(6)
-    rows = paired_bootstrap(labels, skilled(labels, 1, rng), skilled(labels, 1, rng), None, None,
-                            ["balanced_accuracy", "roc_auc"], resamples=1000)  # fmt: skip
-    assert rows[0].resamples == rows[1].resamples
-    assert rows[0].resamples == pytest.approx(1000 * (1 - 0.9**10), abs=60)
-
-
 def test_mismatched_inputs_are_refused_with_what_was_expected():
     labels = np.array([0, 1, 0, 1])
     p = binary(np.array([0.1, 0.9, 0.4, 0.6]))
     with pytest.raises(ValueError, match=r"probabilities_b: expected shape \(4, classes >= 2\)"):
-        paired_bootstrap(labels, p, p[:3])
+        compare_models(labels, p, p[:3])
     with pytest.raises(ValueError, match="predicted_a: expected 4 class indices"):
         compare_models(labels, p, p, predicted_a=np.array([0, 1]))
     with pytest.raises(ValueError, match=r"probabilities_b: expected the shape of"):
         compare_models(labels, p, np.full((4, 3), 1 / 3))
     with pytest.raises(ValueError, match="metric 'auc'"):
-        paired_bootstrap(labels, p, p, metrics=["auc"])
+        compare_models(labels, p, p, metrics=["auc"])
     with pytest.raises(ValueError, match=r"metric 'roc_auc\[2\]'"):
         compare_models(labels, p, p, metrics=["roc_auc[2]"])
-    with pytest.raises(ValueError, match="rows summing to 1"):
-        compare_models(labels, p, p * 2)
+    with pytest.raises(ValueError, match="metrics: expected a sequence of names"):
+        compare_models(labels, p, p, metrics="accuracy")

@@ -1,5 +1,6 @@
 """Test figures: metrics against hand counts, intervals that hold the estimate and narrow
-with more patients, calibration error, a binary threshold chosen on validation."""
+with more patients, exact intervals with their counts that keep their width on one
+patient, calibration error, a binary threshold chosen on validation."""
 
 from __future__ import annotations
 
@@ -34,7 +35,13 @@ def test_figures_count_like_the_confusion_matrix_says():
     assert figures.macro["accuracy"] == pytest.approx(4 / 6)
     assert figures.macro["balanced_accuracy"] == pytest.approx((0.5 + 1 + 0.5) / 3)
     assert figures.per_class["sensitivity"] == pytest.approx([0.5, 1.0, 0.5])
-    assert figures.count == 6 and figures.intervals == {}
+    assert figures.per_class["npv"] == pytest.approx([3 / 4, 1.0, 4 / 5])
+    assert figures.counts["sensitivity/Normal"] == (1, 2)
+    assert figures.counts["npv/Infarction"] == (4, 5) and figures.counts["accuracy"] == (4, 6)
+    # without resamples, the closed forms only: no F1, no calibration error
+    assert figures.count == 6 and {"f1", "ece", "specificity"}.isdisjoint(figures.intervals)
+    assert figures.interval_methods["accuracy"] == "Clopper-Pearson exact"
+    assert figures.interval_methods["roc_auc"] == "MOVER of per-class Newcombe AUC"
     assert set(figures.roc) == set(CLASSES)
 
 
@@ -79,11 +86,24 @@ def test_a_binary_threshold_is_chosen_on_validation_and_applied():
     assert figures.macro["balanced_accuracy"] == 1.0 and figures.threshold == threshold
 
 
-def test_a_perfect_model_has_perfect_intervals_even_with_a_rare_class():
-    """Resamples that miss the one rare patient leave its 0/0 figures out instead of
-    counting them as 0, which would drag a perfect model's intervals down."""
-    labels = np.array([0] + [1] * 5 + [2] * 18)
+def test_no_interval_has_zero_width_even_for_a_perfect_model_with_a_one_patient_class():
+    """Before, a perfect model's intervals were [1.000, 1.000] and a one-patient class's
+    sensitivity 0.000 [0.000, 0.000]: the bootstrap had nothing to resample. Proportions
+    now get exact intervals with their counts; a figure every resample agrees on gets
+    none rather than one of no width."""
+    labels = np.array([0] + [1] * 5 + [2] * 26)
     probabilities = np.eye(3)[labels] * 0.9 + 0.1 / 3
     figures = evaluate_predictions(labels, probabilities, CLASSES, bootstrap=300, seed=0)
-    for name in ("sensitivity", "specificity", "precision", "f1", f"precision/{CLASSES[0]}"):
-        assert figures.intervals[name] == (1.0, 1.0), name
+    assert figures.intervals["sensitivity/Normal"] == pytest.approx((0.025, 1.0))
+    assert figures.counts["sensitivity/Normal"] == (1, 1)
+    assert figures.intervals["sensitivity/Infarction"][0] == pytest.approx(0.8677, abs=1e-4)
+    low, high = figures.intervals["balanced_accuracy"]
+    assert 0.6 < low < 0.75 and high == 1.0  # the one patient's class carries its doubt
+    assert all(high - low > 0 for low, high in figures.intervals.values())
+    assert "f1" not in figures.intervals  # every resample perfect: no interval
+    wrong = probabilities.copy()
+    wrong[0] = [0.1, 0.1, 0.8]  # the one Normal patient missed
+    figures = evaluate_predictions(labels, wrong, CLASSES, bootstrap=300, seed=0)
+    assert figures.per_class["sensitivity"][0] == 0.0
+    assert figures.intervals["sensitivity/Normal"] == pytest.approx((0.0, 0.975))
+    assert all(high - low > 0 for low, high in figures.intervals.values())

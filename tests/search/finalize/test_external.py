@@ -191,7 +191,8 @@ def test_evaluate_reports_evaluate_predictions_figures(shared, manifest, tmp_pat
     assert record["per_class"]["sensitivity"] == pytest.approx(expected.per_class["sensitivity"])
 
     assert evaluation_table(expected) in printed  # the same table, from the same figures
-    assert "40 patients; 95 % intervals from 100 bootstrap resamples" in printed
+    assert "40 patients; 95 % intervals: exact for proportions" in printed
+    assert "100 bootstrap resamples within each class" in printed
     for line in ("balanced_accuracy", "roc_auc", "confusion matrix", "calibration error"):
         assert line in printed
     assert len(read_csv(out / "predictions.csv")) == 40

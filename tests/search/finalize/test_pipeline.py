@@ -90,7 +90,11 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
         assert row["test_balanced_accuracy"] <= row["test_balanced_accuracy_high"]
         assert sum(map(sum, json.loads(row["confusion"]))) == row["test_patients"] == test_count
     per_class = load_table(finished_search.results, "final_class_metrics", "my-search")
-    assert len(per_class) == 4 * 3 * 5  # models x classes x metrics
+    assert len(per_class) == 4 * 3 * 6  # models x classes x metrics (NPV too)
+    proportions = per_class[per_class["metric"].isin(["sensitivity", "specificity", "npv"])]
+    assert proportions["interval_method"].eq("Clopper-Pearson exact").all()
+    assert (proportions["numerator"] <= proportions["denominator"]).all()
+    assert (proportions["high"] > proportions["low"]).all()  # never of no width
     subgroups = load_table(finished_search.results, "final_subgroups", "my-search")
     for _, model in subgroups[subgroups["metric"] == "accuracy"].groupby(["trial_id", "seed"]):
         assert set(model["attribute"]) == {"sex"} and set(model["group"]) <= {"F", "M"}
@@ -103,7 +107,7 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
         assert ensemble["weight"].sum() == pytest.approx(1) and len(ensemble) >= 2
         assert (out / "ensemble" / "ensemble.json").is_file()
         against = comparisons[comparisons["model_b"] == "greedy ensemble"]
-        assert set(against["kind"]) == {"against the best"} and len(against) == 3
+        assert set(against["kind"]) == {"against the best"} and len(against) == 6
         # predict reads its folder as one model: what finalize tested, patient for patient
         import pandas as pd
         from sklearn.metrics import balanced_accuracy_score
@@ -119,8 +123,16 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
         assert balanced_accuracy_score(test["label"], test["predicted"]) == pytest.approx(
             ensemble["test_balanced_accuracy"].iloc[0])  # fmt: skip
     pairs = 3 + (1 if len(ensemble) else 0)  # dual-stress, modes, baseline (+ ensemble)
-    assert len(comparisons) == 3 * pairs  # x balanced accuracy, ROC AUC, sensitivity
+    assert len(comparisons) == 6 * pairs  # x accuracy, balanced accuracy, AUC, 3 recalls
     assert (comparisons["patients"] == test_count).all()
+    recalls = comparisons[comparisons["metric"].str.startswith("sensitivity[")]
+    assert set(recalls["method"]) == {"McNemar exact"} and recalls["class"].notna().all()
+    assert (comparisons["discordant"] >= comparisons["a_only"] + comparisons["b_only"] - 1e-9)[
+        comparisons["method"] == "McNemar exact"
+    ].all()
+    assert comparisons["evidence"].str.len().gt(0).all()
+    supported = comparisons[comparisons["supported"]]
+    assert (supported["discordant"] >= 6).all() and (supported["p_holm"] < 0.05).all()
     assert (comparisons["p_holm"] >= comparisons["p_value"] - 1e-12).all()
     modes = comparisons[comparisons["kind"] == "input modes"]
     assert set(modes["model_a"]) == {"test_resnet / dual"}  # dual against one view
