@@ -51,6 +51,7 @@ MIXES = {"demo 1/5/26": (1, 5, 26), "seed 1/5/16": (1, 5, 16), "balanced 11/11/1
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "sensitivity[0]", "sensitivity[1]",
            "sensitivity[2]")  # fmt: skip
 CLASSES = ("Infarction", "Ischemia", "Normal")
+FIGURES = [("balanced_accuracy", None), ("roc_auc", 0), ("roc_auc", None), ("specificity", None)]
 
 
 def bootstrap_supported(labels, a, b, metrics, resamples, rng, stratified: bool) -> list[bool]:
@@ -142,47 +143,36 @@ def coverage(sets: int, resamples: int) -> None:
         b_low, b_high = np.percentile(draws, [2.5, 97.5], axis=1)
         boot = ((b_low <= 0.85) & (b_high >= 0.85)).mean()
         print(f"{n:<10}{exact:>17.3f}{boot:>22.3f}")
-    truth = _population_figures(rng)
-    columns = (
-        "BA chosen",
-        "BA Wilson",
-        "BA strat",
-        "BA before",
-        "AUC0 chosen",
-        "AUC0 strat",
-        "mAUC chosen",
-        "mAUC MOVER",
-        "mAUC strat",
-        "paired BA",
-        "paired mAUC",
-    )
-    print("balanced accuracy (BA), class 0's AUC (AUC0), macro AUC (mAUC): chosen interval")
-    print("against the alternatives; paired: equal-skill pairs' difference intervals holding 0")
-    print(f"{'mix':<18}" + "".join(f"{c:>12}" for c in columns))
+    columns = ("BA chosen", "BA Wilson", "BA strat", "BA before", "AUC0 chosen", "AUC0 strat",
+               "mAUC chosen", "mAUC MOVER", "mAUC strat", "mSpec chosen", "mSpec strat",
+               "paired BA", "paired mAUC")  # fmt: skip
+    print("balanced accuracy (BA), class 0's AUC (AUC0), macro AUC (mAUC), macro specificity")
+    print("(mSpec): the chosen interval against the alternatives; paired: equal-skill pairs'")
+    print("difference intervals holding 0")
+    print(f"{'mix':<18}" + "".join(f"{c:>13}" for c in columns))
     for label, mix in MIXES.items():
+        truth = _population_figures(rng, mix)
         labels = np.repeat(np.arange(3), mix)
         hits = np.zeros(len(columns))
         for s in range(sets):
             hits += _covered(labels, truth, resamples, rng, s)
-        print(f"{label:<18}" + "".join(f"{h / sets:>12.3f}" for h in hits))
+        print(f"{label:<18}" + "".join(f"{h / sets:>13.3f}" for h in hits))
 
 
-def _population_figures(rng) -> dict[str, float]:
-    """The simulated model's balanced accuracy, class 0's AUC and macro AUC on 180,000
-    patients: the truth the intervals should hold."""
-    labels = np.repeat(np.arange(3), 60000)
+def _population_figures(rng, mix) -> dict[str, float]:
+    """The simulated model's figures on 10,000 times the mix's patients: the truth the
+    intervals should hold (macro specificity depends on the mix)."""
+    labels = np.repeat(np.arange(3), np.array(mix) * 10000)
     p, q = simulated_model(labels, 0.85, 3, rng)
-    names = [("balanced_accuracy", None), ("roc_auc", 0), ("roc_auc", None)]
-    figures = batched_figures(labels, p[None], q[None], names)[0]
-    return dict(zip(("ba", "auc0", "mauc"), figures, strict=True))
+    figures = batched_figures(labels, p[None], q[None], FIGURES)[0]
+    return dict(zip(("ba", "auc0", "mauc", "spec"), figures, strict=True))
 
 
 def _covered(labels, truth, resamples, rng, seed) -> list[bool]:
     p, q = simulated_model(labels, 0.85, 3, rng)
     found = figure_intervals(labels, p, q, CLASSES, resamples, seed)
-    names = [("balanced_accuracy", None), ("roc_auc", 0), ("roc_auc", None)]
     strat, before = _two_bootstraps(labels, resamples, rng)
-    booted = [batched_figures(labels[d], p[d], q[d], names) for d in (strat, before)]
+    booted = [batched_figures(labels[d], p[d], q[d], FIGURES) for d in (strat, before)]
     sizes = np.bincount(labels)
     right = np.bincount(labels[q == labels], minlength=3)
     wilson_ba = mover_mean(right / sizes, *wilson(right, sizes))
@@ -209,6 +199,8 @@ def _covered(labels, truth, resamples, rng, seed) -> list[bool]:
         holds(found.intervals["roc_auc"], truth["mauc"]),
         holds(mover_auc, truth["mauc"]),
         holds(pct(booted[0][:, 2]), truth["mauc"]),
+        holds(found.intervals["specificity"], truth["spec"]),
+        holds(pct(booted[0][:, 3]), truth["spec"]),
         *(bool(row.low <= 0 <= row.high) for row in paired),
     ]
 

@@ -3,20 +3,21 @@ figure allows, so that no interval has less width than its patients leave.
 
 - Proportions (accuracy; each class's sensitivity, specificity, precision (PPV) and NPV):
   the exact Clopper-Pearson interval, with the counts kept beside it ("0 / 1").
-- Balanced accuracy (and the macro sensitivity where it is the same mean): the MOVER
-  interval over each class's Clopper-Pearson interval; the classes rest on disjoint
-  patients. (Over Wilson intervals it covered 91 % at the demo's mix; over exact ones
-  97-98 %: bench/paired_tests.py.)
+- Balanced accuracy and the other macro proportions (sensitivity, specificity,
+  precision): the MOVER interval over the classes' Clopper-Pearson intervals. (Balanced
+  accuracy over Wilson intervals covered 89 % at the demo's mix, over exact ones 97 %; a
+  bootstrap within each class covered 49 % there, and 40-66 % for macro specificity and
+  precision of a good model, whose every resample is often alike; MOVER 93-99.8 %:
+  bench/paired_tests.py.)
 - One class's ROC AUC: Newcombe's score interval from its positives and negatives.
 - The macro ROC AUC: the wider of the MOVER interval over the classes' Newcombe intervals
   (which carries a small class's doubt) and the stratified bootstrap's (which carries the
   classes' dependence); either alone covered 66-87 % at the demo's mix, the two together
   91 %, and 95 % on a balanced mix.
-- Figures without a closed form (macro specificity, precision and F1; each class's F1;
-  the calibration error): the percentile interval of a bootstrap stratified by class
-  (every draw holds every class at its size), computed in one vectorised pass. Where
-  every draw gives the same value the bootstrap cannot bound the figure, and no interval
-  is given rather than one of no width.
+- Figures without a closed form (F1, macro and per class; the calibration error): the
+  percentile interval of a bootstrap stratified by class (every draw holds every class at
+  its size), computed in one vectorised pass. Where every draw gives the same value the
+  bootstrap cannot bound the figure, and no interval is given rather than one of no width.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ NEWCOMBE_AUC = "Newcombe AUC score"
 BOOTSTRAP = "stratified bootstrap"
 ENVELOPE = "wider of MOVER of per-class Newcombe AUC and stratified bootstrap"
 CLOSED_FORM = (CLOPPER_PEARSON, MOVER_EXACT, NEWCOMBE_AUC)
-_BOOTSTRAPPED_MACRO = ("specificity", "precision", "f1", "roc_auc")
 
 
 @dataclass(frozen=True)
@@ -86,15 +86,18 @@ def figure_intervals(
     for name, interval in zip(class_names, auc_intervals, strict=True):
         _keep(out, f"roc_auc/{name}", interval, NEWCOMBE_AUC)
 
-    present = actual > 0
-    balanced = _mover(true_pos[present] / actual[present],
-                      *clopper_pearson(true_pos[present], actual[present]))  # fmt: skip
-    _keep(out, "balanced_accuracy", balanced, MOVER_EXACT)
-    bootstrapped = [(m, None) for m in _BOOTSTRAPPED_MACRO] + [("f1", c) for c in range(classes)]
-    if (called[~present] == 0).all():  # the macro sensitivity is the balanced accuracy
-        _keep(out, "sensitivity", balanced, MOVER_EXACT)
-    else:
-        bootstrapped.append(("sensitivity", None))
+    present, counted = actual > 0, (actual > 0) | (called > 0)
+    macro = {  # as the metrics' macro means: balanced accuracy over the classes present,
+        "balanced_accuracy": ("sensitivity", present),  # the others over those present
+        "sensitivity": ("sensitivity", counted),  # or called
+        "specificity": ("specificity", counted),
+        "precision": ("precision", counted),
+    }
+    for key, (metric, classes_in) in macro.items():
+        numerators, denominators = fractions[metric]
+        interval = _macro_proportion(numerators[classes_in], denominators[classes_in])
+        _keep(out, key, interval, MOVER_EXACT)
+    bootstrapped = [("f1", None), ("roc_auc", None)] + [("f1", c) for c in range(classes)]
     if resamples > 0:
         _bootstrap(out, labels, probabilities, predicted, class_names, bootstrapped,
                    resamples, seed)  # fmt: skip
@@ -113,6 +116,16 @@ def _proportion(out: FigureIntervals, key: str, numerator: int, denominator: int
     out.counts[key] = (numerator, denominator)
     low, high = clopper_pearson(numerator, denominator)
     _keep(out, key, (float(low), float(high)), CLOPPER_PEARSON)
+
+
+def _macro_proportion(numerators: np.ndarray, denominators: np.ndarray) -> tuple[float, float]:
+    """The MOVER interval of a mean of the classes' proportions over their exact intervals;
+    a class with no denominator counts as 0 (as the metrics count it), bounded by [0, 1]."""
+    defined = denominators > 0
+    estimates = np.where(defined, numerators / np.maximum(denominators, 1), 0.0)
+    lows, highs = clopper_pearson(numerators, np.maximum(denominators, 1))
+    lows, highs = np.where(defined, lows, 0.0), np.where(defined, highs, 1.0)
+    return _mover(estimates, lows, highs)
 
 
 def _mover(estimates: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> tuple[float, float]:

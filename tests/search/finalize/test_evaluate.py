@@ -39,7 +39,8 @@ def test_figures_count_like_the_confusion_matrix_says():
     assert figures.counts["sensitivity/Normal"] == (1, 2)
     assert figures.counts["npv/Infarction"] == (4, 5) and figures.counts["accuracy"] == (4, 6)
     # without resamples, the closed forms only: no F1, no calibration error
-    assert figures.count == 6 and {"f1", "ece", "specificity"}.isdisjoint(figures.intervals)
+    assert figures.count == 6 and {"f1", "ece"}.isdisjoint(figures.intervals)
+    assert figures.interval_methods["specificity"] == "MOVER of per-class Clopper-Pearson"
     assert figures.interval_methods["accuracy"] == "Clopper-Pearson exact"
     assert figures.interval_methods["roc_auc"] == "MOVER of per-class Newcombe AUC"
     assert set(figures.roc) == set(CLASSES)
@@ -100,6 +101,7 @@ def test_no_interval_has_zero_width_even_for_a_perfect_model_with_a_one_patient_
     low, high = figures.intervals["balanced_accuracy"]
     assert 0.6 < low < 0.75 and high == 1.0  # the one patient's class carries its doubt
     assert all(high - low > 0 for low, high in figures.intervals.values())
+    assert figures.intervals["specificity"][0] < 1 and figures.intervals["precision"][0] < 1
     assert "f1" not in figures.intervals  # every resample perfect: no interval
     wrong = probabilities.copy()
     wrong[0] = [0.1, 0.1, 0.8]  # the one Normal patient missed
