@@ -4,15 +4,14 @@ figure allows, so that no interval has less width than its patients leave.
 - Proportions (accuracy; each class's sensitivity, specificity, precision (PPV) and NPV):
   the exact Clopper-Pearson interval, with the counts kept beside it ("0 / 1").
 - Balanced accuracy and the other macro proportions (sensitivity, specificity,
-  precision): the MOVER interval over the classes' Clopper-Pearson intervals. (Balanced
-  accuracy over Wilson intervals covered 89 % at the demo's mix, over exact ones 97 %; a
-  bootstrap within each class covered 49 % there, and 40-66 % for macro specificity and
-  precision of a good model, whose every resample is often alike; MOVER 93-99.8 %:
-  bench/paired_tests.py.)
+  precision): the MOVER interval over the classes' Clopper-Pearson intervals. At the
+  demo's mix it covered 98 % (balanced accuracy) and 97 % (macro specificity); over
+  Wilson intervals 91 %, and a bootstrap within each class 50 % and 79 %
+  (bench/paired_tests.py).
 - One class's ROC AUC: Newcombe's score interval from its positives and negatives.
 - The macro ROC AUC: the wider of the MOVER interval over the classes' Newcombe intervals
   (which carries a small class's doubt) and the stratified bootstrap's (which carries the
-  classes' dependence); either alone covered 66-87 % at the demo's mix, the two together
+  classes' dependence); either alone covered 65-87 % at the demo's mix, the two together
   91 %, and 95 % on a balanced mix.
 - Figures without a closed form (F1, macro and per class; the calibration error): the
   percentile interval of a bootstrap stratified by class (every draw holds every class at

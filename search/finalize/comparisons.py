@@ -121,17 +121,23 @@ def mode_pairs(candidates: Sequence[Candidate]) -> list[tuple[Candidate, Candida
 
 def evidence_words(row: dict, class_names: Sequence[str]) -> str:
     """The patients a comparison rests on, in words: for the figures of right and wrong
-    calls, how many each model alone got right, by class; for scores, how many differ."""
-    by_class = ", ".join(
-        f"{name} {count}" for name, count in zip(class_names, row["discordant_by_class"],
-                                                 strict=True) if count
-    )  # fmt: skip
-    where = f" ({by_class})" if by_class and row["class"] is None else ""
+    calls, those one model alone got right, by class and by model; for the scores, those
+    scored differently."""
+    classes = [(name, count) for name, count in zip(class_names, row["discordant_by_class"],
+                                                    strict=True) if count]  # fmt: skip
+    count = row["discordant"]
+    if count == 0:
+        patients = "no patient"
+    elif row["class"] is not None or len(classes) == 1:
+        patients = f"{_patients(count)} of class {row['class'] or classes[0][0]}"
+    else:
+        listed = [f"{name} ({n})" for name, n in classes]
+        patients = f"{_patients(count)} of classes {', '.join(listed[:-1])} and {listed[-1]}"
     if row["metric"].startswith("roc_auc"):
-        return f"{_patients(row['discordant'])} scored differently{where}"
+        return f"{patients} scored differently"
     return (
-        f"{_patients(row['discordant'])} right by one model only{where}: "
-        f"{row['a_only']} by {row['model_a']}, {row['b_only']} by {row['model_b']}"
+        f"{patients} right by one model only ({row['a_only']} by {row['model_a']}, "
+        f"{row['b_only']} by {row['model_b']})"
     )
 
 
@@ -152,9 +158,7 @@ def plain_sentence(row: dict) -> str:
         better = row["model_a"] if row["difference"] > 0 else row["model_b"]
         return f"{figure}: the data support a difference; {better} is better ({row['evidence']})."
     if row["discordant"] < min_discordant():
-        group = f" of class {row['class']}" if row["class"] is not None else ""
-        return (f"{figure}: rests on {_patients(row['discordant'])}{group}: cannot tell "
-                f"({row['evidence']}).")  # fmt: skip
+        return f"{figure}: rests on {row['evidence']}: cannot tell."
     return f"{figure}: the {row['patients']} patients cannot tell these apart ({row['evidence']})."
 
 

@@ -50,7 +50,8 @@ def test_pairs_each_winner_with_the_best_dual_with_one_view_and_the_baseline():
     assert all(r["supported"] and r["difference"] > 0 for r in rows)
     sentence = plain_sentence(rows[1])
     assert "the data support a difference; resnet18 / dual is better" in sentence
-    assert rows[1]["evidence"].startswith(f"{rows[1]['discordant']} patients right by one model")
+    assert rows[1]["evidence"].startswith(f"{rows[1]['discordant']} patients of classes ")
+    assert "right by one model only (" in rows[1]["evidence"]
     # Holm within each figure: four comparisons of the accuracy
     accuracy = [r for r in rows if r["metric"] == "accuracy"]
     assert [r["p_holm"] for r in accuracy] == pytest.approx(holm([r["p_value"] for r in accuracy]))
@@ -70,12 +71,14 @@ def test_one_patient_apart_is_said_to_rest_on_that_patient():
     assert not any(r["supported"] for r in rows)
     balanced = next(r for r in rows if r["metric"] == "balanced_accuracy")
     assert balanced["difference"] == pytest.approx(1 / 3) and balanced["high"] > balanced["low"]
-    assert "rests on 1 patient: cannot tell (1 patient right by one model only " in (
-        plain_sentence(balanced)
+    assert plain_sentence(balanced).endswith(
+        ": rests on 1 patient of class Infarction right by one model only (1 by a, 0 by b): "
+        "cannot tell."
     )
-    assert "(Infarction 1): 1 by a, 0 by b" in balanced["evidence"]
     recall = next(r for r in rows if r["metric"] == "sensitivity[0]")
-    assert "rests on 1 patient of class Infarction: cannot tell" in plain_sentence(recall)
+    assert "rests on 1 patient of class Infarction right by one model" in plain_sentence(recall)
+    auc = next(r for r in rows if r["metric"] == "roc_auc")
+    assert auc["evidence"] == "1 patient of class Infarction scored differently"
     assert all(r["high"] > r["low"] for r in rows if r["low"] == r["low"])  # no zero width
 
 
@@ -85,9 +88,12 @@ def test_a_small_difference_on_few_patients_is_not_supported():
     b = a.copy()
     b[[0, 1]] = b[[0, 1]][:, ::-1]  # two patients wrong
     rows = comparison_rows("s", labels, [candidate("a", "dual", a), candidate("b", "dual", b)],
-                           None, resamples=300)  # fmt: skip
+                           None, 300, class_names=("Normal", "CAD"))  # fmt: skip
     assert [r["metric"] for r in rows] == ["accuracy", "balanced_accuracy", "roc_auc",
                                            "sensitivity[0]", "sensitivity[1]"]  # fmt: skip
     assert not any(r["supported"] for r in rows)
-    assert "rests on 2 patients: cannot tell" in plain_sentence(rows[0])
+    assert plain_sentence(rows[0]).endswith(
+        "rests on 2 patients of classes Normal (1) and CAD (1) right by one model only "
+        "(2 by a, 0 by b): cannot tell."
+    )
     assert rows[2]["method"] == "permutation" and rows[0]["method"] == "McNemar exact"

@@ -147,7 +147,9 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
         ["best_selection", "best_val_loss"], ascending=[False, True])  # fmt: skip
     assert set(baseline["trial_a"]) == {ranked.iloc[0]["trial_id"]}  # the best on validation
     page = (out / "report.html").read_text()
-    assert "Baseline and paired comparisons" in page and "cannot tell these apart" in page
+    assert "Baseline and paired comparisons" in page and "cannot tell" in page
+    shown = re.findall(r"\[([+-]?\d\.\d{3}),\s([+-]?\d\.\d{3})\]", page)
+    assert shown and all(low != high for low, high in shown)  # no interval of no width
     # the checklist: every item with its value from the run or "to be written"
     rows = [line.split(" | ") for line in (out / "checklist.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith(("| topic", "| ---"))]  # fmt: skip
@@ -163,7 +165,7 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
     assert "Reporting checklist" in page
     assert main([*args, "--bootstrap", "40", "--out", str(out)]) == 0  # again: replaced
     assert len(load_table(finished_search.results, "finals", "my-search")) == 4
-    assert len(load_table(finished_search.results, "comparisons", "my-search")) == 3 * pairs
+    assert len(load_table(finished_search.results, "comparisons", "my-search")) == 6 * pairs
     assert printed.rstrip().endswith(f"report: {out / 'report.html'}")
 
 
