@@ -157,7 +157,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def batched_ece(
     labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray, bins: int = 10
 ) -> np.ndarray:
-    """(rows,) expected calibration error of each row, as `search.finalize.evaluate`'s
+    """(rows,) expected calibration error of each row, as `search.inference.evaluate`'s
     `calibration`: the predicted class's probability in equal-width bins, each bin's gap
     between mean confidence and accuracy weighted by its share of the patients."""
     probabilities = np.asarray(probabilities, dtype=float)

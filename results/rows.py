@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime
 from typing import Any
 
+from results.records import EpochRow, TrialRow, TrialStatus
 from results.schema import MACRO_METRICS
 from trainables.config import TrialConfig
-from trainables.metrics import PER_CLASS_METRICS
+from trainables.epoch_keys import (
+    compute_path_key,
+    frozen_key,
+    oof_key,
+    parse_class_key,
+    parse_fold_key,
+    sd_key,
+    val_key,
+)
 
 __all__ = ["TrialRows", "trial_rows"]
-
-_FOLD_KEY = re.compile(r"^fold_(\d+)_(\d+)/(val_[a-z0-9_]+)$")
 
 
 class TrialRows:
@@ -59,7 +65,7 @@ def trial_rows(
     before the trial ended (Ctrl-C, a killed driver), so that it is not taken for a
     trial the scheduler stopped."""
     records = _one_per_epoch(records)
-    trial = {
+    trial = {  # typed on the way, so a misspelt column is refused here (`results.records`)
         "search": search,
         "trial_id": trial_id,
         **_configured(config),
@@ -69,8 +75,9 @@ def trial_rows(
         "failures": failures,
         "config": json.dumps(config, sort_keys=True, default=str),
     }
+    trial = TrialRow.from_row(trial).to_row()
     keys = {"search": search, "trial_id": trial_id}
-    epochs = [{**keys, **_epoch_row(r)} for r in records]
+    epochs = [EpochRow.from_row({**keys, **_epoch_row(r)}).to_row() for r in records]
     per_class = [{**keys, **row} for r in records for row in _class_metric_rows(r)]
     folds = [{**keys, **row} for r in records for row in _fold_rows(r)]
     predictions = [{**keys, **row} for row in _prediction_rows(records)]
@@ -113,21 +120,21 @@ def _reported(records: list[dict[str, Any]]) -> dict[str, Any]:
         **{k: _int(v) if k != "augment" else v for k, v in ran.items()},
         "effective_unfreeze": _int(last.get("effective_unfreeze")),
         "trainable_share": _float(last.get("trainable_share")),
-        "compute_path_warmup": last.get("compute_path_warmup"),
-        "compute_path_finetune": last.get("compute_path_finetune"),
-        "frozen_read": _int(last.get("frozen_read")),
-        "frozen_computed": _int(last.get("frozen_computed")),
+        "compute_path_warmup": last.get(compute_path_key("warmup")),
+        "compute_path_finetune": last.get(compute_path_key("finetune")),
+        "frozen_read": _int(last.get(frozen_key("read"))),
+        "frozen_computed": _int(last.get(frozen_key("computed"))),
         "best_warmup_epoch": _int(last.get("best_warmup_epoch")),
         "best_finetune_epoch": _int(last.get("best_finetune_epoch")) or None,
         "best_epoch": _int(best_epoch),
         "selection_metric": last.get("selection_metric"),
         "best_selection": _float(last.get("best_selection")),
-        **{f"best_val_{m}": _float(best.get(f"val_{m}")) for m in MACRO_METRICS},
-        "best_val_loss": _float(best.get("val_loss")),
+        **{f"best_val_{m}": _float(best.get(val_key(m))) for m in MACRO_METRICS},
+        "best_val_loss": _float(best.get(val_key("loss"))),
         "folds": _int(last.get("folds")),
         "repeats": _int(last.get("repeats")),
-        **{f"best_val_{m}_sd": _float(best.get(f"val_{m}_sd")) for m in MACRO_METRICS},
-        **{f"best_oof_{m}": _float(best.get(f"oof_{m}")) for m in MACRO_METRICS},
+        **{f"best_val_{m}_sd": _float(best.get(sd_key(m))) for m in MACRO_METRICS},
+        **{f"best_oof_{m}": _float(best.get(oof_key(m))) for m in MACRO_METRICS},
         "epochs_run": _int(last.get("epoch")) or 0,
         "wall_seconds": _float(last.get("time_total_s")),
         "device": last.get("device"),
@@ -138,15 +145,15 @@ def _reported(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _status(config: TrialConfig, records: list[dict], error: str | None, cut: bool) -> str:
+def _status(config: TrialConfig, records: list[dict], error: str | None, cut: bool) -> TrialStatus:
     """errored, completed (ran every epoch), interrupted (cut off with the search; a
     resume goes on with it), or stopped (by the scheduler)."""
     if error is not None:
-        return "errored"
+        return TrialStatus.ERRORED
     last_epoch = records[-1].get("epoch", 0) if records else 0
     if last_epoch >= config.epochs:
-        return "completed"
-    return "interrupted" if cut else "stopped"
+        return TrialStatus.COMPLETED
+    return TrialStatus.INTERRUPTED if cut else TrialStatus.STOPPED
 
 
 def _epoch_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -156,10 +163,10 @@ def _epoch_row(record: dict[str, Any]) -> dict[str, Any]:
         "stage_epoch": _int(record.get("stage_epoch")),
         "train_loss": _float(record.get("train_loss")),
         "train_accuracy": _float(record.get("train_accuracy")),
-        "val_loss": _float(record.get("val_loss")),
-        **{f"val_{m}": _float(record.get(f"val_{m}")) for m in MACRO_METRICS},
-        **{f"val_{m}_sd": _float(record.get(f"val_{m}_sd")) for m in MACRO_METRICS},
-        **{f"oof_{m}": _float(record.get(f"oof_{m}")) for m in MACRO_METRICS},
+        # the columns are named as the report's keys
+        **{val_key(m): _float(record.get(val_key(m))) for m in ("loss", *MACRO_METRICS)},
+        **{sd_key(m): _float(record.get(sd_key(m))) for m in MACRO_METRICS},
+        **{oof_key(m): _float(record.get(oof_key(m))) for m in MACRO_METRICS},
         "best_selection": _float(record.get("best_selection")),
         "epoch_seconds": _float(record.get("epoch_seconds")),
         "node_id": record.get("node_id"),
@@ -168,26 +175,22 @@ def _epoch_row(record: dict[str, Any]) -> dict[str, Any]:
 
 def _class_metric_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The report's per-class figures (`val_<metric>/<class>`), one row each."""
-    return [
-        {
-            "epoch": _int(record.get("epoch")),
-            "class": key.split("/", 1)[1],
-            "metric": metric,
-            "value": _float(value),
-        }
-        for key, value in record.items()
-        for metric in PER_CLASS_METRICS
-        if key.startswith(f"val_{metric}/")
-    ]
+    epoch, rows = _int(record.get("epoch")), []
+    for key, value in record.items():
+        parsed = parse_class_key(key)
+        if parsed is not None:
+            metric, cls = parsed
+            rows.append({"epoch": epoch, "class": cls, "metric": metric, "value": _float(value)})
+    return rows
 
 
 def _fold_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     """A cross-validated report's figures of each fold model (`fold_<repeat>_<fold>/...`)."""
     folds: dict[tuple[int, int], dict[str, Any]] = {}
     for key, value in record.items():
-        match = _FOLD_KEY.match(key)
-        if match:
-            repeat, fold, name = int(match[1]), int(match[2]), match[3]
+        parsed = parse_fold_key(key)
+        if parsed is not None:
+            repeat, fold, name = parsed
             folds.setdefault((repeat, fold), {})[name] = _float(value)
     return [
         {"epoch": _int(record.get("epoch")), "repeat": repeat, "fold": fold, **figures}

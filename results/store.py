@@ -1,7 +1,9 @@
 """The result tables on disk or object storage: Parquet files partitioned Hive-style by
 search name (`trials/search=NAME/...`), one file per trial and table, so a finished trial
 lands at once, a resumed search or a re-ingest rewrites the same file (one row per trial,
-never two), and a reader never sees half a file (`search.files.write_file`)."""
+never two), and a reader never sees half a file (`search.files.write_file`). A record
+with a key its table has no column for, or a status none of the table's, is refused
+before anything is written (`results.records`), never written as a null."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from results.records import check_records
 from results.rows import TrialRows
 from results.schema import TABLES, schema
 from search.files import open_location, write_file
@@ -47,8 +50,7 @@ class ResultStore:
         """The trial's row, epoch rows, per-class rows, fold rows and held-out predictions,
         each table's file replaced."""
         search, trial_id = rows.trial["search"], rows.trial["trial_id"]
-        for table, records in rows.tables().items():
-            self._write(table, search, f"trial-{trial_id}.parquet", records)
+        self._write_tables(search, f"trial-{trial_id}.parquet", rows.tables())
 
     def write_finals(self, rows: dict[str, list[dict[str, Any]]]) -> None:
         """A finalized model's rows (`finals`, `final_class_metrics`, `final_subgroups`), one
@@ -56,26 +58,36 @@ class ResultStore:
         (final,) = rows["finals"]
         refit = "-refit" if final.get("refit") else ""  # beside the trial's fold ensemble
         name = f"trial-{final['trial_id']}-seed-{final['seed']}{refit}.parquet"
-        for table, records in rows.items():
-            self._write(table, final["search"], name, records)
+        self._write_tables(final["search"], name, rows)
 
     def write_comparisons(self, search: str, records: list[dict[str, Any]]) -> None:
         """A finalize run's paired comparisons, one file per search, replaced when finalize
         runs again."""
-        self._write("comparisons", search, "comparisons.parquet", records)
+        self._write_tables(search, "comparisons.parquet", {"comparisons": records})
 
     def write_outer_predictions(self, search: str, records: list[dict[str, Any]]) -> None:
         """A nested run's pooled outer-fold predictions, one file, replaced when finalize
         runs again."""
-        self._write("outer_predictions", search, "outer-predictions.parquet", records)
+        self._write_tables(search, "outer-predictions.parquet", {"outer_predictions": records})
 
     def write_ensembles(self, search: str, records: list[dict[str, Any]]) -> None:
         """A finalize run's greedy ensemble, one row per member, replaced when it runs
         again (and emptied when it makes none)."""
-        self._write("ensembles", search, "ensembles.parquet", records)
+        self._write_tables(search, "ensembles.parquet", {"ensembles": records})
 
     def write_search(self, row: dict[str, Any]) -> None:
-        self._write("searches", row["search"], "search.parquet", [row])
+        """The search's row, its file replaced."""
+        self._write_tables(row["search"], "search.parquet", {"searches": [row]})
+
+    def _write_tables(self, search: str, name: str, tables: dict[str, list[dict]]) -> None:
+        """Each table's records into its file `name` of the search's folder; every record
+        checked before any file is written (`results.records.check_records`), so a misspelt
+        key or an unknown status is refused rather than lost as a null."""
+        check_search_name(search)
+        for table, records in tables.items():
+            check_records(table, records)
+        for table, records in tables.items():
+            self._write(table, search, name, records)
 
     def _write(self, table: str, search: str, name: str, records: list[dict]) -> None:
         full = schema(table)

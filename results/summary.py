@@ -11,10 +11,12 @@ import pandas as pd
 
 from results.leaderboard import rank_trials
 from results.read import load_searches, load_trials
+from results.records import TrialStatus
 
 __all__ = ["SearchSummary", "format_summary", "search_summaries"]
 
-STATUSES = ("completed", "stopped", "errored")  # and interrupted, shown when there are
+# a trial's statuses, always shown; interrupted is shown when there are such trials
+STATUSES = (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.ERRORED)
 
 
 @dataclass
@@ -76,8 +78,8 @@ def _summary(name: str, row: dict[str, Any], trials: pd.DataFrame) -> SearchSumm
         started=_time(row.get("started")),
         ended=ended,
         trials={
-            status: int(counts.get(status, 0))
-            for status in (*STATUSES, "interrupted")
+            status.value: int(counts.get(status, 0))
+            for status in (*STATUSES, TrialStatus.INTERRUPTED)
             if status in STATUSES or counts.get(status, 0)
         },
         epochs=int(trials["epochs_run"].fillna(0).sum()),

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from search import errors
 from search.files import write_atomic
 
 __all__ = ["MAGIC", "DamagedEntry", "read_checked", "write_checked"]
@@ -23,7 +24,7 @@ __all__ = ["MAGIC", "DamagedEntry", "read_checked", "write_checked"]
 MAGIC = b"polarmap-entry/1\n"
 
 
-class DamagedEntry(ValueError):
+class DamagedEntry(errors.DataError, ValueError):
     """An entry whose bytes are not what was written, or that decodes to something else
     than its header says; the message says which."""
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from importlib import metadata
 
 from search.commands import data, demo, finalize, predict, results, search, spaces, train, weights
-from search.commands.options import INTERRUPTED, UsageError
-from search.data import DataError
+from search.commands.options import INTERRUPTED
+from search.errors import PolarmapError
 from search.logs import configure_logging, level_for
 
 __all__ = ["build_parser", "main"]
@@ -44,21 +45,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the exit status: 0 done, 1 data problems (found while
-    checking or while cleaning), 2 usage, 130 interrupted (Ctrl-C)."""
+    checking or while cleaning) or a bug, 2 usage, settings or a search's state, 130
+    interrupted (Ctrl-C).
+
+    A `search.errors.PolarmapError` is a problem the user can act on: its message, with the
+    command's usage for status 2. Anything else is a bug: its traceback, status 1, never
+    the usage text, which would make it look like a mistake in the command line."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(level_for(args.verbose, getattr(args, "quiet", False)))
     try:
         return args.func(args)
-    except UsageError as exc:
-        getattr(args, "parser", parser).error(str(exc))
-    except DataError as exc:
+    except PolarmapError as exc:
+        if exc.exit_status == 2:
+            getattr(args, "parser", parser).error(str(exc))
         print(exc, file=sys.stderr)
-        return 1
+        return exc.exit_status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
-    return 0
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"polarmap {args.command}: stopped on an unexpected error, a bug rather than a "
+            "problem with its input; please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _version() -> str:

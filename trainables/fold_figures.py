@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from trainables.epoch_keys import class_key, fold_key, oof_key, sd_key, val_key
 from trainables.fold_trainer import EpochOutcome
 from trainables.metrics import METRICS, PER_CLASS_METRICS, classification_metrics
 from trainables.pool import TrainingPool
@@ -34,29 +35,28 @@ def epoch_figures(pool: TrainingPool, outcomes: list[EpochOutcome]) -> dict[str,
     record: dict[str, Any] = {
         "train_loss": _mean([o.train_loss for o in outcomes]),
         "train_accuracy": _mean([o.train_accuracy for o in outcomes]),
-        "val_loss": _mean([o.val_loss for o in outcomes]),
+        val_key("loss"): _mean([o.val_loss for o in outcomes]),
     }
     for name in METRICS:
-        record[f"val_{name}"] = _mean([macro[name] for macro, _ in folds])
+        record[val_key(name)] = _mean([macro[name] for macro, _ in folds])
     for name in PER_CLASS_METRICS:
         for c, cls in enumerate(pool.class_names):
-            record[f"val_{name}/{cls}"] = _mean([float(per[name][c]) for _, per in folds])
+            record[class_key(name, cls)] = _mean([float(per[name][c]) for _, per in folds])
     if not pool.cross_validated:
         return record
     for name in METRICS:
-        record[f"val_{name}_sd"] = _sd([macro[name] for macro, _ in folds])
+        record[sd_key(name)] = _sd([macro[name] for macro, _ in folds])
     validated = np.unique(np.concatenate([fold.val_rows.numpy() for fold in pool.folds]))
     pooled = [
         classification_metrics(y[validated], probabilities[validated])[0]
         for probabilities in _out_of_fold(pool, outcomes).values()
     ]
     for name in METRICS:
-        record[f"oof_{name}"] = _mean([macro[name] for macro in pooled])
+        record[oof_key(name)] = _mean([macro[name] for macro in pooled])
     for fold, outcome, (macro, _) in zip(pool.folds, outcomes, folds, strict=True):
-        prefix = f"fold_{fold.repeat}_{fold.index}"
-        record[f"{prefix}/val_loss"] = outcome.val_loss
+        record[fold_key(fold.repeat, fold.index, val_key("loss"))] = outcome.val_loss
         for name in METRICS:
-            record[f"{prefix}/val_{name}"] = macro[name]
+            record[fold_key(fold.repeat, fold.index, val_key(name))] = macro[name]
     return record
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from trainables.config import TrialConfig
+from trainables.epoch_keys import val_key
 from trainables.fold_figures import epoch_figures, held_out_predictions
 from trainables.fold_trainer import FoldTrainer, FrozenWork
 from trainables.frozen_store import FrozenWorkStore
@@ -136,7 +137,7 @@ class _Trial:
         self.epoch += 1
         stage = self.folds[0].stage
         figures = epoch_figures(self.pool, outcomes)
-        score, loss = figures[f"val_{self.config.selection}"], figures["val_loss"]
+        score, loss = figures[val_key(self.config.selection)], figures[val_key("loss")]
         improved = (
             self.keep_last
             or score > self.best_metric

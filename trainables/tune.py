@@ -23,6 +23,7 @@ from ray import tune
 from search.files import write_atomic
 from trainables.config import TrialConfig
 from trainables.data import SearchData
+from trainables.epoch_keys import compute_path_key, frozen_key
 from trainables.frozen_store import FrozenWorkStore
 from trainables.protocol import TrialData, run_protocol
 from trainables.report_log import load_reports, save_reports
@@ -74,9 +75,9 @@ def polarmap_trainable(
         metrics["best_warmup_epoch"] = state["best_epoch"]["warmup"]
         metrics["best_finetune_epoch"] = state["best_epoch"]["finetune"]
         for stage, path in state["compute_path"].items():
-            metrics[f"compute_path_{stage}"] = path
+            metrics[compute_path_key(stage)] = path
         for what, count in state["frozen_store"].items():  # the store's hits and misses
-            metrics[f"frozen_{what}"] = count
+            metrics[frozen_key(what)] = count
         metrics["device"] = device
         metrics["node_id"] = node_id  # the Ray node: hosts may run several
         metrics["reported_at"] = time.time()  # Ray's own timestamp has whole seconds

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from search import errors
 from search.files import atomic_output, exclusive_lock, join_location, open_location
 from search.layout import weights_cache_dir
 
@@ -42,7 +43,7 @@ CHUNK = 16 << 20  # bytes per read of a download
 log = logging.getLogger(__name__)
 
 
-class WeightsNotFound(FileNotFoundError):
+class WeightsNotFound(errors.PolarmapError, FileNotFoundError):
     """Pretrained weights were asked for and are not where they were looked for."""
 
 

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import torch
 
+from search import errors
 from search.files import join_location, open_location, write_file
 from trainables.weights import create_backbone
 
 __all__ = ["FetchError", "Fetched", "fetch_weights", "weights_file_name"]
 
 
-class FetchError(RuntimeError):
+class FetchError(errors.PolarmapError, RuntimeError):
     """A backbone's pretrained weights could not be downloaded; nothing was written."""
 
 

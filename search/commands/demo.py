@@ -117,7 +117,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print("\n6. Finalizing: the best trial of each backbone and mode, its fold models "
           "retrained and averaged, tested once on the held-out split")  # fmt: skip
     from search.finalize.pipeline import FinalizeSettings, finalize
-    from search.finalize.report import REPORT_FILE
+    from search.reporting.report import REPORT_FILE
 
     finals_folder = out / "finals"
     finalize(FinalizeSettings(results=settings.results, search=settings.name,

@@ -73,6 +73,4 @@ def run_finalize(args: argparse.Namespace) -> int:
         finalize_any(settings)
     except SearchProblems as problems:
         return refused(problems)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
     return 0

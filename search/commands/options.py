@@ -21,6 +21,7 @@ from search.data import (
     parse_mode,
 )
 from search.data.disc import parse_position
+from search.errors import UsageError
 from search.layout import map_cache_dir
 
 __all__ = [
@@ -43,10 +44,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C, as shells report it
-
-
-class UsageError(Exception):
-    """Options that are each valid but do not fit together; `polarmap` exits with status 2."""
 
 
 def refused(problems) -> int:

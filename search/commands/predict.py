@@ -77,7 +77,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from search.finalize.external import predict_manifest, write_predictions
+    from search.inference.external import predict_manifest, write_predictions
 
     if args.out.is_dir():
         raise UsageError(f"--out {args.out}: a folder; give the CSV file to write")
@@ -91,14 +91,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from search.files import write_json_atomic
-    from search.finalize.external import (
+    from search.inference.external import (
         evaluate_manifest,
         evaluation_record,
         evaluation_table,
         predict_manifest,
         write_predictions,
     )
-    from search.finalize.plots import save_evaluation_plots
+    from search.reporting.plots import save_evaluation_plots
 
     if args.bootstrap < 0:
         raise UsageError(f"--bootstrap {args.bootstrap}: expected 0 or more resamples")
@@ -123,9 +123,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _checked(args: argparse.Namespace, require_labels: bool):
     """The model, what its folder says of it, and the manifest checked against it; every
     problem a usage error (exit status 2) before any compute."""
-    from search.finalize.export import load_model
-    from search.finalize.external import ManifestProblems, load_manifest_for_model
-    from search.finalize.weighted import is_ensemble_folder, load_weighted_ensemble
+    from search.inference.export import load_model
+    from search.inference.external import ManifestProblems, load_manifest_for_model
+    from search.inference.weighted import is_ensemble_folder, load_weighted_ensemble
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers {args.workers}: expected at least 1")

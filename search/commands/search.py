@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from results.leaderboard import format_leaderboard, leaderboard
+from results.records import SearchStatus
 from search.commands.options import (
     INTERRUPTED,
     UsageError,
@@ -247,7 +248,7 @@ def run_settings(settings: SearchSettings, dry_run=False, resume=False, quiet=Fa
 def _run_nested(settings: SearchSettings, dataset, first, resume: bool, quiet: bool) -> int:
     from search.tuning.nested import run_nested
 
-    if run_nested(settings, dataset, first, resume=resume, quiet=quiet) == "interrupted":
+    if run_nested(settings, dataset, first, resume=resume, quiet=quiet) == SearchStatus.INTERRUPTED:
         print(f"interrupted; go on with: polarmap search resume {settings.experiment}")
         return INTERRUPTED
     tables = settings.results

@@ -38,7 +38,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the test split is never used.",
     )
     add_data_options(train, data_flag=True)
-    model = train.add_argument_group("model")
+    _add_model_options(train.add_argument_group("model"))
+    _add_protocol_options(train.add_argument_group("protocol"))
+    add_cache_option(train)
+    train.add_argument(
+        "--frozen-store",
+        type=Path,
+        default=None,
+        help="folder where trials share the frozen part's output (default beside the map "
+        "cache, or $POLARMAP_FROZEN)",
+    )
+    train.add_argument("--out", type=Path, default=None, help="write the trial record here")
+    train.set_defaults(func=run_train, parser=train)
+
+
+def _add_model_options(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--backbone", required=True, help="timm model name, e.g. resnet18")
     model.add_argument("--width", type=int, default=256, help="head width (default 256)")
     model.add_argument("--depth", type=int, default=1, help="hidden head layers (default 1)")
@@ -49,7 +63,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="start from ImageNet weights (from --weights, else the model hub)",
     )
     model.add_argument("--weights", default=None, help="weights file or folder, or an s3:// prefix")
-    protocol = train.add_argument_group("protocol")
+
+
+def _add_protocol_options(protocol: argparse._ArgumentGroup) -> None:
     protocol.add_argument("--a", type=float, default=3.5, help="lr exponent: 10^-a (default 3.5)")
     protocol.add_argument(
         "--unfreeze", type=int, default=3, help="top layers to fine-tune (default 3)"
@@ -100,16 +116,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     protocol.add_argument("--fold", type=int, default=None, help="with --folds: which fold")
     protocol.add_argument("--trial-seed", type=int, default=0, help="training seed (default 0)")
     protocol.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    add_cache_option(train)
-    train.add_argument(
-        "--frozen-store",
-        type=Path,
-        default=None,
-        help="folder where trials share the frozen part's output (default beside the map "
-        "cache, or $POLARMAP_FROZEN)",
-    )
-    train.add_argument("--out", type=Path, default=None, help="write the trial record here")
-    train.set_defaults(func=run_train, parser=train)
 
 
 def _augment(text: str):

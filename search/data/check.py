@@ -102,24 +102,9 @@ def check_dataset(
     path = Path(path)
     split = split or SplitSpec()
     folders = path.is_dir()
-    if folders:
-        # Fewer than two class folders: any class set will do, reading reports the problem.
-        class_set = class_set or infer_class_set(path) or TRIAD
-        view = mode.views[0] if mode else "stress"
-        records, problems = read_class_folders(path, class_set, view)
-        views: tuple[str, ...] = (view,)
-        metadata_columns: tuple[str, ...] = ()
-        if mode and len(mode.views) > 1:
-            problems.append(
-                Problem(
-                    str(path),
-                    f"a class-folder layout holds one view; input mode "
-                    f"'{mode.name}' needs {len(mode.views)}: use a manifest CSV",
-                )
-            )
-    else:
-        class_set = class_set or TRIAD
-        records, views, metadata_columns, problems = read_manifest(path, class_set, require_labels)
+    class_set, records, views, metadata_columns, problems = _read_patients(
+        path, class_set, mode, require_labels
+    )
     needed = mode.views if mode else views
     problems += _missing_view_columns(path, needed, views, mode, manifest=not folders)
     problems += _duplicate_ids(records)
@@ -135,6 +120,36 @@ def check_dataset(
     report = CheckReport(path, class_set, tuple(needed), len(records), problems)
     if not report.ok:
         return report
+    dataset = _dataset(path, class_set, tuple(needed), records, infos, layout, metadata_columns)
+    return CheckReport(path, class_set, tuple(needed), len(records), problems, dataset)
+
+
+def _read_patients(path: Path, class_set: ClassSet | None, mode: InputMode | None,
+                   require_labels: bool):  # fmt: skip
+    """The class set, the patients' records, the views and metadata columns there are, and
+    the problems of reading them: from class folders (one view) or a manifest."""
+    if not path.is_dir():
+        class_set = class_set or TRIAD
+        records, views, metadata_columns, problems = read_manifest(path, class_set, require_labels)
+        return class_set, records, views, metadata_columns, problems
+    # Fewer than two class folders: any class set will do, reading reports the problem.
+    class_set = class_set or infer_class_set(path) or TRIAD
+    view = mode.views[0] if mode else "stress"
+    records, problems = read_class_folders(path, class_set, view)
+    if mode and len(mode.views) > 1:
+        problems.append(
+            Problem(
+                str(path),
+                f"a class-folder layout holds one view; input mode "
+                f"'{mode.name}' needs {len(mode.views)}: use a manifest CSV",
+            )
+        )
+    return class_set, records, (view,), (), problems
+
+
+def _dataset(path, class_set, needed, records, infos, layout, metadata_columns) -> Dataset:
+    """The checked data set (no errors): its patients, and its fingerprint over the class
+    names, ids, labels and every needed image's bytes."""
     patients = tuple(
         Patient(
             patient_id=r.patient_id,
@@ -154,8 +169,7 @@ def check_dataset(
     fingerprint = data_fingerprint(
         class_set.names, ((p.patient_id, p.label, shas(p)) for p in patients)
     )
-    dataset = Dataset(path, class_set, tuple(needed), patients, metadata_columns, fingerprint)
-    return CheckReport(path, class_set, tuple(needed), len(records), problems, dataset)
+    return Dataset(path, class_set, tuple(needed), patients, metadata_columns, fingerprint)
 
 
 def _split_problems(

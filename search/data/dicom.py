@@ -12,10 +12,12 @@ import io
 
 import numpy as np
 
+from search import errors
+
 __all__ = ["DicomProblem", "dicom_rgb", "is_dicom"]
 
 
-class DicomProblem(ValueError):
+class DicomProblem(errors.DataError, ValueError):
     """A DICOM file whose map cannot be read; the message says why and what to do."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from search import errors
 from search.data import morphology
 
 __all__ = [
@@ -36,7 +37,7 @@ SMALLEST = 0.5  # ... and its radius is at least this share of the largest disc'
 POSITIONS = ("left", "right", "top", "bottom")
 
 
-class SeveralDiscs(ValueError):
+class SeveralDiscs(errors.DataError, ValueError):
     """An export holds several map discs and nothing says which one to read."""
 
     def __init__(self, count: int):

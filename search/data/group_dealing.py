@@ -81,76 +81,91 @@ def assign_groups(
     proportions, relative to its share, it evens out most (ties: the part least filled,
     then the first), unless that leaves a class unable to reach every part that needs
     it; then the dealing backtracks. None when no such dealing is found."""
-    k, n = len(weights), len(groups)
-    n_classes = len(groups[0].counts) if groups else 0
-    totals = [sum(g.counts[c] for g in groups) for c in range(n_classes)]
-    present = [c for c in range(n_classes) if totals[c]]
-    left = [[0] * n_classes for _ in range(n + 1)]  # groups holding c from index i on
-    for i in range(n - 1, -1, -1):
-        left[i] = [left[i + 1][c] + (groups[i].counts[c] > 0) for c in range(n_classes)]
-    fill = [[0] * n_classes for _ in range(k)]
-    held = [[0] * n_classes for _ in range(k)]
-    sizes = [0] * k
-
-    def move(i: int, p: int, sign: int) -> None:
-        for c in present:
-            fill[p][c] += sign * groups[i].counts[c]
-            held[p][c] += sign * (groups[i].counts[c] > 0)
-        sizes[p] += sign * len(groups[i].ids)
-
-    def feasible(i: int) -> bool:
-        for c in present:
-            if sum(max(0, needs[p] - held[p][c]) for p in range(k)) > left[i][c]:
-                return False
-            if caps is not None and any(held[p][c] > caps[c] for p in range(k)):
-                return False
-        return True
-
-    def spread() -> float:
-        total = 0.0
-        for c in present:
-            ratios = [fill[p][c] / (weights[p] * totals[c]) for p in range(k)]
-            mean = sum(ratios) / k
-            total += math.sqrt(sum((r - mean) ** 2 for r in ratios) / k)
-        return total
-
-    def ranked(i: int) -> list[int]:
-        scored = []
-        for p in range(k):
-            move(i, p, 1)
-            scored.append((round(spread(), 9), round(sizes[p] / weights[p], 9), p))
-            move(i, p, -1)
-        return [p for *_, p in sorted(scored)]
-
-    if not feasible(0):
+    dealing = _Dealing(groups, weights, needs, caps)
+    if not dealing.feasible(0):
         return None
+    n = len(groups)
     choice = [0] * n
     options: list[list[int]] = []
     i = tried = 0
     while i < n:
         if len(options) == i:
-            options.append(ranked(i))
+            options.append(dealing.ranked(i))
         while options[i]:
             p = options[i].pop(0)
             tried += 1
             if tried > _SEARCH_LIMIT:
                 return None
-            move(i, p, 1)
-            if feasible(i + 1):
+            dealing.move(i, p, 1)
+            if dealing.feasible(i + 1):
                 choice[i] = p
                 i += 1
                 break
-            move(i, p, -1)
+            dealing.move(i, p, -1)
         else:
             options.pop()
             i -= 1
             if i < 0:
                 return None
-            move(i, choice[i], -1)
-    parts: list[list[Group]] = [[] for _ in range(k)]
+            dealing.move(i, choice[i], -1)
+    parts: list[list[Group]] = [[] for _ in weights]
     for i, p in enumerate(choice):
         parts[p].append(groups[i])
     return parts
+
+
+class _Dealing:
+    """The state of a dealing in progress: each part's patients and groups per class, and
+    what the groups not yet dealt still hold."""
+
+    def __init__(self, groups, weights, needs, caps) -> None:
+        self.groups, self.weights, self.needs, self.caps = groups, weights, needs, caps
+        k, n = len(weights), len(groups)
+        n_classes = len(groups[0].counts) if groups else 0
+        self.totals = [sum(g.counts[c] for g in groups) for c in range(n_classes)]
+        self.present = [c for c in range(n_classes) if self.totals[c]]
+        left = [[0] * n_classes for _ in range(n + 1)]  # groups holding c from index i on
+        for i in range(n - 1, -1, -1):
+            left[i] = [left[i + 1][c] + (groups[i].counts[c] > 0) for c in range(n_classes)]
+        self.left = left
+        self.fill = [[0] * n_classes for _ in range(k)]
+        self.held = [[0] * n_classes for _ in range(k)]
+        self.sizes = [0] * k
+
+    def move(self, i: int, p: int, sign: int) -> None:
+        """Group i into part p (sign 1) or out of it (sign -1)."""
+        for c in self.present:
+            self.fill[p][c] += sign * self.groups[i].counts[c]
+            self.held[p][c] += sign * (self.groups[i].counts[c] > 0)
+        self.sizes[p] += sign * len(self.groups[i].ids)
+
+    def feasible(self, i: int) -> bool:
+        """Whether the groups from i on can still give every part the groups it needs."""
+        k = len(self.weights)
+        for c in self.present:
+            if sum(max(0, self.needs[p] - self.held[p][c]) for p in range(k)) > self.left[i][c]:
+                return False
+            if self.caps is not None and any(self.held[p][c] > self.caps[c] for p in range(k)):
+                return False
+        return True
+
+    def spread(self) -> float:
+        """How unevenly the classes are spread over the parts, relative to their shares."""
+        k, total = len(self.weights), 0.0
+        for c in self.present:
+            ratios = [self.fill[p][c] / (self.weights[p] * self.totals[c]) for p in range(k)]
+            mean = sum(ratios) / k
+            total += math.sqrt(sum((r - mean) ** 2 for r in ratios) / k)
+        return total
+
+    def ranked(self, i: int) -> list[int]:
+        """The parts for group i, best first: least spread, then least filled, then first."""
+        scored = []
+        for p in range(len(self.weights)):
+            self.move(i, p, 1)
+            scored.append((round(self.spread(), 9), round(self.sizes[p] / self.weights[p], 9), p))
+            self.move(i, p, -1)
+        return [p for *_, p in sorted(scored)]
 
 
 def ids_of(groups: Sequence[Group]) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from search import errors
 from search.data.dicom import DicomProblem, dicom_rgb, is_dicom
 from search.data.disc import Disc, choose_disc, find_discs
 
@@ -63,7 +64,7 @@ class ImageInfo:
             return None
 
 
-class ImageProblem(Exception):
+class ImageProblem(errors.DataError):
     """An image file that cannot be used; the message says why and what was expected."""
 
 

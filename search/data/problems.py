@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from search import errors
+
 __all__ = ["DataError", "Problem", "format_problems"]
 
 
@@ -43,7 +45,7 @@ class Problem:
         return self.severity == "error"
 
 
-class DataError(Exception):
+class DataError(errors.DataError):
     """A data set failed its check; `problems` lists everything found, errors first."""
 
     def __init__(self, problems: list[Problem], summary: str = "the data set has problems"):

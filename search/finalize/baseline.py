@@ -12,8 +12,6 @@ predictions of the training patients, never on the test patients."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -21,35 +19,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from search.data.segments import segment_map
-from search.finalize.evaluate import choose_threshold, predict_classes
+from search.inference.evaluate import choose_threshold, predict_classes
+from search.records import BaselineModel
 
 __all__ = [
-    "BASELINE_NAME",
-    "BaselineModel",
     "fit_baseline",
     "fit_search_baseline",
     "segment_features",
 ]
 
-BASELINE_NAME = "segment logistic regression"
 SEGMENTS = 17
 MAX_FOLDS = 5
-
-
-@dataclass(frozen=True)
-class BaselineModel:
-    """The fitted baseline's predictions: out-of-fold on the training patients (for the
-    threshold and the cross-validated figures) and on the test patients."""
-
-    views: tuple[str, ...]
-    threshold: float | None
-    train_ids: tuple[str, ...]
-    train_labels: np.ndarray
-    train_probabilities: np.ndarray  # cross-validated: each patient by a model without it
-    test_ids: tuple[str, ...]
-    test_probabilities: np.ndarray
-    test_predicted: np.ndarray
-    folds: int
 
 
 def segment_features(maps: np.ndarray) -> np.ndarray:

@@ -21,17 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from results.paired import PairedDifference, compare_models, holm_adjusted, min_discordant
+from results.paired import PairedDifference, compare_models, holm_adjusted
+from search.reporting.comparison_text import evidence_words
 
-__all__ = [
-    "Candidate",
-    "comparison_metrics",
-    "comparison_rows",
-    "evidence_words",
-    "first_seeds",
-    "mode_pairs",
-    "plain_sentence",
-]
+__all__ = ["Candidate", "comparison_metrics", "comparison_rows", "mode_pairs"]
 
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc")
 _READABLE = {"roc_auc": "ROC AUC"}
@@ -47,15 +40,6 @@ class Candidate:
     mode: str | None
     probabilities: np.ndarray
     predicted: np.ndarray
-
-
-def first_seeds(finals: Sequence) -> list:
-    """Each winner's first-seed model (FinalModel), in the winners' order (best first):
-    the model that represents a winner wherever one per winner is needed."""
-    first: dict[str, object] = {}
-    for final in finals:
-        first.setdefault(final.trial["trial_id"], final)
-    return list(first.values())
 
 
 def comparison_metrics(classes: int) -> tuple[str, ...]:
@@ -117,53 +101,6 @@ def mode_pairs(candidates: Sequence[Candidate]) -> list[tuple[Candidate, Candida
         else:
             pairs += [(a, b) for i, a in enumerate(singles) for b in singles[i + 1 :]]
     return pairs
-
-
-def evidence_words(row: dict, class_names: Sequence[str]) -> str:
-    """The patients a comparison rests on, in words: for the figures of right and wrong
-    calls, those one model alone got right, by class and by model; for the scores, those
-    scored differently."""
-    classes = [(name, count) for name, count in zip(class_names, row["discordant_by_class"],
-                                                    strict=True) if count]  # fmt: skip
-    count = row["discordant"]
-    if count == 0:
-        patients = "no patient"
-    elif row["class"] is not None or len(classes) == 1:
-        patients = f"{_patients(count)} of class {row['class'] or classes[0][0]}"
-    else:
-        listed = [f"{name} ({n})" for name, n in classes]
-        patients = f"{_patients(count)} of classes {', '.join(listed[:-1])} and {listed[-1]}"
-    if row["metric"].startswith("roc_auc"):
-        return f"{patients} scored differently"
-    return (
-        f"{patients} right by one model only ({row['a_only']} by {row['model_a']}, "
-        f"{row['b_only']} by {row['model_b']})"
-    )
-
-
-def plain_sentence(row: dict) -> str:
-    """What one comparison says, for a reader: the difference, its interval, the patients
-    behind it and whether the data support it."""
-    interval = (
-        "no interval"
-        if row["low"] != row["low"]
-        else f"95 % interval {row['low']:+.3f} to {row['high']:+.3f}"
-    )
-    figure = (
-        f"{row['model_a']} minus {row['model_b']}, {row['figure']}: {row['difference']:+.3f} "
-        f"({interval}; {row['method']}, p = {row['p_value']:.3g}, Holm-adjusted "
-        f"{row['p_holm']:.3g})"
-    )
-    if row["supported"]:
-        better = row["model_a"] if row["difference"] > 0 else row["model_b"]
-        return f"{figure}: the data support a difference; {better} is better ({row['evidence']})."
-    if row["discordant"] < min_discordant():
-        return f"{figure}: rests on {row['evidence']}: cannot tell."
-    return f"{figure}: the {row['patients']} patients cannot tell these apart ({row['evidence']})."
-
-
-def _patients(count: int) -> str:
-    return f"{count} patient" + ("" if count == 1 else "s")
 
 
 def _row(search, kind, a: Candidate, b: Candidate, d: PairedDifference, patient_set, seed,

@@ -15,65 +15,31 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from results import load_table
-from results.ensemble_selection import EnsembleSelection, ensemble_probabilities, select_ensemble
+from results.ensemble_selection import ensemble_probabilities, select_ensemble
 from results.leaderboard import rank_trials
+from results.records import TrialStatus
 from search.files import write_atomic
-from search.finalize.evaluate import (
-    EvaluationFigures,
+from search.inference.evaluate import (
     choose_threshold,
     evaluate_predictions,
     predict_classes,
 )
+from search.records import EnsembleFinal, GreedyEnsemble
 
 __all__ = [
-    "ENSEMBLE_NAME",
-    "EnsembleFinal",
-    "GreedyEnsemble",
     "each_patient_once",
     "ensemble_rows",
     "finalize_ensemble",
     "select_greedy_ensemble",
 ]
 
-ENSEMBLE_NAME = "greedy ensemble"
 ROUNDS = 25
-
-
-@dataclass(frozen=True)
-class GreedyEnsemble:
-    """The selection over the search's trials and what it was chosen on."""
-
-    selection: EnsembleSelection
-    members: dict[str, dict]  # trial id -> its trials row, the picked ones, in pick order
-    labels: np.ndarray  # the held-out patients the search kept predictions of
-    probabilities: np.ndarray  # the ensemble's probabilities of them
-    candidates: int
-    best_single_loss: float  # the best candidate's loss alone
-
-    @property
-    def backbones(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(row["backbone"] for row in self.members.values()))
-
-
-@dataclass(frozen=True)
-class EnsembleFinal:
-    """The finalized ensemble: its members' retrained test predictions, weighted."""
-
-    ensemble: GreedyEnsemble
-    folder: Path
-    test_ids: tuple[str, ...]
-    test_probabilities: np.ndarray
-    test_predicted: np.ndarray
-    threshold: float | None
-    figures: EvaluationFigures
-    member_folders: dict[str, Path]
 
 
 def each_patient_once(patients, labels, probabilities) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +60,8 @@ def select_greedy_ensemble(
     """The selection over every finished trial whose kept predictions cover the same
     patients as the best trial's, in leaderboard order (ties go to the better ranked);
     None when fewer than two trials qualify or the selection keeps a single trial."""
-    ranked = rank_trials(trials[~trials["status"].isin(["errored", "interrupted"])])
+    unfinished = [TrialStatus.ERRORED, TrialStatus.INTERRUPTED]
+    ranked = rank_trials(trials[~trials["status"].isin(unfinished)])
     rows = load_table(results, "predictions", search)
     if ranked.empty or rows.empty:
         return None

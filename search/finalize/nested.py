@@ -14,44 +14,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from results import load_searches
 from results.store import ResultStore
-from search.finalize.baseline import BASELINE_NAME
-from search.finalize.checklist import nested_checklist, write_checklist
-from search.finalize.comparisons import Candidate, comparison_rows, first_seeds
-from search.finalize.evaluate import EvaluationFigures, evaluate_predictions
-from search.finalize.greedy import ENSEMBLE_NAME
-from search.finalize.nested_report import write_nested_report
-from search.finalize.pipeline import FinalizedSearch, FinalizeSettings, finalize, finalize_search
+from search.errors import SearchStateError
+from search.finalize.comparisons import Candidate, comparison_rows
+from search.finalize.pipeline import FinalizeSettings, finalize, finalize_search
+from search.inference.evaluate import evaluate_predictions
 from search.layout import StorageLayout
+from search.records import (
+    BASELINE_NAME,
+    ENSEMBLE_NAME,
+    FinalizedSearch,
+    PooledModel,
+    first_seeds,
+)
+from search.reporting.checklist import nested_checklist, write_checklist
+from search.reporting.nested_report import write_nested_report
 from search.tuning.settings import FINISHED, outer_search_name
 
-__all__ = ["PICK", "PooledModel", "finalize_any", "finalize_nested", "nested_parent"]
+__all__ = ["PICK", "finalize_any", "finalize_nested", "nested_parent"]
 
 log = logging.getLogger(__name__)
 
 PICK = "the search's pick"
-
-
-@dataclass(frozen=True)
-class PooledModel:
-    """One model's predictions of every patient, each from the outer fold that held it
-    out, and their figures."""
-
-    name: str
-    backbone: str | None
-    mode: str | None
-    trials: tuple[str | None, ...]  # the trial chosen in each outer fold (None: baseline)
-    ids: tuple[str, ...]
-    outer: np.ndarray  # each patient's outer fold
-    labels: np.ndarray
-    probabilities: np.ndarray
-    predicted: np.ndarray
-    figures: EvaluationFigures
 
 
 def nested_parent(results: str, search: str | None) -> str | None:
@@ -101,7 +90,7 @@ def finalize_nested(settings: FinalizeSettings, say: Callable[[str], None] = pri
     store = ResultStore(settings.results)
     store.write_comparisons(name, rows)
     store.write_outer_predictions(name, outer_prediction_rows(name, pooled, done))
-    scheme = done[0].prepared.split.spec.short()
+    scheme = done[0].scheme
     sizes = [len(f.finals[0].test_ids) for f in done]
     checklist = nested_checklist(done[0].checklist, scheme, sizes, pooled, rows)
     write_checklist(out, checklist, f"nested run {name}")
@@ -123,7 +112,7 @@ def pooled_models(done: list[FinalizedSearch], bootstrap: int) -> list[PooledMod
         for final in winners:
             by_key.setdefault((final.trial["backbone"], final.trial["mode"]), []).append(final)
         baselines.append(finalized.comparisons.baseline_model)
-    classes = done[0].prepared.data.class_names
+    classes = done[0].class_names
     parts = [(PICK, None, None, picks)]
     parts += [(f"{b} / {m}", b, m, models) for (b, m), models in by_key.items()
               if len(models) == len(done)]  # fmt: skip
@@ -167,7 +156,7 @@ def _pool(name, outputs, done, classes, bootstrap, backbone=None, mode=None) -> 
 
 
 def _labels(finalized: FinalizedSearch, ids) -> np.ndarray:
-    labels = finalized.prepared.data.labels
+    labels = finalized.labels
     return np.asarray([labels[i] for i in ids], dtype=np.int64)
 
 
@@ -185,7 +174,7 @@ def _finished_outer_searches(results: str, name: str) -> list[str]:
     found = dict(zip(outer["outer_fold"].astype(int), outer["status"], strict=True))
     waiting = [m for m in range(count) if found.get(m) not in FINISHED]
     if waiting:
-        raise ValueError(
+        raise SearchStateError(
             f"nested run {name}: outer fold(s) {', '.join(map(str, waiting))} of {count} have "
             f"not finished; finalize pools every outer fold. Go on with: polarmap search "
             f"resume {experiment}"

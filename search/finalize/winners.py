@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from results.leaderboard import rank_trials
+from results.records import TrialStatus
+from search.errors import SearchStateError, SettingsError
 
 __all__ = ["GROUPINGS", "select_winners"]
 
@@ -23,11 +25,12 @@ def select_winners(
             or no trial has a score.
     """
     if top is not None and top < 1:
-        raise ValueError(f"--top: need at least 1, got {top}")
+        raise SettingsError(f"--top: need at least 1, got {top}")
     if top is None and (not per or any(column not in GROUPINGS for column in per)):
-        raise ValueError(f"--per {','.join(per or ())!r}: expected backbone, mode or both")
-    ranked = rank_trials(trials[~trials["status"].isin(["errored", "interrupted"])])
+        raise SettingsError(f"--per {','.join(per or ())!r}: expected backbone, mode or both")
+    unfinished = [TrialStatus.ERRORED, TrialStatus.INTERRUPTED]
+    ranked = rank_trials(trials[~trials["status"].isin(unfinished)])
     if ranked.empty:
-        raise ValueError("no trial of the search has a validation score to rank by")
+        raise SearchStateError("no trial of the search has a validation score to rank by")
     chosen = ranked.head(top) if top is not None else ranked.drop_duplicates(list(per))
     return chosen.reset_index(drop=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
+from results.records import SearchStatus
 from results.rows import trial_rows
 from results.store import ResultStore
 from search.files import open_location
@@ -61,6 +62,6 @@ def _restore_search_row(experiment, name: str, store: ResultStore, ended: list) 
         search=name,
         started=datetime.fromisoformat(started) if started else None,
         ended=max(ended) if ended else None,
-        status="ingested",
+        status=SearchStatus.INGESTED,
     )
     store.write_search(row)

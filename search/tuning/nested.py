@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from results.records import SearchStatus
 from results.store import ResultStore
 from search.data import Dataset
 from search.tuning.outer_tasks import OuterJob, run_outer_searches
@@ -48,7 +49,7 @@ def run_nested(
     resume: bool = False,
     quiet: bool = False,
     say: Callable[[str], None] = print,
-) -> str:
+) -> SearchStatus:
     """Run (or resume) every outer fold's search; returns the nested run's status:
     `completed`, or `interrupted` when an outer search was (the others wait for resume).
 
@@ -73,9 +74,10 @@ def run_nested(
         finished = all(status in FINISHED for status in statuses)
     else:
         finished = _one_at_a_time(jobs, dataset, first, count, quiet, say)
-    row.update(ended=datetime.now(UTC), status="completed" if finished else "interrupted")
+    status = SearchStatus.COMPLETED if finished else SearchStatus.INTERRUPTED
+    row.update(ended=datetime.now(UTC), status=status)
     store.write_search(row)
-    return row["status"]
+    return status
 
 
 def _one_at_a_time(jobs, dataset, first: PreparedSearch, count: int, quiet, say) -> bool:

@@ -23,13 +23,16 @@ from pathlib import Path
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from results.records import SearchStatus
 from results.store import ResultStore
 from search.data import Dataset
 from search.tuning.prepare import prepare_search
 from search.tuning.runner import RAY_DEFAULTS, CtrlC, run_search, start_ray
 from search.tuning.settings import SearchSettings
 
-__all__ = ["OuterJob", "run_outer_searches"]
+__all__ = ["NOT_STARTED", "OuterJob", "run_outer_searches"]
+
+NOT_STARTED = "not started"  # an outer fold's status when Ctrl-C came first: no searches row
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def run_outer_searches(
             ray.shutdown()
 
 
-def _search_task(settings: SearchSettings, dataset: Dataset, resume: bool) -> str:
+def _search_task(settings: SearchSettings, dataset: Dataset, resume: bool) -> SearchStatus:
     """One outer search, inside its Ray task: the status of its searches row."""
     prepared = prepare_search(settings, dataset)
     return run_search(settings, prepared, resume=resume, quiet=True).status
@@ -112,7 +115,7 @@ class _Driver:
                     self.say(self._view())
                     shown = time.monotonic()
         for job in self.waiting:
-            self.statuses[job.outer] = "not started"
+            self.statuses[job.outer] = NOT_STARTED
         return self.statuses
 
     def _start(self, job: OuterJob) -> None:
@@ -127,10 +130,10 @@ class _Driver:
         try:
             status = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
-            status = "interrupted"
+            status = SearchStatus.INTERRUPTED
         except ray.exceptions.RayError as exc:  # the others go on; resume reruns this one
             log.error("outer search %s failed: %s", job.settings.name, exc)
-            status = "interrupted"
+            status = SearchStatus.INTERRUPTED
         self.statuses[job.outer] = status
         self.say(
             f"[{self._elapsed()}] outer fold {job.outer} of {self.count}: search "

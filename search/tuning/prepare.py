@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from search import errors
 from search.data import (
     Dataset,
     InputMode,
@@ -33,7 +34,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class SearchProblems(ValueError):
+class SearchProblems(errors.SettingsError):
     """The settings or the data cannot make a search; the message lists every problem.
     `data_only`: every problem is the data's (the command exits 1, as for a failed data
     check; problems with the settings are usage errors, 2)."""

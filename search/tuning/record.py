@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from search.data import SplitSpec
+from search.errors import SearchStateError
 from search.files import join_location, open_location, read_file, write_file
 from search.layout import SEARCH_RECORD
 from search.provenance import provenance
@@ -64,7 +65,7 @@ def load_settings(experiment: str | Path) -> SearchSettings:
         pretrained=stored["pretrained"],
     )
     if space.digest() != record["space_digest"]:
-        raise ValueError(
+        raise SearchStateError(
             f"space {space.name!r} has changed since the search started; resume it with the "
             "version of polarmap-search that started it"
         )

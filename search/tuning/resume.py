@@ -16,6 +16,7 @@ import pickle
 
 import pyarrow.fs as pafs
 
+from results.records import TrialStatus
 from results.store import ResultStore
 from search.files import open_location, read_file, write_file
 from search.layout import SEARCH_RECORD
@@ -90,7 +91,7 @@ def _recorded_ends(store: ResultStore, search: str) -> dict[str, str]:
     then, Ray would resume it: marking it ended in that state makes every trial end
     exactly once."""
     return {
-        row["trial_id"]: "ERROR" if row["status"] == "errored" else "TERMINATED"
+        row["trial_id"]: "ERROR" if row["status"] == TrialStatus.ERRORED else "TERMINATED"
         for row in store.table("trials", search=search).to_pylist()
-        if row["status"] != "interrupted"  # cut off (a rebuilt table says so): goes on
+        if row["status"] != TrialStatus.INTERRUPTED  # cut off (a rebuilt table says so): goes on
     }

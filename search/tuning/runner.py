@@ -20,6 +20,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
+from results.records import SearchStatus
 from results.store import ResultStore
 from search.layout import frozen_store_dir
 from search.provenance import provenance
@@ -66,11 +67,11 @@ class SearchRun:
     searches row: completed, interrupted, or stopped by the time budget)."""
 
     results: tune.ResultGrid
-    status: str
+    status: SearchStatus
 
     @property
     def interrupted(self) -> bool:
-        return self.status == "interrupted"
+        return self.status == SearchStatus.INTERRUPTED
 
 
 def run_search(
@@ -128,7 +129,7 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
         with CtrlC(then=_graceful_tune_stop) as ctrl_c:
             results = tuner.fit()
     except BaseException:  # the tables say the search did not finish; resume can go on
-        search_row.update(ended=datetime.now(UTC), status="interrupted")
+        search_row.update(ended=datetime.now(UTC), status=SearchStatus.INTERRUPTED)
         store.write_search(search_row)
         raise
     progress.finish()
@@ -245,7 +246,7 @@ def _record_the_end(settings, results, store: ResultStore, search_row: dict, ctr
     now = datetime.now(UTC)
     spent = (now - search_row["started"]).total_seconds()
     status = final_status(results, settings.trials, spent, settings.time_budget_s, ctrl_c)
-    if status == "interrupted":
+    if status == SearchStatus.INTERRUPTED:
         log.warning("interrupted; go on with: polarmap search resume %s", settings.experiment)
     else:  # every trial that reported has ended: each should have its rows
         _warn_of_unrecorded_trials(results, store, settings.name, settings.experiment)
@@ -257,16 +258,16 @@ def _record_the_end(settings, results, store: ResultStore, search_row: dict, ctr
 
 def final_status(
     results, trials: int, spent_s: float, budget_s: float | None, ctrl_c: bool = False
-) -> str:
+) -> SearchStatus:
     """How the search ended, for its searches row: `interrupted` after Ctrl-C (Ray Tune
     stops gracefully and returns as if done, marking the trials it cut off as ended), or
     when Ray returned before all `trials` were made and ended (its own stop signal)."""
     if budget_s and spent_s >= budget_s:
-        return "stopped by the time budget"
+        return SearchStatus.STOPPED_BY_TIME_BUDGET
     ended = results.num_terminated + results.num_errors
     if ctrl_c or len(results) < trials or ended < len(results):
-        return "interrupted"
-    return "completed"
+        return SearchStatus.INTERRUPTED
+    return SearchStatus.COMPLETED
 
 
 def _warn_of_unrecorded_trials(results, store: ResultStore, search: str, path: str) -> None:
@@ -357,7 +358,7 @@ def search_record(settings: SearchSettings, prepared: PreparedSearch) -> dict[st
         "git_revision": origin["git_revision"],
         "started": datetime.now(UTC),
         "ended": None,
-        "status": "running",
+        "status": SearchStatus.RUNNING,
         "nested_in": settings.nested_in,
         "outer_fold": settings.split.outer if settings.nested_in else None,
         "outer_folds": split.outer_count if split and settings.split.nested else None,

@@ -9,20 +9,121 @@ capacity trials of several pairs run at the same time.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import ray
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
-from ray.tune.schedulers.hyperband import _Bracket
+from ray.tune.schedulers import hyperband as ray_hyperband
 
+from search.errors import PolarmapError
 from search.tuning.settings import pair_brackets
 from trainables.config import PAIR_KEY  # the config entry naming a trial's pair
 
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.schedulers.hyperband import _Bracket
 
-__all__ = ["PairHyperBand", "PairScheduler"]
+__all__ = [
+    "TESTED_RAY",
+    "PairHyperBand",
+    "PairScheduler",
+    "RayInternalsChanged",
+    "check_ray_internals",
+]
+
+# The Ray releases this module was tested with: the same range as the ray requirement in
+# pyproject.toml (a test keeps the two equal), and constraints.txt's pin is within it.
+TESTED_RAY = ">=2.60,<2.61"
+
+# What PairHyperBand passes to Ray's private _Bracket (see its _create_bracket).
+_BRACKET_ARGS = (
+    "time_attr", "max_trials", "init_t_attr", "max_t_attr", "eta", "s", "stop_last_trials",
+)  # fmt: skip
+# The attributes of a HyperBandScheduler that PairHyperBand reads or replaces.
+_SCHEDULER_ATTRS = ("_time_attr", "_max_t_attr", "_eta", "_stop_last_trials", "_s_max_1")
+
+
+class RayInternalsChanged(PolarmapError, RuntimeError):
+    """The installed Ray no longer has the HyperBand internals this module relies on: the
+    installation to fix, exit status 1."""
+
+    exit_status = 1
+
+
+def check_ray_internals() -> None:
+    """Check that Ray's HyperBand still has the private parts this module overrides or
+    calls, and raise `RayInternalsChanged` naming each one that changed, and the Ray
+    version, if not.
+
+    Ray has no public way to size a HyperBand's brackets, so `PairHyperBand` replaces
+    HyperBandScheduler's `_create_bracket`, `_get_n0`, `_get_r0` and `_s_max_1` and builds
+    `_Bracket`s itself, and `PairScheduler` sweeps the `_hyperbands`' finished brackets
+    (`_Bracket.finished`, `cleanup_full`). A Ray release may rename or reshape any of them
+    without notice; this fails when the scheduler is built instead of mid-search (an
+    AttributeError deep in Ray, or an override Ray no longer calls, so brackets silently
+    return to Ray's sizes). Cheap: signatures and one throwaway HyperBandScheduler."""
+    problems = []
+
+    bracket = getattr(ray_hyperband, "_Bracket", None)
+    if not inspect.isclass(bracket):
+        problems.append("ray.tune.schedulers.hyperband._Bracket is missing")
+    else:
+        if not _accepts(bracket, **dict.fromkeys(_BRACKET_ARGS, 1)):
+            problems.append(f"_Bracket{_signature(bracket)} no longer takes {_BRACKET_ARGS}")
+        for method in ("finished", "cleanup_full"):
+            if not callable(getattr(bracket, method, None)):
+                problems.append(f"_Bracket.{method} is missing")
+
+    create = getattr(HyperBandScheduler, "_create_bracket", None)
+    if not callable(create):
+        problems.append("HyperBandScheduler._create_bracket is missing")
+    elif not _accepts(create, None, 0):
+        problems.append(f"HyperBandScheduler._create_bracket{_signature(create)} is not (self, s)")
+
+    try:
+        probe = HyperBandScheduler(time_attr="epoch", max_t=9, reduction_factor=3)
+    except Exception as error:  # reported with the rest
+        problems.append(f"HyperBandScheduler(time_attr, max_t, reduction_factor) fails: {error}")
+    else:
+        for name in ("_get_n0", "_get_r0"):
+            get = getattr(probe, name, None)
+            if not callable(get):
+                problems.append(f"HyperBandScheduler().{name} is missing")
+            elif not _accepts(get, 0):
+                problems.append(f"HyperBandScheduler().{name}{_signature(get)} is not (s)")
+        problems += [
+            f"HyperBandScheduler().{name} is missing"
+            for name in (*_SCHEDULER_ATTRS, "_hyperbands")
+            if not hasattr(probe, name)
+        ]
+
+    if problems:
+        raise RayInternalsChanged(
+            "polarmap-search's scheduler (search/tuning/scheduler.py) relies on Ray "
+            f"HyperBand internals that Ray {ray.__version__} changed: "
+            + "; ".join(problems)
+            + f". It is tested with ray{TESTED_RAY} (pyproject.toml; constraints.txt pins it): "
+            "install that, or port PairHyperBand and PairScheduler to this Ray."
+        )
+
+
+def _accepts(function: Callable, *args, **kwargs) -> bool:
+    """Whether `function` can be called with these arguments (by its signature)."""
+    try:
+        inspect.signature(function).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _signature(function: Callable) -> str:
+    try:
+        return str(inspect.signature(function))
+    except (TypeError, ValueError):
+        return "(?)"
 
 
 class PairScheduler(TrialScheduler):
@@ -31,6 +132,7 @@ class PairScheduler(TrialScheduler):
     another's brackets."""
 
     def __init__(self, make: Callable[[], TrialScheduler]):
+        check_ray_internals()  # before the search starts, not at its first trial
         super().__init__()
         self._make = make
         self._metric: str | None = None
@@ -134,6 +236,7 @@ class PairHyperBand(HyperBandScheduler):
     whatever the sample count; Ray's own brackets otherwise."""
 
     def __init__(self, samples: int, time_attr: str, max_t: int, reduction_factor: int):
+        check_ray_internals()
         super().__init__(time_attr=time_attr, max_t=max_t, reduction_factor=reduction_factor)
         brackets = pair_brackets(samples, max_t, reduction_factor)
         self._sized = brackets[0] if len(brackets) == 1 else None
@@ -145,7 +248,7 @@ class PairHyperBand(HyperBandScheduler):
     def _create_bracket(self, s: int) -> _Bracket:
         if self._sized is None:
             return super()._create_bracket(s)
-        return _Bracket(
+        return ray_hyperband._Bracket(
             time_attr=self._time_attr,
             max_trials=self._sized.trials,
             init_t_attr=self._sized.rungs[0],

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from results.records import SearchStatus
 from search.data import SplitSpec, parse_mode
 from search.layout import StorageLayout
 from spaces import SearchSpace
@@ -26,7 +27,8 @@ __all__ = [
 ]
 
 
-FINISHED = ("completed", "stopped by the time budget")  # a searches row's status: done
+# a searches row's status: done
+FINISHED = (SearchStatus.COMPLETED, SearchStatus.STOPPED_BY_TIME_BUDGET)
 
 
 def outer_search_name(name: str, outer: int) -> str:

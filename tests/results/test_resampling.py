@@ -13,7 +13,7 @@ from results.resampling import (
     stratified_draws,
     swap_masks,
 )
-from search.finalize.evaluate import calibration
+from search.inference.evaluate import calibration
 from trainables.metrics import METRICS, PER_CLASS_METRICS, classification_metrics
 
 

@@ -16,7 +16,7 @@ import torch
 
 from results import load_table, load_trials
 from search.cli import main
-from search.finalize.export import load_model, predict_probabilities
+from search.inference.export import load_model, predict_probabilities
 from tests.conftest import write_example_dataset
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from results.paired import holm
-from search.finalize.comparisons import Candidate, comparison_rows, plain_sentence
+from search.finalize.comparisons import Candidate, comparison_rows
+from search.reporting.comparison_text import plain_sentence
 
 
 def candidate(name, mode, probabilities, backbone="resnet18"):

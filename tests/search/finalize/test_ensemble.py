@@ -11,9 +11,9 @@ import pytest
 import timm
 import torch
 
-from search.finalize.cams import grad_cams
-from search.finalize.export import ExportedModel, load_model, predict_probabilities, save_model
-from search.finalize.pipeline import out_of_fold
+from search.explanation.cams import grad_cams
+from search.finalize.retrain import out_of_fold
+from search.inference.export import ExportedModel, load_model, predict_probabilities, save_model
 from trainables.config import HeadSpec, TrialConfig
 from trainables.ensemble import ModelEnsemble
 from trainables.model import PolarMapNet

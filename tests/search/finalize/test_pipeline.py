@@ -13,8 +13,8 @@ import torch
 
 from results import load_table, load_trials
 from search.cli import main
-from search.finalize.export import load_model, predict_probabilities
 from search.finalize.pipeline import FinalizeSettings, finalize, held_out_patients, load_search
+from search.inference.export import load_model, predict_probabilities
 
 pytestmark = pytest.mark.slow
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+import ray
+from packaging.requirements import Requirement
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import TrialScheduler
+from ray.tune.schedulers import HyperBandScheduler, TrialScheduler, hyperband
 
-from search.tuning.scheduler import PairHyperBand, PairScheduler
+from search.tuning.scheduler import (
+    TESTED_RAY,
+    PairHyperBand,
+    PairScheduler,
+    RayInternalsChanged,
+    check_ray_internals,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Recorder(TrialScheduler):
@@ -155,3 +168,73 @@ def test_a_pairs_hyperband_puts_all_its_trials_in_one_bracket_sized_for_them():
     good, bad = bracket.successive_halving("best_selection", 1.0)
     assert list(good) == trials[4:] and list(bad) == trials[:4]
     assert bracket._r == 27
+
+
+def test_the_installed_ray_has_the_hyperband_internals_the_scheduler_relies_on():
+    check_ray_internals()
+
+
+def test_the_tested_ray_range_is_the_one_the_project_requires_and_installs():
+    """TESTED_RAY (named in the guard's error) is pyproject.toml's ray requirement, and the
+    installed Ray (constraints.txt's pin) is within it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (ray_requirement,) = (r for r in map(Requirement, project["dependencies"]) if r.name == "ray")
+    assert str(ray_requirement.specifier) == str(Requirement(f"ray{TESTED_RAY}").specifier)
+    assert ray_requirement.specifier.contains(ray.__version__)
+
+
+class ReshapedBracket:
+    """A _Bracket as a later Ray might have it: a parameter renamed."""
+
+    def __init__(self, time_attr, max_trials, min_t, max_t_attr, eta, s, stop_last_trials=True):
+        pass
+
+    def finished(self):
+        return False
+
+    def cleanup_full(self, tune_controller):
+        pass
+
+
+def _without_get_n0(init):
+    def reshaped(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        del self._get_n0
+
+    return reshaped
+
+
+BREAKAGES = {
+    "_Bracket is missing": lambda patch: patch.delattr(hyperband, "_Bracket"),
+    "_Bracket(": lambda patch: patch.setattr(hyperband, "_Bracket", ReshapedBracket),
+    "_Bracket.cleanup_full": lambda patch: patch.delattr(hyperband._Bracket, "cleanup_full"),
+    "_create_bracket is missing": lambda patch: patch.delattr(
+        HyperBandScheduler, "_create_bracket"
+    ),
+    "_create_bracket(self, s, band)": lambda patch: patch.setattr(
+        HyperBandScheduler, "_create_bracket", lambda self, s, band: None
+    ),
+    "_get_n0 is missing": lambda patch: patch.setattr(
+        HyperBandScheduler, "__init__", _without_get_n0(HyperBandScheduler.__init__)
+    ),
+}
+
+
+@pytest.mark.parametrize("changed", BREAKAGES)
+def test_a_changed_ray_internal_stops_the_scheduler_naming_it_and_the_ray_version(
+    monkeypatch, changed
+):
+    """A Ray whose HyperBand internals changed fails when the scheduler is built, with an
+    error naming what changed, the installed Ray and the Ray the project is tested with,
+    rather than mid-search or by silently sizing brackets Ray's way."""
+    BREAKAGES[changed](monkeypatch)
+    for build in (
+        lambda: PairHyperBand(6, time_attr="epoch", max_t=27, reduction_factor=3),
+        lambda: PairScheduler(Recorder),
+    ):
+        with pytest.raises(RayInternalsChanged) as error:
+            build()
+        message = str(error.value)
+        assert changed in message
+        assert f"Ray {ray.__version__} changed" in message
+        assert f"tested with ray{TESTED_RAY}" in message

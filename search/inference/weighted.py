@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.finalize.export import Classifier, ExportedModel, load_model
+from search.errors import FinalizeError
+from search.inference.export import Classifier, ExportedModel, load_model
 
 __all__ = [
     "ENSEMBLE_FILE",
@@ -68,20 +69,20 @@ def load_weighted_ensemble(folder: str | Path) -> WeightedEnsemble:
     path = folder / ENSEMBLE_FILE
     record = json.loads(path.read_text())
     if record.get("format") != ENSEMBLE_FORMAT:
-        raise ValueError(f"{path}: format {record.get('format')!r}, not {ENSEMBLE_FORMAT}")
+        raise FinalizeError(f"{path}: format {record.get('format')!r}, not {ENSEMBLE_FORMAT}")
     class_names = tuple(record["class_names"])
     entries = record.get("members") or []
     if not entries:
-        raise ValueError(f"{path}: members: none listed")
+        raise FinalizeError(f"{path}: members: none listed")
     weights = [float(entry["weight"]) for entry in entries]
     if min(weights) <= 0 or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
-        raise ValueError(f"{path}: members' weights {weights}: expected positive, summing to 1")
+        raise FinalizeError(f"{path}: members' weights {weights}: expected positive, summing to 1")
     members = []
     for entry, weight in zip(entries, weights, strict=True):
         member_folder = _member_folder(folder, entry["model"])
         model, exported = load_model(member_folder)
         if tuple(exported.class_names) != class_names:
-            raise ValueError(
+            raise FinalizeError(
                 f"{path}: member {member_folder} predicts {list(exported.class_names)}, "
                 f"the ensemble {list(class_names)}"
             )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.collections import PathCollection
 
-from search.finalize.evaluate import evaluate_predictions
-from search.finalize.plots import (
+from search.inference.evaluate import evaluate_predictions
+from search.reporting.plots import (
     EVALUATION_PLOTS,
     calibration_figure,
     confusion_figure,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.finalize.evaluate import (
+from search.inference.evaluate import (
     calibration,
     choose_threshold,
     evaluate_predictions,

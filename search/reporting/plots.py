@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from results.plots import save_png
-from search.finalize.evaluate import EvaluationFigures
+from search.inference.evaluate import EvaluationFigures
 
 __all__ = [
     "EVALUATION_PLOTS",

@@ -19,10 +19,10 @@ import pandas as pd
 import torch
 
 from results.plots import figure_bytes, save_png
-from search.files import write_atomic, write_json_atomic
-from search.finalize.cams import grad_cams
-from search.finalize.overlays import cam_panel_figure
-from search.finalize.segments import (
+from search.errors import FinalizeError
+from search.explanation.cams import grad_cams
+from search.explanation.overlays import cam_panel_figure
+from search.explanation.segments import (
     TERRITORY_NAMES,
     bullseye_figure,
     hottest_territory,
@@ -30,10 +30,12 @@ from search.finalize.segments import (
     territory_match,
     territory_means,
 )
+from search.files import write_atomic, write_json_atomic
+from search.records import CamFindings
 from trainables.ensemble import ModelEnsemble
 from trainables.model import PolarMapNet
 
-__all__ = ["CamFindings", "TestPatients", "explain_model", "read_defect_territories"]
+__all__ = ["TestPatients", "explain_model", "read_defect_territories"]
 
 SEGMENT_COLUMNS = [f"segment_{s}" for s in range(1, 18)]
 
@@ -51,22 +53,6 @@ class TestPatients:
     metadata: dict[str, list[str]] = field(default_factory=dict)  # manifest column -> values
 
 
-@dataclass
-class CamFindings:
-    """What the CAMs of one model say, with the files they were drawn into."""
-
-    segments: pd.DataFrame  # patient, view, target, explains, segment_1..17
-    bullseyes: dict[str, np.ndarray]  # predicted class -> mean CAM per segment (17,)
-    bullseye_counts: dict[str, int]
-    territories: pd.DataFrame  # patient, true/hottest territory, LAD/RCA/LCx means, match
-    match_rate: float | None  # hottest territory == true defect territory
-    match_baseline: float | None  # always the most common defect territory
-    match_patients: int
-    panels: dict[str, Path]  # patient -> overlay panel PNG
-    misclassified: tuple[str, ...]
-    bullseye_files: dict[str, Path]
-
-
 def read_defect_territories(truth_folder: Path, ids: tuple[str, ...]) -> dict[str, str]:
     """Each patient's true defect territory from `truth/<patient>.json` sidecars (written by
     `polarmap data synth`); patients without a sidecar or a defect are left out."""
@@ -78,7 +64,7 @@ def read_defect_territories(truth_folder: Path, ids: tuple[str, ...]) -> dict[st
         try:
             defect = json.loads(path.read_text()).get("defect") or {}
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+            raise FinalizeError(f"{path}: not valid JSON ({exc})") from exc
         if defect.get("territory") in TERRITORY_NAMES:
             territories[pid] = defect["territory"]
     return territories

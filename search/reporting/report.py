@@ -17,13 +17,14 @@ import pandas as pd
 from results.paired import min_discordant
 from results.plots import figure_bytes, learning_curves_figure
 from results.read import learning_curves
+from search.explanation.segments import TERRITORY_NAMES
 from search.files import write_atomic
-from search.finalize.baseline import BASELINE_NAME
-from search.finalize.checklist import TO_BE_WRITTEN, checklist_frame
-from search.finalize.comparisons import plain_sentence
-from search.finalize.segments import TERRITORY_NAMES
-from search.finalize.tables import TABLE_METRICS, backbone_mode_table, over_seeds
+from search.inference.evaluate import EvaluationFigures
 from search.provenance import provenance
+from search.records import BASELINE_NAME, Comparisons, EnsembleFinal, FinalModel
+from search.reporting.checklist import TO_BE_WRITTEN, ChecklistItem, checklist_frame
+from search.reporting.comparison_text import plain_sentence
+from search.reporting.tables import TABLE_METRICS, backbone_mode_table, over_seeds
 
 __all__ = [
     "REPORT_FILE",
@@ -69,12 +70,12 @@ nav ul { columns: 2; }
 def write_report(
     out: Path,
     search: str,
-    finals: Sequence,
+    finals: Sequence[FinalModel],
     finals_table: pd.DataFrame,
     results: str,
     search_row: dict,
-    comparisons=None,
-    checklist=None,
+    comparisons: Comparisons | None = None,
+    checklist: list[ChecklistItem] | None = None,
 ) -> Path:
     """Write `out/report.html` for the finalized models `finals` (FinalModel) of `search`,
     whose rows of the `finals` table are `finals_table` and whose tables are under
@@ -127,7 +128,7 @@ def write_page(path: Path, title: str, parts: list[str]) -> Path:
     return write_atomic(path, page)
 
 
-def ensemble_parts(final) -> list[str]:
+def ensemble_parts(final: EnsembleFinal) -> list[str]:
     """The greedy ensemble (greedy.EnsembleFinal): its members and weights, how it was
     chosen, its test figures."""
     selection = final.ensemble.selection
@@ -153,7 +154,7 @@ def ensemble_parts(final) -> list[str]:
     ]
 
 
-def checklist_parts(checklist) -> list[str]:
+def checklist_parts(checklist: list[ChecklistItem]) -> list[str]:
     """The reporting checklist (also written as checklist.md beside the report)."""
     return [
         "<h2 id='checklist'>Reporting checklist</h2>",
@@ -164,7 +165,7 @@ def checklist_parts(checklist) -> list[str]:
     ]
 
 
-def figure_cells(figures) -> dict[str, str]:
+def figure_cells(figures: EvaluationFigures) -> dict[str, str]:
     """The table metrics of `figures` (EvaluationFigures), each with its interval."""
     return {
         metric.replace("_", " "): _with_interval(
@@ -174,7 +175,9 @@ def figure_cells(figures) -> dict[str, str]:
     }
 
 
-def comparison_parts(f, views: Sequence[str], rows: list[dict], patients: str) -> list[str]:
+def comparison_parts(
+    f: EvaluationFigures, views: Sequence[str], rows: list[dict], patients: str
+) -> list[str]:
     """The baseline's figures `f`, then every paired comparison `rows` on the same
     `patients` ("test", "pooled outer-fold"), in plain sentences first (what the data can
     and cannot support, and the patients each rests on) and as a table."""
@@ -216,7 +219,7 @@ def comparison_parts(f, views: Sequence[str], rows: list[dict], patients: str) -
     ]
 
 
-def _with_territory_check(table: pd.DataFrame, finals: Sequence) -> pd.DataFrame:
+def _with_territory_check(table: pd.DataFrame, finals: Sequence[FinalModel]) -> pd.DataFrame:
     """The CAM territory check beside the figures (mean over seeds, and its baseline),
     when the data set has ground truth."""
     checked = [f for f in finals if f.cams.match_rate is not None]
@@ -234,7 +237,7 @@ def _with_territory_check(table: pd.DataFrame, finals: Sequence) -> pd.DataFrame
     return table.assign(**{"CAM territory match (baseline)": cells})
 
 
-def _group_by_winner(finals: Sequence) -> dict[tuple[str, str, str], list]:
+def _group_by_winner(finals: Sequence[FinalModel]) -> dict[tuple[str, str, str], list[FinalModel]]:
     winners: dict[tuple[str, str, str], list] = {}
     for final in finals:
         t = final.trial
@@ -242,7 +245,7 @@ def _group_by_winner(finals: Sequence) -> dict[tuple[str, str, str], list]:
     return winners
 
 
-def _provenance_block(row: dict, finals: Sequence) -> str:
+def _provenance_block(row: dict, finals: Sequence[FinalModel]) -> str:
     facts = provenance()
     libraries = ", ".join(f"{k} {v}" for k, v in sorted(facts["libraries"].items()))
     first = finals[0].figures if finals else None
@@ -272,7 +275,7 @@ def _contents(winners: dict) -> str:
     return f"<nav><strong>Contents</strong><ul>{top}{links}</ul></nav>"
 
 
-def _winner_section(key, models: list, results: str) -> str:
+def _winner_section(key: tuple[str, str, str], models: list[FinalModel], results: str) -> str:
     backbone, mode, trial_id = key
     first = models[0]
     parts = [
@@ -324,7 +327,7 @@ def _winner_section(key, models: list, results: str) -> str:
     return "\n".join(parts)
 
 
-def _seed_table(models: list) -> pd.DataFrame:
+def _seed_table(models: list[FinalModel]) -> pd.DataFrame:
     """Test figures per seed; for a fold ensemble, its cross-validated (out-of-fold)
     figures on the training patients beside them."""
     rows = []
@@ -344,7 +347,7 @@ def _seed_table(models: list) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _class_table(final) -> pd.DataFrame:
+def _class_table(final: FinalModel) -> pd.DataFrame:
     f = final.figures
     rows = []
     for c, name in enumerate(f.class_names):
@@ -358,7 +361,7 @@ def _class_table(final) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _subgroup_table(models: list) -> pd.DataFrame | None:
+def _subgroup_table(models: list[FinalModel]) -> pd.DataFrame | None:
     rows = [r for m in models for r in m.subgroups]
     if not rows:
         return None
@@ -370,7 +373,7 @@ def _subgroup_table(models: list) -> pd.DataFrame | None:
     return wide.round(3)
 
 
-def _cam_parts(models: list) -> list[str]:
+def _cam_parts(models: list[FinalModel]) -> list[str]:
     first = models[0]
     cams = first.cams
     parts = [
@@ -413,7 +416,7 @@ def _cam_parts(models: list) -> list[str]:
     return parts
 
 
-def _learning_curves(results: str, final) -> str:
+def _learning_curves(results: str, final: FinalModel) -> str:
     trial = final.trial
     try:
         curves = learning_curves(results, trial["trial_id"], trial["search"])

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from search import errors
 from search.data import (
     DEFAULT_MIN_SIZE,
     PRESET_CLASS_SETS,
@@ -36,10 +37,11 @@ from search.data.manifest import CLASS_SET_HINT
 from search.data.map_cache import MapCache
 from search.data.normalize import BackboneInput, backbone_input, normalize_maps
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
+from search.errors import FinalizeError
 from search.files import write_atomic
-from search.finalize.evaluate import EvaluationFigures, evaluate_predictions, predict_classes
-from search.finalize.export import Classifier, ExportedModel, predict_probabilities
-from search.finalize.weighted import WeightedEnsemble
+from search.inference.evaluate import EvaluationFigures, evaluate_predictions, predict_classes
+from search.inference.export import Classifier, ExportedModel, predict_probabilities
+from search.inference.weighted import WeightedEnsemble
 from trainables.data import select_views
 from trainables.metrics import METRICS
 
@@ -62,7 +64,7 @@ __all__ = [
 EVALUATION_FORMAT = "polarmap-evaluation/1"
 
 
-class ManifestProblems(ValueError):
+class ManifestProblems(errors.DataError, ValueError):
     """The manifest does not fit the model; the message lists every problem, each with
     its file, row and field."""
 
@@ -241,7 +243,7 @@ def evaluate_manifest(
     """
     labels = predictions.labels
     if labels is None or any(label is None for label in labels):
-        raise ValueError("evaluation needs a label for every patient")
+        raise FinalizeError("evaluation needs a label for every patient")
     return evaluate_predictions(
         np.asarray(labels, dtype=np.int64),
         predictions.probabilities,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from search.finalize.evaluate import predict_classes
+from search.inference.evaluate import predict_classes
 from trainables.metrics import METRICS, classification_metrics
 
 __all__ = ["TABLE_METRICS", "backbone_mode_table", "over_seeds", "subgroup_rows"]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from search.finalize.baseline import BASELINE_NAME
-from search.finalize.report import (
+from search.records import BASELINE_NAME, FinalizedSearch, PooledModel
+from search.reporting.checklist import ChecklistItem
+from search.reporting.report import (
     REPORT_FILE,
     checklist_parts,
     comparison_parts,
@@ -24,10 +25,15 @@ __all__ = ["write_nested_report"]
 
 
 def write_nested_report(
-    out: Path, name: str, pooled: Sequence, rows: list[dict], done, checklist
+    out: Path,
+    name: str,
+    pooled: Sequence[PooledModel],
+    rows: list[dict],
+    done: Sequence[FinalizedSearch],
+    checklist: list[ChecklistItem],
 ) -> Path:
-    """Write the nested run's report for the pooled models `pooled` (PooledModel), the
-    comparisons `rows`, the finalized outer searches `done` and the `checklist`; returns
+    """Write the nested run's report for the pooled models, the comparisons `rows` (of the
+    `comparisons` table), the finalized outer searches `done` and the `checklist`; returns
     its path."""
     count = pooled[0].figures.count if pooled else 0
     baseline = next(p for p in pooled if p.name == BASELINE_NAME)
@@ -58,7 +64,7 @@ def write_nested_report(
     return write_page(out / REPORT_FILE, f"polarmap-search nested run: {name}", parts)
 
 
-def _retraining(done) -> str:
+def _retraining(done: Sequence[FinalizedSearch]) -> str:
     """What each outer fold's winners are: fold ensembles or refit models."""
     if done[0].finals[0].refit:
         return ("Each winner was retrained once on every patient but its outer fold's, for "
@@ -66,14 +72,14 @@ def _retraining(done) -> str:
     return "Each winner is the ensemble of its fold models, probabilities averaged."
 
 
-def _figure_row(p) -> dict:
+def _figure_row(p: PooledModel) -> dict:
     row = {"model": p.name, "patients": p.figures.count}
     row.update(figure_cells(p.figures))
     row["ECE"] = f"{p.figures.ece:.3f}"
     return row
 
 
-def _choices(models: Sequence, done) -> pd.DataFrame:
+def _choices(models: Sequence[PooledModel], done: Sequence[FinalizedSearch]) -> pd.DataFrame:
     """Outer fold x model: the trial each outer search chose."""
     rows = []
     for outer, finalized in enumerate(done):
@@ -87,7 +93,7 @@ def _choices(models: Sequence, done) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _report_link(finalized, out: Path) -> str:
+def _report_link(finalized: FinalizedSearch, out: Path) -> str:
     href = Path(os.path.relpath(finalized.report, out)).as_posix()
     held_out = len(finalized.finals[0].test_ids)
     return f"<li><a href='{href}'>{finalized.name}</a>: {held_out} patients held out</li>"

@@ -15,8 +15,8 @@ import pytest
 
 from search.cli import main
 from search.data import BINARY, TRIAD
-from search.finalize.weighted import ENSEMBLE_FORMAT
-from tests.search.finalize.test_external import export_model, probabilities_of, read_csv
+from search.inference.weighted import ENSEMBLE_FORMAT
+from tests.search.inference.test_external import export_model, probabilities_of, read_csv
 
 
 def write_ensemble(folder: Path, members: list[tuple[Path, float]], class_names,

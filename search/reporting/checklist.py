@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from search.files import write_atomic
-from search.finalize.comparisons import first_seeds
-from search.finalize.tables import TABLE_METRICS
+from search.inference.evaluate import EvaluationFigures
+from search.records import Comparisons, FinalModel, PooledModel, first_seeds
+from search.reporting.tables import TABLE_METRICS
 
 __all__ = [
     "TO_BE_WRITTEN",
@@ -64,10 +65,17 @@ class ChecklistItem:
         return self.value if self.value is not None else TO_BE_WRITTEN
 
 
-def run_checklist(search_row: dict, settings, prepared, finals: Sequence, comparisons) -> list:
-    """Every item, from the search's row and settings (SearchSettings), its prepared data
-    (PreparedSearch), the finalized models (FinalModel, winners best first) and the
-    comparisons (pipeline.Comparisons)."""
+def run_checklist(
+    search_row: dict,
+    settings,
+    prepared,
+    finals: Sequence[FinalModel],
+    comparisons: Comparisons,
+) -> list[ChecklistItem]:
+    """Every item, from the search's row and settings (`search.tuning`'s SearchSettings),
+    its prepared data (PreparedSearch: read for its data set and split; not imported, so
+    reporting stays free of training code), the finalized models (winners best first) and
+    the comparisons."""
     split, dataset, space = prepared.split, prepared.dataset, settings.space
     names = dataset.class_set.names
     counts = Counter(names[label] for label in dataset.labels.values())
@@ -139,11 +147,14 @@ def run_checklist(search_row: dict, settings, prepared, finals: Sequence, compar
 
 
 def nested_checklist(
-    outer_items: Sequence[ChecklistItem], scheme: str, outer_sizes: Sequence[int], pooled, rows
+    outer_items: Sequence[ChecklistItem],
+    scheme: str,
+    outer_sizes: Sequence[int],
+    pooled: Sequence[PooledModel],
+    rows: list[dict],
 ) -> list[ChecklistItem]:
     """A nested run's checklist: outer fold 0's items, with the partitions, validation,
-    selection, figures and comparisons of the nested run (`pooled`: PooledModel, `rows`:
-    its comparisons)."""
+    selection, figures and comparisons of the nested run (`rows`: its comparisons)."""
     patients = sum(outer_sizes)
     changed = {
         "Data partitions (patient level, disjoint, counts per class)": (
@@ -263,12 +274,12 @@ def _selection(winners, split) -> str:
     )
 
 
-def _performance(final) -> str:
+def _performance(final: FinalModel) -> str:
     f = final.figures
     return f"{_name(final.trial)} (seed {final.seed}, {f.count} test patients): {_figures(f)}"
 
 
-def _figures(f) -> str:
+def _figures(f: EvaluationFigures) -> str:
     """The table metrics of EvaluationFigures `f`, with their intervals where known."""
     return ", ".join(
         f"{m.replace('_', ' ')} {f.macro[m]:.3f} [{f.intervals[m][0]:.3f}, {f.intervals[m][1]:.3f}]"

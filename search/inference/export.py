@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from search.errors import FinalizeError
 from search.files import write_atomic, write_json_atomic
 from trainables.config import TrialConfig
 from trainables.ensemble import ModelEnsemble
@@ -81,7 +82,7 @@ def load_model(folder: str | Path) -> tuple[Classifier, ExportedModel]:
             raise FileNotFoundError(f"{folder}: no {name}; is this a model folder?")
     record = json.loads((folder / CONFIG_FILE).read_text())
     if record.get("format") not in READABLE:
-        raise ValueError(
+        raise FinalizeError(
             f"{folder / CONFIG_FILE}: format {record.get('format')!r}, not one of "
             f"{', '.join(READABLE)}"
         )
@@ -100,7 +101,9 @@ def load_model(folder: str | Path) -> tuple[Classifier, ExportedModel]:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"{folder / WEIGHTS_FILE}: weights do not fit the config: {exc}") from exc
+        raise FinalizeError(
+            f"{folder / WEIGHTS_FILE}: weights do not fit the config: {exc}"
+        ) from exc
     return model.eval(), exported
 
 

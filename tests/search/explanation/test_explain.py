@@ -14,16 +14,16 @@ import timm
 import torch
 
 from search.data.segments import TERRITORIES, segment_map
-from search.finalize.cams import grad_cams
-from search.finalize.explain import (
+from search.explanation.cams import grad_cams
+from search.explanation.explain import (
     SEGMENT_COLUMNS,
     explain_model,
     read_defect_territories,
 )
-from search.finalize.explain import (
+from search.explanation.explain import (
     TestPatients as HeldOutPatients,  # aliased: pytest would try to collect Test*
 )
-from search.finalize.segments import (
+from search.explanation.segments import (
     TERRITORY_NAMES,
     hottest_territory,
     segment_means,

@@ -20,9 +20,9 @@ from search.data import BINARY, TRIAD, load_dataset, parse_mode
 from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input, normalize_maps
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
-from search.finalize.evaluate import evaluate_predictions
-from search.finalize.export import ExportedModel, load_model, predict_probabilities, save_model
-from search.finalize.external import (
+from search.inference.evaluate import evaluate_predictions
+from search.inference.export import ExportedModel, load_model, predict_probabilities, save_model
+from search.inference.external import (
     ManifestProblems,
     evaluation_table,
     load_manifest_for_model,

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.finalize.evaluate import predict_classes
-from search.finalize.tables import (
+from search.inference.evaluate import predict_classes
+from search.reporting.tables import (
     TABLE_METRICS,
     backbone_mode_table,
     over_seeds,

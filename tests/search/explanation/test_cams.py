@@ -12,9 +12,9 @@ from matplotlib.patches import Wedge
 from pytorch_grad_cam.utils.image import scale_cam_image
 
 from search.data.segments import TERRITORIES, segment_map
-from search.finalize.cams import grad_cams, target_layer
-from search.finalize.overlays import cam_panel_figure
-from search.finalize.segments import (
+from search.explanation.cams import grad_cams, target_layer
+from search.explanation.overlays import cam_panel_figure
+from search.explanation.segments import (
     TERRITORY_NAMES,
     bullseye_figure,
     hottest_territory,

@@ -1,0 +1,55 @@
+"""A finalized model's rows of the `finals` and `final_class_metrics` tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from search.records import FinalModel
+from trainables.metrics import METRICS
+
+__all__ = ["final_rows"]
+
+
+def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, list[dict]]:
+    """The model's row of `finals` and its rows of `final_class_metrics`."""
+    f, trial = final.figures, final.trial
+    row: dict[str, Any] = {
+        "search": search, "trial_id": trial["trial_id"], "backbone": trial["backbone"],
+        "mode": trial["mode"], "seed": final.seed, "threshold": f.threshold,
+        "test_patients": f.count, "bootstrap": f.bootstrap, "test_ece": f.ece,
+        "confusion": json.dumps(f.confusion),
+        "cam_territory_match": final.cams.match_rate,
+        "cam_territory_baseline": final.cams.match_baseline,
+        "cam_territory_patients": final.cams.match_patients,
+        "val_selection": final.validation.get("val_" + str(trial.get("selection_metric"))),
+        "best_epoch": final.validation.get("epoch"), "model_dir": str(final.folder),
+        "data_fingerprint": search_row.get("data_fingerprint"),
+        "test_fingerprint": search_row.get("test_fingerprint"),
+        "wall_seconds": f.extra.get("wall_seconds"), "device": f.extra.get("device"),
+        "started": f.extra.get("started"), "ended": f.extra.get("ended"),
+    }  # fmt: skip
+    for metric in METRICS:
+        low, high = f.intervals.get(metric, (None, None))
+        row.update({f"test_{metric}": f.macro[metric], f"test_{metric}_low": low,
+                    f"test_{metric}_high": high})  # fmt: skip
+    cv = final.cross_validated
+    row.update(members=final.members, refit=final.refit, cv_patients=cv.count if cv else None)
+    for metric in METRICS:
+        low, high = cv.intervals.get(metric, (None, None)) if cv else (None, None)
+        row.update({f"cv_{metric}": cv.macro[metric] if cv else None, f"cv_{metric}_low": low,
+                    f"cv_{metric}_high": high})  # fmt: skip
+    per_class = [
+        {"search": search, "trial_id": trial["trial_id"], "seed": final.seed, "class": cls,
+         "metric": metric, "value": values[c],
+         "low": f.intervals.get(f"{metric}/{cls}", (None, None))[0],
+         "high": f.intervals.get(f"{metric}/{cls}", (None, None))[1],
+         "numerator": f.counts.get(f"{metric}/{cls}", (None, None))[0],
+         "denominator": f.counts.get(f"{metric}/{cls}", (None, None))[1],
+         "interval_method": f.interval_methods.get(f"{metric}/{cls}")}
+        for metric, values in f.per_class.items()
+        for c, cls in enumerate(f.class_names)
+    ]  # fmt: skip
+    subgroups = [{"search": search, "trial_id": trial["trial_id"], "seed": final.seed, **r}
+                 for r in final.subgroups]  # fmt: skip
+    return {"finals": [row], "final_class_metrics": per_class, "final_subgroups": subgroups}
