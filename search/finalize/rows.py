@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from results.records import FinalRow
 from search.records import FinalModel
 from trainables.metrics import METRICS
 
@@ -52,4 +53,5 @@ def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, li
     ]  # fmt: skip
     subgroups = [{"search": search, "trial_id": trial["trial_id"], "seed": final.seed, **r}
                  for r in final.subgroups]  # fmt: skip
-    return {"finals": [row], "final_class_metrics": per_class, "final_subgroups": subgroups}
+    typed = FinalRow.from_row(row).to_row()  # every column; a misspelt key is refused
+    return {"finals": [typed], "final_class_metrics": per_class, "final_subgroups": subgroups}
