@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from search import errors
 from search.files import atomic_output, exclusive_lock, join_location, open_location
 from search.layout import weights_cache_dir
+from trainables.packaged_weights import packaged_file
 
 __all__ = [
     "SUFFIXES",
@@ -73,9 +74,9 @@ def local_weights(name: str, weights: str | Path) -> Path:
 
 
 def weights_digest(backbone: str, pretrained: bool, weights: str | Path | None, seed: int) -> str:
-    """What decides the backbone's weights: the hub tag, the file found for it (local path
-    or URI, size, time of change; a URI's file is not downloaded), or the seed of a random
-    initialisation.
+    """What decides the backbone's weights: the file found for it (local path or URI, size,
+    time of change; a URI's file is not downloaded), an installed package's file
+    (`trainables.packaged_weights`), the hub tag, or the seed of a random initialisation.
 
     Raises:
         WeightsNotFound: no file where `weights` points (as `local_weights`).
@@ -83,7 +84,11 @@ def weights_digest(backbone: str, pretrained: bool, weights: str | Path | None, 
     if not pretrained:
         return f"{backbone}:random-init:{seed}"
     if weights is None:
-        return f"{backbone}:hub"
+        packaged = packaged_file(backbone)
+        if packaged is None:
+            return f"{backbone}:hub"
+        stat = packaged.stat()
+        return f"{backbone}:package:{packaged.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     if _is_remote(weights):
         _, remote = find_remote_weights(backbone, str(weights))
         return f"{backbone}:{remote.location}:{remote.size}:{remote.mtime_ns}"

