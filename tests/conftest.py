@@ -148,7 +148,7 @@ def finished_search(tmp_path_factory) -> FinishedSearch:
     manifest = write_example_dataset(root / "data")
     storage = root / "polarmap-runs"
     args = [
-        "search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
+        "search", "run", "--data", str(manifest), "--space", "tiny", "--backbones",
         "test_resnet", "--modes", "stress,dual", "--split", "50/25/25", "--samples", "3",
         "--warmup-epochs", "1", "--finetune-epochs", "2", "--storage", str(storage),
         "--name", "my-search", "--quiet",

@@ -36,6 +36,7 @@ __all__ = [
     "local_weights",
     "weight_candidates",
     "weights_digest",
+    "weights_source",
 ]
 
 SUFFIXES = (".safetensors", ".pth", ".bin")
@@ -95,6 +96,23 @@ def weights_digest(backbone: str, pretrained: bool, weights: str | Path | None, 
     path = _find_weights(backbone, Path(weights)).resolve()
     stat = path.stat()
     return f"{backbone}:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def weights_source(backbone: str, pretrained: bool, weights: str | Path | None) -> str:
+    """Where a backbone's starting weights came from, in words for a report: random, a
+    weights file or folder (the file found), an installed package's file, or the hub."""
+    if not pretrained:
+        return "random initialisation (no pretrained weights)"
+    if weights is not None:
+        try:
+            found = weights if _is_remote(weights) else _find_weights(backbone, Path(weights))
+        except WeightsNotFound:  # moved since: say what was given
+            found = weights
+        return f"ImageNet weights from {found}"
+    packaged = packaged_file(backbone)
+    if packaged is not None:
+        return f"ImageNet weights from {packaged} (installed with its Python package)"
+    return f"ImageNet weights from the timm model hub ({backbone})"
 
 
 def _is_remote(weights: str | Path) -> bool:

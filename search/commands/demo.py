@@ -48,8 +48,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--seed", type=int, default=0, help="seed for data and split (default 0)")
     demo.add_argument(
         "--backbone",
-        default="test_resnet",
-        help="timm backbone whose input size the maps are cleaned to (default test_resnet)",
+        default=None,
+        help="timm backbone whose input size the maps are cleaned to (default: the demo "
+        "space's, efficientnet_lite0)",
     )
     add_cache_option(demo)
     demo.add_argument(
@@ -79,6 +80,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1
     dataset = report.dataset
 
+    args.backbone = args.backbone or get_space("demo").backbones[0]
     size = backbone_input(args.backbone).size
     print(f"\n3. Cleaning every export to {size} x {size} px for {args.backbone}")
     cleaned = preprocess_dataset(dataset, PreprocessSpec(size), MapCache(args.cache))

@@ -10,6 +10,7 @@ from search.inference.evaluate import EvaluationFigures
 from search.inference.export import ExportedModel
 from search.records import CamFindings, FinalModel
 from trainables.metrics import METRICS
+from trainables.weight_files import weights_source
 
 __all__ = ["model_card", "summary_line"]
 
@@ -38,6 +39,7 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
         f"{list(c.head.dropouts)}; warm-up {c.warmup_epochs} epochs at lr 10^-{c.a:.2f}, "
         f"fine-tune {c.finetune_epochs} epochs of the top {c.unfreeze} layers at lr "
         f"10^-{c.a + 2:.2f}; epochs chosen on validation {c.selection}.",
+        f"- Backbone started from: {weights_source(c.backbone, c.pretrained, c.weights)}.",
         *(
             [
                 f"- Ensemble: {final.members} fold models (stratified k-fold by patient over "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from search.records import BASELINE_NAME, Comparisons, EnsembleFinal, FinalModel
 from search.reporting.checklist import TO_BE_WRITTEN, ChecklistItem, checklist_frame
 from search.reporting.comparison_text import plain_sentence
 from search.reporting.tables import TABLE_METRICS, backbone_mode_table, over_seeds
+from trainables.weight_files import weights_source
 
 __all__ = [
     "REPORT_FILE",
@@ -256,11 +258,24 @@ def _provenance_block(row: dict, finals: Sequence[FinalModel]) -> str:
         ("test patients", first.count if first else 0),
         ("classes", ", ".join(first.class_names) if first else ""),
         ("bootstrap resamples", first.bootstrap if first else 0),
+        ("backbone weights", _weights_sources(finals)),
         ("git revision", facts.get("git_revision") or "n/a"),
         ("libraries", libraries),
     ]
     items = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in lines)
     return f"<table class='facts muted'>{items}</table>"
+
+
+def _weights_sources(finals: Sequence[FinalModel]) -> str:
+    """Where each backbone's starting weights came from (ImageNet and which file, or a
+    random initialisation), as the winners' configurations say."""
+    sources = {}
+    for final in finals:
+        flat = json.loads(final.trial["config"])
+        key = (flat["backbone"], bool(flat.get("pretrained")), flat.get("weights"))
+        if key not in sources:
+            sources[key] = weights_source(*key)
+    return "; ".join(f"{backbone}: {source}" for (backbone, _, _), source in sources.items())
 
 
 def _contents(winners: dict) -> str:

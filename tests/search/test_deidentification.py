@@ -57,7 +57,7 @@ def test_no_header_field_of_a_dicom_export_reaches_any_file_written(manifest, tm
                  "--export", str(out / "clean")]) == 0  # fmt: skip
     assert main(["data", "preview", str(manifest), "--out", str(out / "preview.png"),
                  "--size", "64", "--patients", "4"]) == 0  # fmt: skip
-    assert main(["search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
+    assert main(["search", "run", "--data", str(manifest), "--space", "tiny", "--backbones",
                  "test_resnet", "--modes", "dual", "--samples", "2", "--warmup-epochs", "1",
                  "--finetune-epochs", "1", "--split", "50/25/25", "--storage", str(storage),
                  "--name", "s", *data, "--quiet"]) == 0  # fmt: skip

@@ -78,7 +78,7 @@ def search_args(manifest: Path, storage: Path, spec: SplitSpec) -> list[str]:
     time (so Ray starts, pauses and ends them in one order) on one thread."""
     folds = ["--folds", str(spec.folds)] if spec.folds else []
     return [
-        "search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
+        "search", "run", "--data", str(manifest), "--space", "tiny", "--backbones",
         "test_resnet", "--modes", "dual", "--split", spec.percentages(), *folds,
         "--seed", str(SEED),
         "--samples", "2", "--warmup-epochs", "1", "--finetune-epochs", "1",

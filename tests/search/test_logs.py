@@ -57,6 +57,6 @@ def test_a_commands_quiet_shows_warnings_only(monkeypatch):
 
     monkeypatch.setattr(search_command, "settings_from_args", lambda args: None)
     monkeypatch.setattr(search_command, "run_settings", run)
-    assert main(["search", "run", "--data", "m.csv", "--space", "demo", "--quiet"]) == 0
-    assert main(["search", "run", "--data", "m.csv", "--space", "demo"]) == 0
+    assert main(["search", "run", "--data", "m.csv", "--space", "tiny", "--quiet"]) == 0
+    assert main(["search", "run", "--data", "m.csv", "--space", "tiny"]) == 0
     assert levels == [logging.WARNING, logging.INFO]

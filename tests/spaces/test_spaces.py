@@ -10,7 +10,7 @@ from spaces import PRESETS, Choice, FloatRange, IntRange, Ranges, get_space, sug
 
 
 def test_the_presets_name_real_timm_backbones_and_the_seeds_budgets():
-    assert set(PRESETS) == {"paper-binary", "paper-triad", "demo"}
+    assert set(PRESETS) == {"paper-binary", "paper-triad", "demo", "tiny"}
     binary = get_space("paper-binary")
     assert len(binary.backbones) == 15 and len(set(binary.backbones)) == 15
     assert binary.modes == ("stress",) and binary.classes == "binary"
@@ -18,9 +18,17 @@ def test_the_presets_name_real_timm_backbones_and_the_seeds_budgets():
     triad = get_space("paper-triad")
     assert triad.backbones == ("resnet18",) and set(triad.modes) == {"stress", "rest", "dual"}
     for space in PRESETS.values():
-        assert space.ranges.a == FloatRange(3.0, 4.0) or space.name == "demo"
+        assert space.ranges.a == FloatRange(3.0, 4.0) or space.name == "tiny"
         for backbone in space.backbones:
             assert timm.is_model(backbone), backbone
+
+
+def test_the_demo_is_the_seeds_protocol_on_real_imagenet_weights():
+    demo = get_space("demo")
+    assert demo.backbones == ("efficientnet_lite0",) and demo.pretrained
+    assert demo.ranges.a == FloatRange(3.0, 4.0)
+    assert (demo.max_layer_share, demo.max_param_share) == (1 / 3, 1 / 3)  # the seed's rule
+    assert demo.warmup_epochs > 0 and demo.finetune_epochs > 0 and not demo.class_weighted
 
 
 def test_an_unknown_space_names_the_known_ones():
@@ -60,9 +68,9 @@ def test_every_draw_stays_in_its_range():
 
 
 def test_the_digest_changes_with_the_definition():
-    space = get_space("demo")
+    space = get_space("tiny")
     from dataclasses import replace
 
-    assert space.digest() == get_space("demo").digest()
+    assert space.digest() == get_space("tiny").digest()
     assert replace(space, samples=7).digest() != space.digest()
     assert replace(space, ranges=Ranges(a=FloatRange(3.0, 3.5))).digest() != space.digest()

@@ -123,3 +123,13 @@ def test_warmup_keeps_the_frozen_batchnorm_statistics():
     result = run_protocol(config, data)
     after = result.model.backbone.bn1.running_mean
     assert torch.equal(before, after) and not torch.equal(before, torch.zeros_like(before))
+
+
+def test_the_weights_source_says_imagenet_and_which_file(imported):
+    from trainables.weight_files import weights_source
+
+    assert weights_source(LITE0, True, None).startswith(
+        f"ImageNet weights from {packaged_file(LITE0)}"
+    )
+    assert str(imported[0] / f"{LITE0}.safetensors") in weights_source(LITE0, True, imported[0])
+    assert weights_source(LITE0, False, None).startswith("random initialisation")

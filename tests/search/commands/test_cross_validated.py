@@ -32,7 +32,7 @@ def first_seed_search(tmp_path_factory):
     root = tmp_path_factory.mktemp("first-seed")
     manifest = write_example_dataset(root / "data", size=64, counts=FIRST_SEED)
     base = [
-        "search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
+        "search", "run", "--data", str(manifest), "--space", "tiny", "--backbones",
         "test_resnet", "--modes", "dual", "--warmup-epochs", "2", "--finetune-epochs", "4",
         "--storage", str(root / "runs"), "--name", "cv", "--quiet",
     ]  # fmt: skip

@@ -28,7 +28,7 @@ def nested_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("nested")
     manifest = write_example_dataset(root / "data", size=64, counts=COUNTS, sites=3)
     run = [
-        "search", "run", "--data", str(manifest), "--space", "demo", "--backbones",
+        "search", "run", "--data", str(manifest), "--space", "tiny", "--backbones",
         "test_resnet", "--modes", "stress,dual", "--samples", "1", "--warmup-epochs", "1",
         "--finetune-epochs", "1", "--outer-folds", "groups", "--group-by", "site",
         "--folds", "2", "--storage", str(root / "runs"), "--name", "nest", "--quiet",

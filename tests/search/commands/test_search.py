@@ -18,7 +18,7 @@ from results.store import ResultStore
 from search.cli import main
 
 SMALL = [
-    "--space", "demo", "--backbones", "test_resnet", "--split", "50/25/25", "--quiet",
+    "--space", "tiny", "--backbones", "test_resnet", "--split", "50/25/25", "--quiet",
 ]  # fmt: skip
 
 
@@ -53,7 +53,7 @@ def test_bad_arguments_fail_before_ray_starts_listing_every_problem(manifest, tm
     import ray
 
     args = [
-        "search", "run", "--data", str(manifest), "--space", "demo",
+        "search", "run", "--data", str(manifest), "--space", "tiny",
         "--backbones", "test_resnet,no_such_net", "--modes", "stress,sideways",
         "--samples", "0", "--reduction-factor", "1", "--cpus-per-trial", "999",
         "--storage", str(tmp_path / "runs"),
@@ -142,7 +142,7 @@ def test_a_search_runs_end_to_end_and_prints_its_leaderboard(finished_search):
     search_row = store.table("searches", search=name).to_pylist()[0]
     assert search_row["status"] == "completed" and search_row["data_fingerprint"]
     record = json.loads((storage / name / "polarmap-search.json").read_text())
-    assert record["space_name"] == "demo" and record["settings"]["name"] == name
+    assert record["space_name"] == "tiny" and record["settings"]["name"] == name
     assert record["provenance"]["libraries"]["ray"]
 
 

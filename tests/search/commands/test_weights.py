@@ -14,7 +14,7 @@ from trainables.weights import create_backbone
 
 def test_fetch_a_space_into_a_folder_and_print_what_to_pass(fake_hub, tmp_path, capsys):
     folder = tmp_path / "weights"
-    assert main(["weights", "fetch", "--space", "demo", "--to", str(folder)]) == 0
+    assert main(["weights", "fetch", "--space", "tiny", "--to", str(folder)]) == 0
     out = capsys.readouterr().out
     for name in ("test_resnet", "test_efficientnet"):
         path = folder / f"{name}.safetensors"
@@ -47,7 +47,7 @@ def test_an_unreachable_hub_exits_1_naming_the_backbone(fake_hub, tmp_path, caps
         to = str(tmp_path / "weights")
     else:
         to = join_location(request.getfixturevalue("s3_storage"), tmp_path.name)
-    assert main(["weights", "fetch", "--space", "demo", "--to", to]) == 1
+    assert main(["weights", "fetch", "--space", "tiny", "--to", to]) == 1
     err = capsys.readouterr().err
     assert "backbone 'test_efficientnet'" in err and "where the model hub is reachable" in err
     assert f"nothing was written to {to}" in err

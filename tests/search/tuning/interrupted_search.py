@@ -66,7 +66,7 @@ def settings_for(folder: Path) -> SearchSettings:
     Hyperband is one bracket of six (max_t 9, eta 3): each trial pauses at the rung of 3
     epochs until all six reach it, then the best two go on to 9, the other four stop."""
     space = replace(
-        get_space("demo"), backbones=("good",), modes=("stress",), samples=6,
+        get_space("tiny"), backbones=("good",), modes=("stress",), samples=6,
         warmup_epochs=6, finetune_epochs=3,
     )  # fmt: skip
     return SearchSettings(space=space, data=folder, name="s", storage=str(folder / "runs"))

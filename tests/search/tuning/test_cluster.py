@@ -174,7 +174,7 @@ def test_a_search_submitted_as_a_job_survives_losing_a_node(cluster, tmp_path):
     runtime_env = {"env_vars": {"POLARMAP_CACHE": str(tmp_path / "cache"),
                                 "POLARMAP_FROZEN": str(tmp_path / "frozen")}}  # fmt: skip
     command = [
-        POLARMAP, "search", "run", "--data", str(manifest), "--space", "demo",
+        POLARMAP, "search", "run", "--data", str(manifest), "--space", "tiny",
         "--backbones", "test_resnet", "--modes", "stress", "--samples", str(TRIALS),
         "--warmup-epochs", str(EPOCHS[0]), "--finetune-epochs", str(EPOCHS[1]),
         "--gpus-per-trial", str(GPUS_PER_TRIAL), "--cpus-per-trial", "0.5", "--threads", "1",

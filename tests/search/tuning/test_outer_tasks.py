@@ -44,7 +44,7 @@ def stand_in_search(settings, dataset, resume) -> str:
 
 
 def jobs(tmp_path: Path, name: str, count: int = 3) -> list[OuterJob]:
-    base = SearchSettings(space=get_space("demo"), data=tmp_path, name=name,
+    base = SearchSettings(space=get_space("tiny"), data=tmp_path, name=name,
                           storage=str(tmp_path))  # fmt: skip
     return [OuterJob(m, replace(base, name=f"{name}-outer-{m}"), False) for m in range(count)]
 

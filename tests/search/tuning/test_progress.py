@@ -20,7 +20,7 @@ def fake(pair: str, status: str, epoch: int | None, best: float | None):
 
 
 def test_the_view_counts_each_pairs_trials():
-    space = replace(get_space("demo"), backbones=("test_resnet",), modes=("stress", "dual"))
+    space = replace(get_space("tiny"), backbones=("test_resnet",), modes=("stress", "dual"))
     settings = SearchSettings(space=space, data=Path("."), name="v", storage="r")
     progress = SearchProgress(settings, out=io.StringIO())
     trials = [
@@ -39,7 +39,7 @@ def test_the_view_counts_each_pairs_trials():
 
 
 def test_quiet_progress_prints_a_line_per_finished_trial():
-    space = replace(get_space("demo"), backbones=("test_resnet",), modes=("stress",))
+    space = replace(get_space("tiny"), backbones=("test_resnet",), modes=("stress",))
     out = io.StringIO()
     settings = SearchSettings(space=space, data=Path("."), name="v", storage="r")
     progress = SearchProgress(settings, quiet=True, out=out)

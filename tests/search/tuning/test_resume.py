@@ -17,7 +17,7 @@ from spaces import get_space
 def killed_start(tmp_path: Path, state: str) -> SearchSettings:
     """A search folder as a kill during Ray's first save leaves it: our record, Ray's
     experiment state (`state`: its text), the searcher's state and a trial folder."""
-    space = replace(get_space("demo"), backbones=("good",), modes=("stress",))
+    space = replace(get_space("tiny"), backbones=("good",), modes=("stress",))
     settings = SearchSettings(space=space, data=tmp_path, name="s", storage=str(tmp_path))
     folder = Path(settings.experiment)
     (folder / "stub_trainable_aaaa_1").mkdir(parents=True)

@@ -32,7 +32,7 @@ def ray_session():
 
 def search_settings(tmp_path: Path, backbones=("good", "bad"), samples=6, **changes):
     space = replace(
-        get_space("demo"), backbones=backbones, modes=("stress",), samples=samples,
+        get_space("tiny"), backbones=backbones, modes=("stress",), samples=samples,
         warmup_epochs=6, finetune_epochs=3,
     )  # fmt: skip
     return SearchSettings(

@@ -17,7 +17,7 @@ from spaces import get_space
 
 def settings(data: Path, **changes) -> SearchSettings:
     space_changes = {k: changes.pop(k) for k in list(changes) if k in ("backbones", "modes")}
-    space = replace(get_space("demo"), **space_changes)
+    space = replace(get_space("tiny"), **space_changes)
     return SearchSettings(space=space, data=data, name="t", storage="runs", **changes)
 
 
@@ -119,7 +119,7 @@ def test_missing_pretrained_weights_are_found_before_the_search(tmp_path):
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / "test_resnet.safetensors").write_bytes(b"x")
-    space = replace(get_space("demo"), pretrained=True)
+    space = replace(get_space("tiny"), pretrained=True)
     problems = settings_problems(
         SearchSettings(space=space, data=tmp_path, name="t", storage="r", weights=str(folder)),
         local_gpus=0,
@@ -152,7 +152,7 @@ def test_missing_pretrained_weights_on_s3_name_the_backbone_and_the_uri(tmp_path
     prefix = join_location(s3_storage, tmp_path.name)
     fs, path = open_location(join_location(prefix, "test_resnet.safetensors"))
     write_file(fs, path, b"x")
-    space = replace(get_space("demo"), pretrained=True)
+    space = replace(get_space("tiny"), pretrained=True)
     problems = settings_problems(
         SearchSettings(space=space, data=tmp_path, name="t", storage="r", weights=prefix),
         local_gpus=0,

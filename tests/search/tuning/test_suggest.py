@@ -17,7 +17,7 @@ from trainables.config import TrialConfig
 
 
 def settings(**space_changes) -> SearchSettings:
-    space = replace(get_space("demo"), **space_changes)
+    space = replace(get_space("tiny"), **space_changes)
     return SearchSettings(space=space, data=Path("m.csv"), name="s", storage="runs", seed=4,
                           threads=2, cpus_per_trial=2.0, gpus_per_trial=0.5)  # fmt: skip
 
