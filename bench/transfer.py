@@ -1,6 +1,7 @@
 """Transfer learning measured: EfficientNet-Lite0 with its ImageNet weights (the package's
 file, offline) against the same network from random weights, on synthetic sets of 40, 87
-and 160 patients with the first seed's class mix (65 / 18 / 4), the same split and folds:
+and 160 patients with the first seed's class mix (65 / 18 / 4; at least 4 patients a
+class), the same split and folds:
 
 - the search: `polarmap search run --space demo --split 75/0/25 --folds 3` and the same
   with `--no-pretrained` (stress and dual, 6 trials a pair); the fold-mean balanced
@@ -108,7 +109,7 @@ def figures(y: np.ndarray, probabilities: np.ndarray) -> str:
 
 def probes(manifest: Path, cache: Path) -> dict[str, str]:
     """The linear probes and the segment baseline over the search's folds."""
-    dataset = check_dataset(manifest).dataset
+    dataset = check_dataset(manifest, split=SPEC).dataset
     split = split_patients(dataset.labels, SPEC, dataset.class_set.names)
     cleaned = preprocess_dataset(dataset, PreprocessSpec(224), MapCache(cache))
     row = cleaned.index()
@@ -124,6 +125,14 @@ def probes(manifest: Path, cache: Path) -> dict[str, str]:
     }
 
 
+def _mix(n: int) -> dict[str, float]:
+    """The first seed's class mix, with at least 4 patients a class (a test patient and a
+    patient in each of 3 folds need that many)."""
+    counts = {name: max(4, round(share * n)) for name, share in FIRST_SEED.items()}
+    counts["Normal"] = n - counts["Infarction"] - counts["Ischemia"]
+    return {name: count / n for name, count in counts.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/polarmap-transfer"))
@@ -134,8 +143,10 @@ def main() -> None:
     for n in (int(s) for s in options.sizes.split(",")):
         work = options.work / f"n{n}"
         shutil.rmtree(work, ignore_errors=True)
-        manifest = write_synthetic_dataset(work / "data", TRIAD, n, seed=n, balance=FIRST_SEED)
-        print(f"\n{n} patients (first seed's mix), {SPEC.describe()}")
+        balance = _mix(n)
+        manifest = write_synthetic_dataset(work / "data", TRIAD, n, seed=n, balance=balance)
+        mix = ", ".join(f"{round(share * n)} {name}" for name, share in balance.items())
+        print(f"\n{n} patients ({mix}), {SPEC.describe()}")
         for name, text in probes(manifest, options.work / "cache" / "maps").items():
             print(f"  {name:28} balanced accuracy, ROC AUC (out-of-fold): {text}")
         for pretrained in (True, False):
