@@ -48,6 +48,8 @@ def load_table(
 
     Raises:
         ValueError: the table, or a keyword's column, does not exist.
+        search.errors.DamagedTable: a file of the table cannot be read; it names the file
+            and the repair (`polarmap results ingest STORAGE/NAME`).
     """
     if table not in TABLES:
         raise ValueError(f"no table {table!r}; the tables are {', '.join(TABLES)}")

@@ -13,13 +13,17 @@ import contextlib
 import fcntl
 import json
 import os
+import posixpath
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 __all__ = [
     "atomic_output",
+    "check_writable",
+    "create_file",
     "current_umask",
     "exclusive_lock",
     "join_location",
@@ -137,6 +141,120 @@ def write_file(fs, path: str, data: bytes | str) -> None:
         out.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
+_PROBE = b"polarmap-search: can this storage be written? (a probe, deleted at once)\n"
+
+
+def check_writable(location: str | os.PathLike[str]) -> str | None:
+    """What keeps the folder `location` (a path, or a URI such as s3://bucket/runs) from
+    taking a job's files, or None when nothing does; found before any compute, not after
+    the data check, the cleaning and Ray's start.
+
+    Through the same file system every write goes through (`open_location`), so object
+    storage is probed alike: the folder made where missing, a probe file written under a
+    temporary name, renamed, read back and deleted. Folders the probe made are removed
+    again, so a refused or a dry run leaves nothing behind.
+
+    Returns:
+        None, or the problem in words, such as "is a file, not a folder" or "cannot write
+        there (Permission denied)", for the caller to put after the location's name.
+    """
+    import pyarrow.fs as pafs
+
+    step = "cannot reach it"
+    try:
+        fs, path = open_location(location)
+        missing, found = [], path  # the folders the probe makes, deepest first
+        info = fs.get_file_info(found)
+        while info.type == pafs.FileType.NotFound:
+            missing.append(found)
+            parent = posixpath.dirname(found)
+            if parent in ("", found):  # the root, or an object store's bucket
+                break
+            found, info = parent, fs.get_file_info(parent)
+        if info.type == pafs.FileType.File:
+            if found == path:
+                return "is a file, not a folder"
+            return f"cannot make the folder: {found} is a file, not a folder"
+        try:
+            step = "cannot make the folder"
+            fs.create_dir(path, recursive=True)
+            return _probe(fs, path)
+        finally:
+            _remove_empty(fs, missing)
+    except (OSError, ValueError) as exc:  # pyarrow's errors on a bad URI are ValueErrors
+        return f"{step} ({_reason(exc)})"
+
+
+def _probe(fs, folder: str) -> str | None:
+    """Write, rename, read back and delete a probe file in `folder`: None, or the first
+    step that failed and why (its probe file deleted where the store allows)."""
+    name = f".polarmap-probe-{uuid.uuid4().hex}"
+    written, renamed = f"{folder}/{name}.tmp", f"{folder}/{name}"
+    step = "cannot write there"
+    try:
+        write_file(fs, written, _PROBE)
+        step = "cannot rename a file there"
+        fs.move(written, renamed)
+        step = "cannot read back what it wrote"
+        if read_file(fs, renamed) != _PROBE:
+            raise OSError("it reads differently")
+        step = "cannot delete a file there"
+        fs.delete_file(renamed)
+    except OSError as exc:
+        for leftover in (written, renamed):
+            with contextlib.suppress(OSError):
+                fs.delete_file(leftover)
+        return f"{step} ({_reason(exc)})"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The system's words for an OS error ("Permission denied"), else the error's own."""
+    errno = getattr(exc, "errno", None)
+    return os.strerror(errno) if errno else str(exc)
+
+
+def _remove_empty(fs, folders: list[str]) -> None:
+    """Remove `folders` (deepest first) while each is empty: what the probe made goes, a
+    folder something else has written into meanwhile stays."""
+    import pyarrow.fs as pafs
+
+    for folder in folders:
+        try:
+            if isinstance(fs, pafs.LocalFileSystem):
+                os.rmdir(folder)  # only an empty one, in one step
+            elif fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+                return
+            else:
+                fs.delete_dir(folder)
+        except OSError:
+            return
+
+
 def read_file(fs, path: str) -> bytes:
     with fs.open_input_stream(path) as stream:
         return stream.read()
+
+
+def create_file(fs, path: str, data: bytes | str) -> bool:
+    """Write `data` at `path` of `fs` only if nothing is there yet; False when something
+    is. On a local or network disk the check and the write are one step (a hard link of
+    the finished temporary file), so of two processes racing for one path exactly one
+    wins; object storage has no such step, and there it is a check, then a put."""
+    import pyarrow.fs as pafs
+
+    if not isinstance(fs, pafs.LocalFileSystem):
+        if fs.get_file_info(path).type != pafs.FileType.NotFound:
+            return False
+        write_file(fs, path, data)
+        return True
+    target = Path(path)
+    staged = target.with_name(f".{target.name}.new-{uuid.uuid4().hex}")
+    write_atomic(staged, data)
+    try:
+        os.link(staged, target)
+    except FileExistsError:
+        return False
+    finally:
+        staged.unlink(missing_ok=True)
+    return True

@@ -79,9 +79,15 @@ class StorageLayout:
         """Where finalize writes models and the report: STORAGE/finals/NAME when the
         storage is on this machine; ./finals/NAME when it is on object storage, as models
         and the report are local files a reader opens."""
+        return self.finals_root / search
+
+    @property
+    def finals_root(self) -> Path:
+        """The folder of every search's finals: STORAGE/finals, or ./finals for a storage
+        on object storage (`finals`)."""
         if "://" in self.storage:
-            return Path(FINALS) / search
-        return Path(join_location(self.storage, FINALS)) / search
+            return Path(FINALS)
+        return Path(join_location(self.storage, FINALS))
 
 
 def cache_root() -> Path:

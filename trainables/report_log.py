@@ -16,7 +16,7 @@ from typing import Any
 
 from search.files import write_atomic
 
-__all__ = ["REPORTS_FILE", "load_reports", "save_reports"]
+__all__ = ["REPORTS_FILE", "load_reports", "report_lines", "save_reports"]
 
 REPORTS_FILE = "reports.json"
 
@@ -30,6 +30,23 @@ def load_reports(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The log in a checkpoint `folder`; none when the checkpoint has no log."""
     path = Path(folder) / REPORTS_FILE
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def report_lines(data: bytes | str) -> list[dict[str, Any]]:
+    """The reports in Ray's result.json (one JSON object a line), in order. A line cut
+    short is left out, not an error: a full disk or a kill while Ray appended it tears
+    the last line (and a resumed trial appends after the torn piece); the checkpoint's
+    log keeps that epoch."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    reports = []
+    for line in text.splitlines():
+        try:
+            report = json.loads(line) if line.strip() else None
+        except ValueError:  # json's errors are ValueErrors
+            continue
+        if isinstance(report, dict):
+            reports.append(report)
+    return reports
 
 
 def _plain(value: Any) -> Any:

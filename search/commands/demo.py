@@ -15,7 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from search.commands.data import split_record
-from search.commands.options import INTERRUPTED, add_cache_option
+from search.commands.options import (
+    INTERRUPTED,
+    add_cache_option,
+    argtype,
+    fold_count,
+    positive_int,
+    seed_number,
+)
 from search.commands.preprocess import format_cleaning, write_preview
 from search.commands.report import format_split_table, print_report
 from search.data import TRIAD, SplitSpec, check_dataset, split_patients
@@ -44,8 +51,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--out", type=Path, default=Path("demo-run"), help="output folder (default demo-run)"
     )
-    demo.add_argument("--patients", type=int, default=160, help="patients (default 160)")
-    demo.add_argument("--seed", type=int, default=0, help="seed for data and split (default 0)")
+    demo.add_argument("--patients", type=positive_int, default=160, help="patients (default 160)")
+    demo.add_argument(
+        "--seed", type=seed_number, default=0, help="seed for data and split (default 0)"
+    )
     demo.add_argument(
         "--backbone",
         default=None,
@@ -54,11 +63,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_cache_option(demo)
     demo.add_argument(
-        "--samples", type=int, default=None, help="trials per pair (default: the demo space's)"
+        "--samples",
+        type=positive_int,
+        default=None,
+        help="trials per pair (default: the demo space's)",
     )
-    demo.add_argument("--seeds", type=int, default=1, help="seeds per finalized winner (default 1)")
     demo.add_argument(
-        "--folds", type=int, default=3, help="cross-validation folds of each trial (default 3)"
+        "--seeds", type=positive_int, default=1, help="seeds per finalized winner (default 1)"
+    )
+    demo.add_argument(
+        "--folds",
+        type=argtype(fold_count),
+        default=3,
+        help="cross-validation folds of each trial (default 3)",
     )
     demo.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
     demo.set_defaults(func=run_demo)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from search.commands.options import UsageError, comma_names, refused
+from search.commands.options import comma_names, positive_int, refused
+from search.errors import SettingsError
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from search.finalize.settings import FinalizeSettings
+
+__all__ = ["output_problems", "register"]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -28,18 +33,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--per", default="backbone,mode",
         help="the best trial per backbone, per mode, or per both (default backbone,mode)",
     )  # fmt: skip
-    winners.add_argument("--top", type=int, default=None, help="the K best trials instead")
-    finalize.add_argument("--seeds", type=int, default=3, help="seeds per winner (default 3)")
-    finalize.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    winners.add_argument("--top", type=positive_int, default=None, help="the K best trials instead")
+    finalize.add_argument(
+        "--seeds", type=positive_int, default=3, help="seeds per winner (default 3)"
+    )
+    finalize.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
     finalize.add_argument(
         "--refit", action="store_true",
         help="cross-validated searches: retrain each winner as one model on every training "
         "patient for the epochs its cross-validation kept (default: its fold models, averaged)",
     )  # fmt: skip
     finalize.add_argument(
-        "--bootstrap", type=int, default=1000,
+        "--bootstrap", type=positive_int, default=1000,
         help="bootstrap resamples for the figures without a closed-form interval; paired "
-        "comparisons draw twice as many (default 1000)",
+        "comparisons draw twice as many (default 1000; at least 1: the paired tests need "
+        "resamples)",
     )  # fmt: skip
     finalize.add_argument(
         "--no-ensemble", dest="ensemble", action="store_false",
@@ -61,16 +69,37 @@ def run_finalize(args: argparse.Namespace) -> int:
     from search.finalize.pipeline import FinalizeSettings
     from search.tuning.prepare import SearchProblems
 
-    if args.seeds < 1:
-        raise UsageError(f"--seeds: need at least 1, got {args.seeds}")
     per = None if args.top is not None else comma_names(args.per)
     settings = FinalizeSettings(
         results=args.results, search=args.search, per=per, top=args.top, seeds=args.seeds,
         threads=args.threads, bootstrap=args.bootstrap, data=args.data, cache=args.cache,
         out=args.out, refit=args.refit, ensemble=args.ensemble,
     )  # fmt: skip
+    unwritable = output_problems(settings)
+    if unwritable:
+        raise SettingsError(
+            f"{len(unwritable)} problem(s) before finalize could start:\n"
+            + "\n".join(f"  - {p}" for p in unwritable)
+        )
     try:
         finalize_any(settings)
     except SearchProblems as problems:
         return refused(problems)
     return 0
+
+
+def output_problems(settings: FinalizeSettings) -> list[str]:
+    """Where finalize writes, probed before any retraining (`search.files.check_writable`):
+    the result tables (its finals rows) and the models and report folder (--out, else the
+    storage's finals folder, where every search's finals go)."""
+    from search.files import check_writable
+    from search.layout import StorageLayout
+
+    out = settings.out or StorageLayout.of_results(settings.results).finals_root
+    places = {"result tables": settings.results, "--out" if settings.out else "finals folder": out}
+    problems = []
+    for name, location in places.items():
+        problem = check_writable(location)
+        if problem is not None:
+            problems.append(f"{name} {location}: {problem}")
+    return problems

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from search.layout import map_cache_dir
 
 __all__ = [
     "INTERRUPTED",
+    "TERMINATED",
     "UsageError",
     "add_cache_option",
     "add_data_options",
@@ -36,7 +38,13 @@ __all__ = [
     "checked_dataset",
     "comma_names",
     "fold_count",
+    "gpu_count",
+    "non_negative_int",
+    "number_type",
+    "positive_float",
+    "positive_int",
     "refused",
+    "seed_number",
     "split_from_args",
 ]
 
@@ -44,6 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C, as shells report it
+TERMINATED = 143  # stopped by SIGTERM (preemption, scancel, kubectl delete), as shells say
 
 
 def refused(problems) -> int:
@@ -67,6 +76,81 @@ def argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
     convert.__name__ = parse.__name__
     return convert
+
+
+def number_type(
+    parse: Callable[[str], Any] = int,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    above: float | None = None,
+    below: float | None = None,
+    noun: str | None = None,
+) -> Callable[[str], Any]:
+    """An argparse type: a number `parse` reads (int, float or a parser of one) within
+    bounds, `minimum` / `maximum` included, `above` / `below` excluded; anything else is
+    refused as usage (exit status 2), argparse naming the option, the message the range,
+    so a value no downstream code can take never reaches it."""
+    noun = noun or {int: "an integer", float: "a number"}.get(parse, "a number")
+    if minimum is not None and maximum is not None:
+        expected = f"{noun} from {_shown(minimum)} to {_shown(maximum)}"
+    elif minimum is not None and below is not None:
+        expected = f"{noun} from {_shown(minimum)} up to (not including) {_shown(below)}"
+    elif minimum is not None:
+        expected = f"{noun} of at least {_shown(minimum)}"
+    elif above is not None:
+        expected = f"{noun} more than {_shown(above)}"
+    else:
+        expected = noun
+
+    def check(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError as exc:
+            if parse not in (int, float):
+                raise  # a parser of its own says what it expected
+            raise ValueError(f"expected {noun}, got {text!r}") from exc
+        inside = math.isfinite(value) and not (
+            (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)
+            or (above is not None and value <= above)
+            or (below is not None and value >= below)
+        )
+        if not inside:
+            raise ValueError(f"expected {expected}, got {text}")
+        return value
+
+    check.__name__ = getattr(parse, "__name__", "number")
+    return argtype(check)
+
+
+def _shown(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+positive_int = number_type(int, 1)  # threads, workers, samples, seeds, batch size ...
+non_negative_int = number_type(int, 0)  # fine-tune epochs, retries, unfreeze depth ...
+positive_float = number_type(float, above=0)
+# Optuna's samplers take seeds below 2**32 (pair i of a search uses seed + i): 2**31 - 1
+# leaves room for every pair, and every other seeded generator takes it too
+seed_number = number_type(int, 0, 2**31 - 1)
+
+
+def _gpus(text: str) -> float:
+    try:
+        gpus = float(text)
+    except ValueError:
+        gpus = math.nan
+    if not math.isfinite(gpus) or gpus < 0 or (gpus > 1 and not gpus.is_integer()):
+        raise ValueError(
+            "expected 0 or more GPUs: a fraction up to 1 (0.25 shares a GPU four ways) or a "
+            f"whole number above 1, got {text}"
+        )
+    return gpus
+
+
+# --gpus-per-trial: Ray shares a GPU in fractions, but gives more than one only whole
+gpu_count = argtype(_gpus)
 
 
 def comma_names(text: str) -> tuple[str, ...]:
@@ -113,7 +197,7 @@ def add_data_options(
     )
     parser.add_argument(
         "--min-size",
-        type=int,
+        type=positive_int,
         default=DEFAULT_MIN_SIZE,
         help=f"smallest accepted image side in pixels (default {DEFAULT_MIN_SIZE})",
     )
@@ -148,7 +232,7 @@ def add_split_options(
     )
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=1,
         help="with --folds: repeated k-fold, this many different partitions (default 1)",
     )
@@ -170,7 +254,7 @@ def add_split_options(
         help="a manifest metadata column (site, scanner): test split, folds and outer folds "
         "keep each of its groups whole",
     )
-    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    parser.add_argument("--seed", type=seed_number, default=0, help=seed_help)
 
 
 def outer_folds(text: str) -> int | str:

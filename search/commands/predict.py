@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from search.commands.options import UsageError, add_cache_option
+from search.commands.options import (
+    UsageError,
+    add_cache_option,
+    non_negative_int,
+    positive_int,
+    seed_number,
+)
 from search.data import DEFAULT_MIN_SIZE
 
 __all__ = ["register"]
@@ -53,11 +59,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(default ./evaluation)",
     )  # fmt: skip
     evaluate.add_argument(
-        "--bootstrap", type=int, default=1000,
+        "--bootstrap", type=non_negative_int, default=1000,
         help="bootstrap resamples for the figures without a closed-form interval (default "
         "1000; 0: closed forms only)",
     )  # fmt: skip
-    evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    evaluate.add_argument("--seed", type=seed_number, default=0, help="bootstrap seed (default 0)")
     evaluate.set_defaults(func=run_evaluate, parser=evaluate)
 
 
@@ -68,10 +74,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", metavar="MANIFEST", type=Path, help=MANIFEST_HELP)
     add_cache_option(parser)
     parser.add_argument(
-        "--workers", type=int, default=None, help="cleaning processes (default: one per core)"
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="cleaning processes (default: one per core)",
     )
     parser.add_argument(
-        "--min-size", type=int, default=DEFAULT_MIN_SIZE,
+        "--min-size", type=positive_int, default=DEFAULT_MIN_SIZE,
         help=f"smallest accepted image side in pixels (default {DEFAULT_MIN_SIZE})",
     )  # fmt: skip
 
@@ -100,8 +109,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     from search.reporting.plots import save_evaluation_plots
 
-    if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap {args.bootstrap}: expected 0 or more resamples")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: a file; give the folder to write into")
     model, exported, dataset = _checked(args, require_labels=True)
@@ -127,8 +134,6 @@ def _checked(args: argparse.Namespace, require_labels: bool):
     from search.inference.external import ManifestProblems, load_manifest_for_model
     from search.inference.weighted import is_ensemble_folder, load_weighted_ensemble
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers {args.workers}: expected at least 1")
     try:
         if is_ensemble_folder(args.model):  # a greedy ensemble: its members, weighted
             model = exported = load_weighted_ensemble(args.model)

@@ -17,6 +17,8 @@ from search.commands.options import (
     add_data_options,
     argtype,
     checked_dataset,
+    number_type,
+    positive_int,
 )
 from search.data import DataError, Dataset, Patient, Problem
 from search.data.clean import CropBox, clean_export
@@ -29,6 +31,8 @@ from search.data.preview import PreviewItem, draw_preview
 from search.files import write_atomic
 
 __all__ = ["format_cleaning", "register", "write_preview"]
+
+MIN_SIZE, MAX_SIZE = 16, 2048  # map sizes in pixels cleaning makes
 
 
 def _crop(text: str) -> tuple[str, CropBox]:
@@ -45,7 +49,12 @@ def add_cleaning_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="size maps for this timm backbone's input (its data config), e.g. resnet18",
     )
-    size.add_argument("--size", type=int, default=None, help="map size in pixels (default 224)")
+    size.add_argument(
+        "--size",
+        type=number_type(int, MIN_SIZE, MAX_SIZE),
+        default=None,
+        help=f"map size in pixels, {MIN_SIZE} to {MAX_SIZE} (default 224)",
+    )
     parser.add_argument(
         "--crop",
         type=argtype(_crop),
@@ -70,10 +79,13 @@ def spec_from_args(args: argparse.Namespace, dataset: Dataset) -> PreprocessSpec
             size = backbone_input(args.backbone).size
         except ValueError as exc:
             raise UsageError(f"--backbone: {exc}") from exc
+        if not MIN_SIZE <= size <= MAX_SIZE:
+            raise UsageError(
+                f"--backbone {args.backbone}: its input size {size} is not {MIN_SIZE} to "
+                f"{MAX_SIZE} pixels"
+            )
     else:
-        size = args.size or 224
-    if not 16 <= size <= 2048:
-        raise UsageError(f"--size {size}: expected 16 to 2048 pixels")
+        size = args.size or 224  # --size is in range: its type saw to it
     return PreprocessSpec(size, crops)
 
 
@@ -90,7 +102,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_cleaning_options(preprocess)
     add_cache_option(preprocess)
     preprocess.add_argument(
-        "--workers", type=int, default=None, help="processes (default: one per core)"
+        "--workers", type=positive_int, default=None, help="processes (default: one per core)"
     )
     preprocess.add_argument(
         "--export", type=Path, default=None, metavar="DIR",
@@ -110,7 +122,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_cleaning_options(preview)
     preview.add_argument("--out", type=Path, required=True, help="PNG to write")
     preview.add_argument(
-        "--patients", type=int, default=8, help="patients, spread over the data set (default 8)"
+        "--patients",
+        type=positive_int,
+        default=8,
+        help="patients, spread over the data set (default 8)",
     )
     preview.add_argument("--ids", default=None, help="comma-separated patient ids to show instead")
     preview.set_defaults(func=run_preview, parser=preview)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from search.commands.options import UsageError
+from search.commands.options import UsageError, positive_int
 
 __all__ = ["register", "show_results"]
 
@@ -28,7 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--trial", action="append", default=None, metavar="ID",
         help="a trial id (repeatable); default: the leaderboard's top --top trials",
     )  # fmt: skip
-    curves.add_argument("--top", type=int, default=1, help="how many top trials (default 1)")
+    curves.add_argument(
+        "--top", type=positive_int, default=1, help="how many top trials (default 1)"
+    )
     curves.set_defaults(func=run_curves, parser=curves)
     summary = actions.add_parser("summary", help="trials by status, GPU-hours, best so far")
     summary.add_argument("results", help="tables root, e.g. polarmap-runs/results")
@@ -92,7 +94,10 @@ def run_curves(args: argparse.Namespace) -> int:
     if chosen.empty:
         raise UsageError(_nothing(args))
     for trial in chosen.to_dict("records"):
-        curves = learning_curves(args.results, trial["trial_id"], trial["search"])
+        try:
+            curves = learning_curves(args.results, trial["trial_id"], trial["search"])
+        except LookupError as exc:  # a trials row without epochs (its file moved away)
+            raise UsageError(str(exc)) from exc
         title = (
             f"{trial['search']} trial {trial['trial_id']}: {trial['backbone']}/{trial['mode']}, "
             f"width {trial['width']}, dropout {trial['dropout']:.2f}, a {trial['a']:.2f}, "

@@ -13,15 +13,22 @@ from results.leaderboard import format_leaderboard, leaderboard
 from results.records import SearchStatus
 from search.commands.options import (
     INTERRUPTED,
+    TERMINATED,
     UsageError,
     add_cache_option,
     add_layout_option,
     add_split_options,
-    argtype,
     comma_names,
+    gpu_count,
+    non_negative_int,
+    number_type,
+    positive_float,
+    positive_int,
     refused,
     split_from_args,
 )
+from search.errors import SearchStateError
+from search.layout import StorageLayout
 from search.tuning import SearchProblems, SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
 from spaces import PRESETS, get_space
@@ -70,7 +77,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Continue the search in STORAGE/NAME: finished trials are kept, paused "
         "and unfinished ones continue from their last checkpoints.",
     )
-    resume.add_argument("experiment", type=Path, help="the search's folder, STORAGE/NAME")
+    resume.add_argument(
+        "experiment",
+        help="the search's folder, STORAGE/NAME (or a URI): wherever it is now, moved or "
+        "copied; its result tables are those of the storage it is in",
+    )
+    resume.add_argument(
+        "--data",
+        default=None,
+        help="the data set, where it is now if it moved since the search started (it must "
+        "be the same data: patients, labels and images are checked)",
+    )
     resume.add_argument("--address", default=None, help="a running Ray cluster")
     _add_outer_parallel(resume)
     resume.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
@@ -80,7 +97,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _add_outer_parallel(parser) -> None:
     parser.add_argument(
         "--outer-parallel",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="a nested run's outer searches at once, each under this driver in a Ray task "
@@ -92,9 +109,11 @@ def _add_space_overrides(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("override the space")
     group.add_argument("--backbones", type=comma_names, help="comma-separated timm names")
     group.add_argument("--modes", type=comma_names, help="comma-separated: stress, rest, dual")
-    group.add_argument("--warmup-epochs", type=int, help="warm-up epochs per trial")
-    group.add_argument("--finetune-epochs", type=int, help="fine-tune epochs per trial")
-    group.add_argument("--samples", type=int, help="trials per (backbone, mode) pair")
+    group.add_argument("--warmup-epochs", type=positive_int, help="warm-up epochs per trial")
+    group.add_argument(
+        "--finetune-epochs", type=non_negative_int, help="fine-tune epochs per trial (0: none)"
+    )
+    group.add_argument("--samples", type=positive_int, help="trials per (backbone, mode) pair")
     group.add_argument(
         "--pretrained",
         action=argparse.BooleanOptionalAction,
@@ -107,21 +126,28 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     sched = parser.add_argument_group("scheduling")
     sched.add_argument("--scheduler", choices=("hyperband", "asha"), default="hyperband")
     sched.add_argument("--sampler", choices=("tpe", "random"), default="tpe")
-    sched.add_argument("--reduction-factor", type=int, default=3, help="Hyperband's eta")
-    sched.add_argument("--cpus-per-trial", type=float, default=1.0, help="(default 1)")
     sched.add_argument(
-        "--gpus-per-trial", type=float, default=0.0, help="fractions allowed, e.g. 0.25"
+        "--reduction-factor", type=number_type(int, 2), default=3, help="Hyperband's eta"
     )
-    sched.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
+    sched.add_argument("--cpus-per-trial", type=positive_float, default=1.0, help="(default 1)")
+    sched.add_argument(
+        "--gpus-per-trial",
+        type=gpu_count,
+        default=0.0,
+        help="fractions up to 1 allowed, e.g. 0.25; above 1 whole GPUs (default 0)",
+    )
+    sched.add_argument("--max-concurrent", type=positive_int, default=None, help="trials at once")
     _add_outer_parallel(sched)
     sched.add_argument(
         "--time-budget",
-        type=argtype(parse_duration),
+        type=number_type(parse_duration, above=0, noun="a duration"),
         default=None,
         help="stop cleanly after this long: seconds, or 90m, 2h, 1h30m",
     )
-    sched.add_argument("--max-failures", type=int, default=2, help="retries per trial")
-    sched.add_argument("--threads", type=int, default=1, help="CPU threads per trial")
+    sched.add_argument(
+        "--max-failures", type=non_negative_int, default=2, help="retries per trial (default 2)"
+    )
+    sched.add_argument("--threads", type=positive_int, default=1, help="CPU threads per trial")
     where = parser.add_argument_group("where")
     where.add_argument(
         "--storage",
@@ -172,11 +198,11 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     }
     space = replace(space, **{k: v for k, v in overrides.items() if v is not None})
     name = args.name or f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return SearchSettings(
+    return SearchSettings(  # paths absolute: a resume may start in any working directory
         space=space,
-        data=Path(args.data),
+        data=Path(args.data).expanduser().resolve(),
         name=name,
-        storage=args.storage,
+        storage=StorageLayout.of(args.storage).storage,
         scheduler=args.scheduler,
         sampler=args.sampler,
         reduction_factor=args.reduction_factor,
@@ -190,7 +216,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         weights=args.weights,
         address=args.address,
         split=split_from_args(args),
-        cache=args.cache,
+        cache=args.cache.expanduser().resolve() if args.cache else None,
         disc_layout=args.layout,
         outer_parallel=args.outer_parallel,
     )
@@ -206,8 +232,15 @@ def resume_search_command(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.experiment)
-    except (OSError, ValueError, KeyError) as exc:
+    except KeyError as exc:
         raise UsageError(f"{args.experiment}: not a search this tool started ({exc})") from exc
+    if args.data:
+        settings = replace(settings, data=Path(args.data).expanduser().resolve())
+    elif not settings.data.exists():
+        raise UsageError(
+            f"data {settings.data}, as the search started, is not there; if it moved, give "
+            f"its place now: polarmap search resume {args.experiment} --data PATH"
+        )
     if args.address:
         settings = replace(settings, address=args.address)
     if args.outer_parallel:
@@ -218,17 +251,25 @@ def resume_search_command(args: argparse.Namespace) -> int:
 def run_settings(settings: SearchSettings, dry_run=False, resume=False, quiet=False) -> int:
     """Check, plan and run (or resume) the search `settings` describe, as `search run` and
     `search resume` do; an outer fold's settings run that outer search alone."""
+    if not (resume or dry_run):
+        refuse_a_taken_name(settings)
     try:
         dataset = check_search(settings)
     except SearchProblems as problems:
         return refused(problems)
     nested = settings.split.nested and settings.nested_in is None
+    if resume:  # before any cleaning: the data must be what the search started with
+        from search.tuning.record import check_same_data
+
+        check_same_data(settings.experiment, dataset, None)
     if nested:  # the plan of outer fold 0's search, then what the nested run adds
         from search.tuning.nested import outer_settings
 
         prepared = prepare_search(outer_settings(settings, 0), dataset)
     else:
         prepared = prepare_search(settings, dataset)
+    if resume and not nested:
+        check_same_data(settings.experiment, None, prepared.split.test_fingerprint)
     print(format_plan(settings, prepared, measure=dry_run))
     if dry_run:
         return 0
@@ -236,8 +277,9 @@ def run_settings(settings: SearchSettings, dry_run=False, resume=False, quiet=Fa
         return _run_nested(settings, dataset, prepared, resume, quiet)
     from search.tuning.runner import run_search
 
-    if run_search(settings, prepared, resume=resume, quiet=quiet).interrupted:
-        return INTERRUPTED  # the runner said how to go on
+    run = run_search(settings, prepared, resume=resume, quiet=quiet)
+    if run.interrupted:
+        return _stopped(run.stopped_by)  # the runner said how to go on
     print(format_leaderboard(leaderboard(settings.results, settings.name)))
     tables = settings.results
     print(f"\nexperiment: {settings.experiment}\nresult tables: {tables}")
@@ -250,9 +292,30 @@ def _run_nested(settings: SearchSettings, dataset, first, resume: bool, quiet: b
 
     if run_nested(settings, dataset, first, resume=resume, quiet=quiet) == SearchStatus.INTERRUPTED:
         print(f"interrupted; go on with: polarmap search resume {settings.experiment}")
-        return INTERRUPTED
+        from search.tuning.runner import StopSignals
+
+        return _stopped(StopSignals.last)
     tables = settings.results
     print(f"\nnested run {settings.name}: {first.split.outer_count} outer searches")
     print(f"result tables: {tables}")
     print(f"  polarmap finalize {tables} --search {settings.name}")
     return 0
+
+
+def _stopped(signal_name: str | None) -> int:
+    """The exit status of a search that stopped before its end: 143 after SIGTERM, 130
+    after Ctrl-C (or Ray's own stop)."""
+    return TERMINATED if signal_name == "SIGTERM" else INTERRUPTED
+
+
+def refuse_a_taken_name(settings: SearchSettings) -> None:
+    """One name, one search: refuse to start a search whose name its storage already
+    holds (a record, or a row of the searches table), before any compute. Two drivers
+    starting the same name at once are parted later, when the first claims the name by
+    writing its record (`search.tuning.record.write_settings`)."""
+    from results.store import ResultStore
+    from search.tuning.record import load_search_row, taken_name
+
+    rows = ResultStore(settings.results).table("searches", search=settings.name).to_pylist()
+    if rows or load_search_row(settings.experiment) is not None:
+        raise SearchStateError(taken_name(settings, rows[0]["status"] if rows else None))

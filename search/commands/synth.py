@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from search.commands.options import UsageError, argtype
+from search.commands.options import UsageError, argtype, number_type, positive_int, seed_number
 from search.commands.report import print_report
 from search.data import PRESET_CLASS_SETS, SplitSpec, check_dataset, format_problems
 from search.data.splits import feasibility_problems
@@ -40,9 +40,14 @@ def _balance(text: str) -> dict[str, float]:
 def _canvas(text: str) -> tuple[int, int]:
     width, _, height = text.lower().partition("x")
     try:
-        return int(width), int(height)
+        size = int(width), int(height)
     except ValueError:
-        raise ValueError(f"canvas {text!r}: expected WIDTHxHEIGHT such as 1640x1068") from None
+        size = (0, 0)
+    if min(size) < 1:
+        raise ValueError(
+            f"canvas {text!r}: expected WIDTHxHEIGHT in pixels, each at least 1, such as 1640x1068"
+        )
+    return size
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -58,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("out", type=Path, metavar="OUT", help="output folder")
     synth.add_argument(
         "--patients",
-        type=int,
+        type=positive_int,
         default=160,
         help="number of patients (default 160: enough for 7 infarction cases at 65/18/4)",
     )
@@ -68,7 +73,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="triad",
         help="triad (Infarction, Ischemia, Normal) or binary (non-CAD, CAD); default triad",
     )
-    synth.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    synth.add_argument("--seed", type=seed_number, default=0, help="seed (default 0)")
     synth.add_argument(
         "--balance",
         type=argtype(_balance),
@@ -78,7 +83,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     synth.add_argument(
         "--difficulty",
-        type=float,
+        type=number_type(float, 0, 1),
         default=DEFAULT_DIFFICULTY,
         help="0 (large, severe defects, faint artefacts) to 1 (small, mild defects, strong "
         f"artefacts and noise); default {DEFAULT_DIFFICULTY}",

@@ -13,6 +13,11 @@ from search.commands.options import (
     add_data_options,
     argtype,
     checked_dataset,
+    non_negative_int,
+    number_type,
+    positive_float,
+    positive_int,
+    seed_number,
     split_from_args,
 )
 from search.commands.preprocess import format_cleaning
@@ -54,9 +59,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _add_model_options(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--backbone", required=True, help="timm model name, e.g. resnet18")
-    model.add_argument("--width", type=int, default=256, help="head width (default 256)")
-    model.add_argument("--depth", type=int, default=1, help="hidden head layers (default 1)")
-    model.add_argument("--dropout", type=float, default=0.3, help="head dropout (default 0.3)")
+    model.add_argument("--width", type=positive_int, default=256, help="head width (default 256)")
+    model.add_argument(
+        "--depth", type=non_negative_int, default=1, help="hidden head layers (default 1)"
+    )
+    model.add_argument(
+        "--dropout",
+        type=number_type(float, 0, below=1),
+        default=0.3,
+        help="head dropout (default 0.3)",
+    )
     model.add_argument(
         "--pretrained",
         action="store_true",
@@ -66,25 +78,30 @@ def _add_model_options(model: argparse._ArgumentGroup) -> None:
 
 
 def _add_protocol_options(protocol: argparse._ArgumentGroup) -> None:
-    protocol.add_argument("--a", type=float, default=3.5, help="lr exponent: 10^-a (default 3.5)")
+    share = number_type(float, 0, 1)  # of the backbone's layers or parameters
     protocol.add_argument(
-        "--unfreeze", type=int, default=3, help="top layers to fine-tune (default 3)"
+        "--a", type=positive_float, default=3.5, help="lr exponent: 10^-a (default 3.5)"
+    )
+    protocol.add_argument(
+        "--unfreeze", type=non_negative_int, default=3, help="top layers to fine-tune (default 3)"
     )
     protocol.add_argument(
         "--max-layer-share",
-        type=float,
+        type=share,
         default=1 / 3,
         help="fine-tune at most this share of the backbone's layers (default 1/3, the seed)",
     )
     protocol.add_argument(
         "--max-param-share",
-        type=float,
+        type=share,
         default=1 / 3,
         help="... and at most this share of its parameters (default 1/3, the seed)",
     )
-    protocol.add_argument("--warmup-epochs", type=int, default=100, help="(default 100)")
-    protocol.add_argument("--finetune-epochs", type=int, default=30, help="(default 30)")
-    protocol.add_argument("--batch-size", type=int, default=32, help="(default 32)")
+    protocol.add_argument("--warmup-epochs", type=positive_int, default=100, help="(default 100)")
+    protocol.add_argument(
+        "--finetune-epochs", type=non_negative_int, default=30, help="(default 30)"
+    )
+    protocol.add_argument("--batch-size", type=positive_int, default=32, help="(default 32)")
     protocol.add_argument(
         "--augment",
         type=argtype(_augment),
@@ -93,7 +110,7 @@ def _add_protocol_options(protocol: argparse._ArgumentGroup) -> None:
     )
     protocol.add_argument(
         "--augment-copies",
-        type=int,
+        type=positive_int,
         default=8,
         help="with --augment and the feature cache: augmented copies per map whose frozen "
         "work is done once; every epoch draws one (default 8)",
@@ -113,9 +130,13 @@ def _add_protocol_options(protocol: argparse._ArgumentGroup) -> None:
         help="exact mode: run the whole model every batch instead of starting from the "
         "frozen part's cached output",
     )
-    protocol.add_argument("--fold", type=int, default=None, help="with --folds: which fold")
-    protocol.add_argument("--trial-seed", type=int, default=0, help="training seed (default 0)")
-    protocol.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    protocol.add_argument(
+        "--fold", type=non_negative_int, default=None, help="with --folds: which fold, from 0"
+    )
+    protocol.add_argument(
+        "--trial-seed", type=seed_number, default=0, help="training seed (default 0)"
+    )
+    protocol.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
 
 
 def _augment(text: str):

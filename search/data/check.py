@@ -18,7 +18,7 @@ import numpy as np
 from search.data.classes import TRIAD, ClassSet
 from search.data.dataset import Dataset, Patient, Record
 from search.data.disc import choose_disc
-from search.data.fingerprint import data_fingerprint
+from search.data.fingerprint import data_fingerprint, images_digest
 from search.data.folders import infer_class_set, read_class_folders
 from search.data.images import ImageInfo, ImageProblem, inspect_image
 from search.data.manifest import PATH_SUFFIX, POSITION_SUFFIX, read_manifest
@@ -169,7 +169,8 @@ def _dataset(path, class_set, needed, records, infos, layout, metadata_columns) 
     fingerprint = data_fingerprint(
         class_set.names, ((p.patient_id, p.label, shas(p)) for p in patients)
     )
-    return Dataset(path, class_set, tuple(needed), patients, metadata_columns, fingerprint)
+    digests = {p.patient_id: images_digest(shas(p)) for p in patients}
+    return Dataset(path, class_set, tuple(needed), patients, metadata_columns, fingerprint, digests)
 
 
 def _split_problems(

@@ -7,6 +7,7 @@ which may still be wrong; the check turns the good ones into `Patient`s of a `Da
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +71,8 @@ class Dataset:
         metadata_columns: extra manifest columns kept for subgroup analysis.
         fingerprint: SHA-256 over patient ids, labels and image bytes; it changes when
             any of them changes and not when rows are reordered or metadata edited.
+        image_digests: patient id -> SHA-256 over its images' SHA-256s (what
+            `search.data.changes` compares to say which patients' images changed).
     """
 
     source: Path
@@ -78,6 +81,7 @@ class Dataset:
     patients: tuple[Patient, ...]
     metadata_columns: tuple[str, ...]
     fingerprint: str
+    image_digests: Mapping[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.patients)

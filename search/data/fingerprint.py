@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 
-__all__ = ["data_fingerprint", "ids_fingerprint"]
+__all__ = ["data_fingerprint", "ids_fingerprint", "images_digest"]
 
 
 def data_fingerprint(
@@ -31,4 +31,10 @@ def data_fingerprint(
 def ids_fingerprint(patient_ids: Iterable[str]) -> str:
     """SHA-256 over a set of patient ids, whatever their order."""
     blob = "\n".join(sorted(patient_ids))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def images_digest(images: Mapping[str, str]) -> str:
+    """SHA-256 over one patient's view -> image SHA-256, whatever the views' order."""
+    blob = json.dumps(dict(sorted(images.items())), separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

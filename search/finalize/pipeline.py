@@ -95,7 +95,7 @@ def finalize_search(
     )
     space = replace(search_settings.space, backbones=backbones)
     search_settings = replace(search_settings, space=space)
-    dataset = check_search(search_settings)
+    dataset = check_search(search_settings, probe_storage=False)  # it writes elsewhere
     prepared = prepare_search(search_settings, dataset)
     check_same_data(prepared, search_row, search_settings)
     if not prepared.split.test:

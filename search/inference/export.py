@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -35,6 +36,8 @@ CONFIG_FILE = "config.json"
 CARD_FILE = "MODEL_CARD.md"
 FORMAT = "polarmap-model/2"
 READABLE = ("polarmap-model/1", FORMAT)  # /1: one model, no `members`
+# what to do about a damaged file
+_EXPORT_AGAIN = "copy the model folder again, or export it again with polarmap finalize"
 
 Classifier = PolarMapNet | ModelEnsemble
 
@@ -74,30 +77,30 @@ def load_model(folder: str | Path) -> tuple[Classifier, ExportedModel]:
 
     Raises:
         FileNotFoundError: the folder lacks its config or weights.
-        ValueError: the config is not a polarmap model's, or the weights do not fit it.
+        FinalizeError: the config or the weights cannot be read (cut short, overwritten,
+            not a polarmap model's), or the weights do not fit the config; it names the
+            file.
     """
     folder = Path(folder)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder}: no {name}; is this a model folder?")
-    record = json.loads((folder / CONFIG_FILE).read_text())
-    if record.get("format") not in READABLE:
-        raise FinalizeError(
-            f"{folder / CONFIG_FILE}: format {record.get('format')!r}, not one of "
-            f"{', '.join(READABLE)}"
-        )
-    record.pop("format")
-    exported = ExportedModel(**{**record, "class_names": tuple(record["class_names"])})
+    exported = _read_config(folder / CONFIG_FILE)
     config = exported.config
 
     def member() -> PolarMapNet:
         backbone = create_backbone(config.backbone, pretrained=False)  # the weights follow
         return PolarMapNet(backbone, len(config.views), len(exported.class_names), config.head)
 
-    model: Classifier = member()
-    if exported.members > 1:
-        model = ModelEnsemble([model] + [member() for _ in range(exported.members - 1)])
-    state = load_safetensors((folder / WEIGHTS_FILE).read_bytes())
+    try:
+        model: Classifier = member()
+        if exported.members > 1:
+            model = ModelEnsemble([model] + [member() for _ in range(exported.members - 1)])
+    except (KeyError, ValueError) as exc:  # an unknown backbone, no classes
+        raise FinalizeError(
+            f"{folder / CONFIG_FILE}: its model cannot be built ({exc}); {_EXPORT_AGAIN}"
+        ) from exc
+    state = _read_weights(folder / WEIGHTS_FILE)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -105,6 +108,55 @@ def load_model(folder: str | Path) -> tuple[Classifier, ExportedModel]:
             f"{folder / WEIGHTS_FILE}: weights do not fit the config: {exc}"
         ) from exc
     return model.eval(), exported
+
+
+def _read_config(path: Path) -> ExportedModel:
+    """What config.json says of the model; every problem a FinalizeError naming it."""
+    try:
+        record = json.loads(_read(path))
+    except ValueError as exc:  # JSON cut short or overwritten, or not UTF-8
+        raise FinalizeError(f"{path}: not valid JSON ({exc}); {_EXPORT_AGAIN}") from exc
+    if not isinstance(record, dict):
+        raise FinalizeError(
+            f"{path}: not a polarmap model's config (a JSON object with its format, "
+            f"trial, classes ...); {_EXPORT_AGAIN}"
+        )
+    if record.get("format") not in READABLE:
+        raise FinalizeError(
+            f"{path}: format {record.get('format')!r}, not one of {', '.join(READABLE)}"
+        )
+    record.pop("format")
+    try:
+        exported = ExportedModel(**{**record, "class_names": tuple(record["class_names"])})
+        _ = exported.config  # the trial's configuration must rebuild
+        if not isinstance(exported.members, int) or exported.members < 1:
+            raise ValueError(f"members {exported.members!r}, expected 1 or more")
+    except KeyError as exc:
+        raise FinalizeError(
+            f"{path}: not a polarmap model's config (no {exc}); {_EXPORT_AGAIN}"
+        ) from exc
+    except (TypeError, ValueError) as exc:
+        raise FinalizeError(
+            f"{path}: not a polarmap model's config ({exc}); {_EXPORT_AGAIN}"
+        ) from exc
+    return exported
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of model.safetensors; a file that is not one a FinalizeError naming it."""
+    try:
+        return load_safetensors(_read(path, binary=True))
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise FinalizeError(
+            f"{path}: not a readable safetensors file ({exc}); {_EXPORT_AGAIN}"
+        ) from exc
+
+
+def _read(path: Path, binary: bool = False):
+    try:
+        return path.read_bytes() if binary else path.read_text(encoding="utf-8")
+    except OSError as exc:  # no permission, a failing disk
+        raise FinalizeError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
 
 
 def predict_probabilities(model: Classifier, x: torch.Tensor, batch: int = 64) -> torch.Tensor:

@@ -27,6 +27,7 @@ __all__ = [
 
 ENSEMBLE_FILE = "ensemble.json"
 ENSEMBLE_FORMAT = "polarmap-weighted-ensemble/1"
+_EXPORT_AGAIN = "copy the finals folder again, or run polarmap finalize again"  # a damaged file
 
 
 @dataclass(frozen=True)
@@ -67,19 +68,30 @@ def load_weighted_ensemble(folder: str | Path) -> WeightedEnsemble:
     """
     folder = Path(folder)
     path = folder / ENSEMBLE_FILE
-    record = json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # cut short or overwritten, or not UTF-8
+        raise FinalizeError(f"{path}: not valid JSON ({exc}); {_EXPORT_AGAIN}") from exc
+    if not isinstance(record, dict):
+        raise FinalizeError(f"{path}: not an ensemble's file (a JSON object); {_EXPORT_AGAIN}")
     if record.get("format") != ENSEMBLE_FORMAT:
         raise FinalizeError(f"{path}: format {record.get('format')!r}, not {ENSEMBLE_FORMAT}")
-    class_names = tuple(record["class_names"])
-    entries = record.get("members") or []
+    try:
+        class_names = tuple(record["class_names"])
+        entries = record.get("members") or []
+        weights = [float(entry["weight"]) for entry in entries]
+        named = [str(entry["model"]) for entry in entries]
+    except KeyError as exc:
+        raise FinalizeError(f"{path}: not an ensemble's file (no {exc}); {_EXPORT_AGAIN}") from exc
+    except (TypeError, ValueError) as exc:
+        raise FinalizeError(f"{path}: not an ensemble's file ({exc}); {_EXPORT_AGAIN}") from exc
     if not entries:
         raise FinalizeError(f"{path}: members: none listed")
-    weights = [float(entry["weight"]) for entry in entries]
     if min(weights) <= 0 or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
         raise FinalizeError(f"{path}: members' weights {weights}: expected positive, summing to 1")
     members = []
-    for entry, weight in zip(entries, weights, strict=True):
-        member_folder = _member_folder(folder, entry["model"])
+    for member, weight in zip(named, weights, strict=True):
+        member_folder = _member_folder(folder, member)
         model, exported = load_model(member_folder)
         if tuple(exported.class_names) != class_names:
             raise FinalizeError(

@@ -11,6 +11,7 @@ from datetime import datetime
 from results.records import SearchStatus
 from results.rows import trial_rows
 from results.store import ResultStore
+from search.errors import DamagedTable
 from search.files import open_location
 from search.layout import StorageLayout
 from search.tuning.ray_folders import restart_counts, trial_folders, unfinished_trials
@@ -46,9 +47,18 @@ def ingest_experiment(
         )  # fmt: skip
         store.write_trial(rows)
         ended.append(rows.trial["ended"])
-    if not store.table("searches", search=name).num_rows:
+    if not _has_search_row(store, name):
         _restore_search_row(experiment, name, store, [e for e in ended if e is not None])
     return len(folders)
+
+
+def _has_search_row(store: ResultStore, name: str) -> bool:
+    """Whether the tables hold the search's row; a damaged file of it holds none, so the
+    row is restored over it (the repair `DamagedTable` names)."""
+    try:
+        return store.table("searches", search=name).num_rows > 0
+    except DamagedTable:
+        return False
 
 
 def _restore_search_row(experiment, name: str, store: ResultStore, ended: list) -> None:

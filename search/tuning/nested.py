@@ -58,7 +58,7 @@ def run_nested(
     store = ResultStore(settings.results)
     row = _nested_row(settings, first, store, resume)
     if not resume or load_search_row(settings.experiment) is None:
-        write_settings(settings, settings.experiment, row)
+        write_settings(settings, settings.experiment, row, dataset, new=not resume)
     store.write_search(row)
     jobs = []
     for outer in range(count):

@@ -27,7 +27,7 @@ from results.records import SearchStatus
 from results.store import ResultStore
 from search.data import Dataset
 from search.tuning.prepare import prepare_search
-from search.tuning.runner import RAY_DEFAULTS, CtrlC, run_search, start_ray
+from search.tuning.runner import RAY_DEFAULTS, StopSignals, run_search, start_ray
 from search.tuning.settings import SearchSettings
 
 __all__ = ["NOT_STARTED", "OuterJob", "run_outer_searches"]
@@ -98,13 +98,13 @@ class _Driver:
 
     def run(self) -> dict[int, str]:
         stopping = False
-        with CtrlC() as stop:  # noted here, acted on in the loop; a second one: at once
+        with StopSignals() as stop:  # noted here, acted on in the loop; a second one: at once
             shown = time.monotonic()
             while self.waiting or self.running:
-                if stop.pressed and not stopping:
+                if stop.received and not stopping:
                     self._stop_all()
                     stopping = True
-                while self.waiting and len(self.running) < self.parallel and not stop.pressed:
+                while self.waiting and len(self.running) < self.parallel and not stop.received:
                     self._start(self.waiting.pop(0))
                 if not self.running:
                     break

@@ -20,7 +20,7 @@ from search.data import (
 from search.data.map_cache import MapCache
 from search.data.normalize import backbone_input
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
-from search.tuning.settings import SearchSettings, settings_problems
+from search.tuning.settings import SearchSettings, settings_problems, storage_problems
 from spaces import SearchSpace
 from trainables.data import SearchData
 
@@ -55,15 +55,23 @@ class PreparedSearch:
     max_unfreeze: dict[str, int]  # backbone -> the largest k the one-third rule allows
 
 
-def check_search(settings: SearchSettings) -> Dataset:
+def check_search(settings: SearchSettings, probe_storage: bool = True) -> Dataset:
     """The checked data set.
 
     The data check's warnings (a leak across splits, say) are logged.
 
+    Args:
+        settings: the search's.
+        probe_storage: also check that the storage takes files (`storage_problems`);
+            False for a caller that writes elsewhere, as finalize does.
+
     Raises:
-        SearchProblems: every problem with the settings and the data, all at once.
+        SearchProblems: every problem with the settings, the storage and the data, all at
+            once.
     """
     problems = settings_problems(settings)
+    if probe_storage:
+        problems += storage_problems(settings)
     space = settings.space
     try:
         class_set = parse_class_set(space.classes)

@@ -7,10 +7,14 @@ The one module that knows Ray 2.60's layout, local or on object storage:
                                      its run metadata, each a JSON string
       search_gen_state-<time>.json   the search algorithm's trial counter (pickled)
       searcher-state-<time>.pkl      our searcher's studies (`PairSearcher.save`)
+      polarmap-searcher-<time>.pkl   our own copy of them and of the counter's last
+                                     state, with a checksum (`PairSearcher.save`)
       <trainable>_<trial id>_.../    one folder per trial
         params.json                  the trial's config
         result.json                  its reports, one JSON object per line
         error.txt                    the traceback, when it failed
+
+<time> is the session's start (each resume is a new session): names sort by time.
 """
 
 from __future__ import annotations
@@ -28,13 +32,22 @@ from trainables.report_log import REPORTS_FILE
 
 log = logging.getLogger(__name__)
 
+GENERATOR_STATE = "search_gen_state-"  # Ray's search algorithm: its trial counter
+SEARCHER_STATE = "searcher-state-"  # PairSearcher.save, through Ray
+SEARCHER_COPY = "polarmap-searcher-"  # PairSearcher.save's own copy, checked by its digest
+
 __all__ = [
+    "GENERATOR_STATE",
+    "SEARCHER_COPY",
+    "SEARCHER_STATE",
     "TrialFolder",
     "checkpoint_records",
     "error_message",
     "mark_trials_ended",
     "newest_file",
     "restart_counts",
+    "saved_files",
+    "session_of",
     "trial_folders",
     "trial_records",
     "trials_per_pair",
@@ -171,13 +184,23 @@ def trials_per_pair(experiment: str | os.PathLike[str]) -> dict[str, set[str]] |
 def newest_file(experiment: str | os.PathLike[str], prefix: str) -> str | None:
     """The path (in `open_location`'s file system) of the newest of the experiment's
     files whose name starts with `prefix`: Ray names them by the session's start."""
+    names = saved_files(experiment, prefix)
+    return names[0] if names else None
+
+
+def saved_files(experiment: str | os.PathLike[str], prefix: str) -> list[str]:
+    """The paths (in `open_location`'s file system) of the experiment's files whose name
+    starts with `prefix`, newest first."""
     fs, root = open_location(experiment)
-    names = sorted(
-        info.path
-        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-        if info.base_name.startswith(prefix)
-    )
-    return names[-1] if names else None
+    listed = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    return sorted((info.path for info in listed if info.base_name.startswith(prefix)), reverse=True)
+
+
+def session_of(path: str, prefix: str) -> str:
+    """The session a saved file belongs to: its name less `prefix` and its extension
+    ("searcher-state-2026-01-01_00-00-00.pkl" -> "2026-01-01_00-00-00")."""
+    name = path.rsplit("/", 1)[-1]
+    return name.removeprefix(prefix).rsplit(".", 1)[0]
 
 
 def mark_trials_ended(experiment: str | os.PathLike[str], ended: dict[str, str]) -> None:

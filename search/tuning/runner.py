@@ -22,6 +22,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from results.records import SearchStatus
 from results.store import ResultStore
+from search.errors import Terminated
 from search.layout import frozen_store_dir
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
@@ -38,12 +39,13 @@ from trainables.tune import polarmap_trainable
 __all__ = [
     "METRIC",
     "RAY_DEFAULTS",
-    "CtrlC",
     "SearchRun",
+    "StopSignals",
     "final_status",
     "run_search",
     "search_record",
     "start_ray",
+    "term_grace_s",
     "trainable_name",
 ]
 
@@ -68,6 +70,7 @@ class SearchRun:
 
     results: tune.ResultGrid
     status: SearchStatus
+    stopped_by: str | None = None  # the signal that stopped it: SIGINT, SIGTERM
 
     @property
     def interrupted(self) -> bool:
@@ -104,11 +107,16 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
         )
     _fill_brackets_up_front(settings)
     store = ResultStore(settings.results)
-    if resume and clear_unsaved_start(settings, store):
+    anew = resume and clear_unsaved_start(settings, store)
+    if anew:
         log.warning("note: the search was stopped before Ray saved its state; it starts anew")
-        resume = False
-    search_row = _starting_search_row(settings, prepared, store, resume)
+    search_row = _starting_search_row(settings, prepared, store, keep_started=resume)
+    if anew or not resume:  # a new search's record claims its name before its row
+        write_settings(settings, settings.experiment, search_row, prepared.dataset, new=not anew)
+    resume = resume and not anew
+    store.write_search(search_row)
     progress = SearchProgress(settings, quiet=quiet)
+    callbacks = [progress, ResultsRecorder(settings.results, settings.name)]
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, data=prepared.data, frozen_store=str(frozen_store_dir())),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
@@ -117,24 +125,33 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
     if resume:
         mend_saved_state(settings, store)
         tuner = tune.Tuner.restore(settings.experiment, trainable=wrapped, resume_unfinished=True)
+        _use_callbacks(tuner, callbacks)
     else:
-        write_settings(settings, settings.experiment, search_row)
-        tuner = _new_tuner(
-            settings,
-            prepared,
-            wrapped,
-            [progress, ResultsRecorder(settings.results, settings.name)],
-        )
+        tuner = _new_tuner(settings, prepared, wrapped, callbacks)
     try:
-        with CtrlC(then=_graceful_tune_stop) as ctrl_c:
+        with StopSignals(then=_graceful_tune_stop) as stop:
             results = tuner.fit()
     except BaseException:  # the tables say the search did not finish; resume can go on
         search_row.update(ended=datetime.now(UTC), status=SearchStatus.INTERRUPTED)
         store.write_search(search_row)
         raise
     progress.finish()
-    status = _record_the_end(settings, results, store, search_row, ctrl_c.pressed)
-    return SearchRun(results, status)
+    status = _record_the_end(settings, results, store, search_row, stop.received is not None)
+    return SearchRun(results, status, stop.received)
+
+
+def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:
+    """Give a restored Tuner this run's callbacks instead of those Ray pickled when the
+    search started: theirs hold the storage of that time, and a search moved or copied
+    elsewhere would go on writing its trials into the old location's tables."""
+    local = getattr(tuner, "_local_tuner", None)
+    if local is not None:
+        local.get_run_config().callbacks = callbacks
+        return
+    remote = tuner._remote_tuner  # Ray Client: the Tuner lives on the cluster
+    run_config = ray.get(remote.get_run_config.remote())
+    run_config.callbacks = callbacks
+    ray.get(remote.set_run_config_and_remote_string_queue.remote(run_config, None))
 
 
 def _fill_brackets_up_front(settings: SearchSettings) -> None:
@@ -151,14 +168,13 @@ def _fill_brackets_up_front(settings: SearchSettings) -> None:
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending)
 
 
-def _starting_search_row(settings, prepared, store: ResultStore, resume: bool) -> dict[str, Any]:
-    """The searches row as the search (re)starts, written at once; a resumed search keeps
-    its first start."""
+def _starting_search_row(settings, prepared, store: ResultStore, keep_started: bool):
+    """The searches row as the search (re)starts; a resumed search keeps its first start
+    (also one that starts anew, as nothing of its first start was saved)."""
     search_row = search_record(settings, prepared)
-    if resume:
+    if keep_started:
         for before in store.table("searches", search=settings.name).to_pylist():
             search_row["started"] = before["started"]
-    store.write_search(search_row)
     return search_row
 
 
@@ -208,44 +224,76 @@ def trainable_name(settings: SearchSettings, trainable: Any = polarmap_trainable
     return f"{trainable.__name__}-{settings.name}"
 
 
-class CtrlC:
-    """Ctrl-C while a block runs, noted in `pressed`, then handed to `then` (the search
+STOP_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+TERM_GRACE_S = 20.0  # Slurm and Kubernetes send SIGKILL 30 s after SIGTERM by default
+
+
+def term_grace_s() -> float:
+    """How long a graceful stop after SIGTERM may take before the search stops at once:
+    $POLARMAP_TERM_GRACE seconds, else `TERM_GRACE_S`."""
+    try:
+        return float(os.environ.get("POLARMAP_TERM_GRACE", TERM_GRACE_S))
+    except ValueError:
+        return TERM_GRACE_S
+
+
+class StopSignals:
+    """Ctrl-C (SIGINT) or SIGTERM (preemption, scancel, kubectl delete) while a block
+    runs, noted in `received` ("SIGINT" / "SIGTERM", and in `StopSignals.last` for the
+    command that ran it), then handed to `then` (the search
     passes Ray Tune its own graceful stop: SIGUSR1, on which Tune saves the experiment
     state once more and returns as if done, so the note is how the search knows it was
-    interrupted). A second Ctrl-C stops at once. Only the main thread can catch it."""
+    interrupted). A second signal stops at once (KeyboardInterrupt; `Terminated` for
+    SIGTERM), and so does a graceful stop after SIGTERM that takes longer than
+    `term_grace_s()`. Only the main thread can catch signals."""
+
+    last: str | None = None  # the signal that stopped the latest block, in this process
 
     def __init__(self, then: Callable[[], None] | None = None):
         self.then = then
 
-    def __enter__(self) -> CtrlC:
-        self.pressed = False
-        self._before = None
+    def __enter__(self) -> StopSignals:
+        self.received: str | None = None
+        self._before: dict[int, Any] = {}
+        self._timer: threading.Timer | None = None
         if threading.current_thread() is threading.main_thread():
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ray leaves SIGINT to us
-            self._before = signal.signal(signal.SIGINT, self._stop)
+            for number in STOP_SIGNALS:
+                self._before[number] = signal.signal(number, self._stop)
         return self
 
     def _stop(self, signum, frame) -> None:
-        self.pressed = True
-        signal.signal(signal.SIGINT, self._before)
+        if self.received is not None:  # the second: at once
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        self.received = StopSignals.last = STOP_SIGNALS[signum]
+        if signum == signal.SIGTERM:
+            self._timer = threading.Timer(term_grace_s(), self._grace_over)
+            self._timer.daemon = True
+            self._timer.start()
         if self.then is not None:
             self.then()
 
+    def _grace_over(self) -> None:
+        log.warning("the search did not stop within %g s of SIGTERM; stopping now", term_grace_s())
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+
     def __exit__(self, *exc) -> None:
-        if self._before is not None:
-            signal.signal(signal.SIGINT, self._before)
+        if self._timer is not None:
+            self._timer.cancel()
+        for number, before in self._before.items():
+            signal.signal(number, before)
 
 
 def _graceful_tune_stop() -> None:
     os.kill(os.getpid(), signal.SIGUSR1)
 
 
-def _record_the_end(settings, results, store: ResultStore, search_row: dict, ctrl_c: bool):
+def _record_the_end(settings, results, store: ResultStore, search_row: dict, signalled: bool):
     """The searches row's end and status, returned; the resume command when it was
     interrupted."""
     now = datetime.now(UTC)
     spent = (now - search_row["started"]).total_seconds()
-    status = final_status(results, settings.trials, spent, settings.time_budget_s, ctrl_c)
+    status = final_status(results, settings.trials, spent, settings.time_budget_s, signalled)
     if status == SearchStatus.INTERRUPTED:
         log.warning("interrupted; go on with: polarmap search resume %s", settings.experiment)
     else:  # every trial that reported has ended: each should have its rows

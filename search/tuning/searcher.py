@@ -4,10 +4,19 @@ Each pair's sampler (TPE, or random) learns only from that pair's trials, as its
 Hyperband judges only them. Trials the scheduler stopped early are told to Optuna as
 pruned, with their last score at the epoch they reached, not as complete: Ray's own
 OptunaSearch reports them complete with a short-run score, which misleads TPE.
+
+Ray saves the searcher's state into its staging folder and copies that folder to the
+experiment folder on the storage, writing each file in place: a driver killed meanwhile
+can leave the file there cut short, and the search could not be resumed. So each save
+also leaves our own copy beside Ray's file, which the same copying brings to the storage:
+the state and the trial counter's last state (Ray writes the counter's file after this
+save), behind a SHA-256 digest that tells a whole copy from a torn one (see
+`search.tuning.resume`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +25,13 @@ from typing import Any
 import optuna
 from ray.tune.search import Searcher
 
+from search.files import write_atomic
+from search.tuning.ray_folders import GENERATOR_STATE, SEARCHER_COPY, SEARCHER_STATE
 from trainables.config import PAIR_KEY
 
-__all__ = ["PairSearcher"]
+__all__ = ["PairSearcher", "read_copy"]
+
+_SEAL = b"polarmap-searcher-copy sha256="  # then the payload's hex digest, a newline, it
 
 Suggest = Callable[[optuna.trial.Trial, str, str], dict[str, Any]]
 
@@ -115,15 +128,54 @@ class PairSearcher(Searcher):
             changed = True
         return changed
 
+    @staticmethod
+    def rebuilt_state(pairs: list[str], made: dict[str, set[str]], samples: int) -> dict:
+        """A state for a search whose saved ones are all lost, from the trials Ray saved,
+        `made` (pair -> trial ids): each pair's remaining count, nothing open. It holds
+        no studies: the searcher restoring it keeps its own, fresh ones, their samplers
+        reseeded so that they do not draw the first trials' configs again; they learn
+        from the trials that end from then on."""
+        remaining = {pair: max(samples - len(made.get(pair, ())), 0) for pair in pairs}
+        return {"remaining": remaining, "_live": {}, "_last": {}, "_turn": 0}
+
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # set in the constructor, per pair
 
     def save(self, checkpoint_path: str) -> None:
-        state = {k: v for k, v in self.__dict__.items() if k != "_suggest"}
-        Path(checkpoint_path).write_bytes(pickle.dumps(state))
+        """Save the state at `checkpoint_path` (Ray's temporary name for
+        searcher-state-SESSION.pkl) and our copy beside it, polarmap-searcher-SESSION.pkl."""
+        state = pickle.dumps({k: v for k, v in self.__dict__.items() if k != "_suggest"})
+        path = Path(checkpoint_path)
+        path.write_bytes(state)
+        # the counter's file of Ray's last save (or of the session before, copied down
+        # on a resume): this save's comes after this call, and only its count changes
+        counters = sorted(path.parent.glob(f"{GENERATOR_STATE}*"))
+        generator = counters[-1].read_bytes() if counters else None
+        session = path.stem.partition(SEARCHER_STATE)[2] or path.stem
+        copy = pickle.dumps({"searcher": state, "generator": generator})
+        write_atomic(path.with_name(f"{SEARCHER_COPY}{session}.pkl"), _sealed(copy))
 
     def restore(self, checkpoint_path: str) -> None:
-        self.__dict__.update(pickle.loads(Path(checkpoint_path).read_bytes()))
+        state = pickle.loads(Path(checkpoint_path).read_bytes())
+        if "studies" not in state:  # rebuilt (`rebuilt_state`): fresh studies, new draws
+            for study in self.studies.values():
+                study.sampler.reseed_rng()
+        self.__dict__.update(state)
+
+
+def read_copy(data: bytes) -> tuple[bytes, bytes | None] | None:
+    """What a copy `save` left holds: the searcher's pickled state and the trial
+    counter's (None when there was none yet); None when the copy is cut short or
+    otherwise damaged (its digest does not hold)."""
+    head, newline, payload = data.partition(b"\n")
+    if not newline or head != _SEAL + hashlib.sha256(payload).hexdigest().encode():
+        return None
+    copy = pickle.loads(payload)
+    return copy["searcher"], copy["generator"]
+
+
+def _sealed(payload: bytes) -> bytes:
+    return _SEAL + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
 
 
 def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

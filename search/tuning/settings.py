@@ -10,6 +10,7 @@ from pathlib import Path
 
 from results.records import SearchStatus
 from search.data import SplitSpec, parse_mode
+from search.files import check_writable
 from search.layout import StorageLayout
 from spaces import SearchSpace
 
@@ -24,6 +25,7 @@ __all__ = [
     "pair_brackets",
     "pair_key",
     "settings_problems",
+    "storage_problems",
 ]
 
 
@@ -285,6 +287,14 @@ def settings_problems(settings: SearchSettings, local_gpus: int | None = None) -
             except WeightsNotFound as exc:
                 problems.append(str(exc))
     return problems
+
+
+def storage_problems(settings: SearchSettings) -> list[str]:
+    """The storage cannot take the search's files (a file, a folder it may not write, a
+    bucket out of reach): found by a probe before any compute, not by Ray after the
+    cleaning (`search.files.check_writable`)."""
+    problem = check_writable(settings.storage)
+    return [] if problem is None else [f"storage {settings.storage}: {problem}"]
 
 
 def _local_gpus() -> int:

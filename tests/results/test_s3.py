@@ -8,6 +8,7 @@ import json
 
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pytest
 
 from results import leaderboard, load_epochs, load_trials, search_summaries
 from results.rows import trial_rows
@@ -52,3 +53,17 @@ def test_a_search_folder_on_s3_is_ingested_beside_it(s3_storage, config, make_re
     assert ingest_experiment(located(s3_storage, "s9")) == 1
     trials = load_trials(located(s3_storage, "results"), "s9")
     assert list(trials["trial_id"]) == ["t5"] and trials.loc[0, "status"] == "completed"
+
+
+def test_a_damaged_object_is_named_by_its_uri_with_the_repair(s3_storage, config, make_records):
+    from search.errors import DamagedTable
+
+    results = located(s3_storage, "results")
+    ResultStore(results).write_trial(trial_rows("s1", "t1", config, make_records(3)))
+    fs, root = pafs.FileSystem.from_uri(results)
+    with fs.open_output_stream(f"{root}/trials/search=s1/trial-t1.parquet") as out:
+        out.write(b"PAR1, cut off by a failed upload")
+    with pytest.raises(DamagedTable) as caught:
+        load_trials(results, "s1")
+    assert caught.value.files == ("s3://runs/searches/results/trials/search=s1/trial-t1.parquet",)
+    assert f"polarmap results ingest {located(s3_storage, 's1')}" in str(caught.value)

@@ -205,3 +205,98 @@ def test_synth_writes_a_set_the_default_split_cannot_fill_and_says_so(tmp_path, 
     assert "class 'Infarction' has 2 patients" in printed
     assert main(["data", "check", str(out / "manifest.csv")]) == 1  # as it said
     assert "class 'Infarction' has 2 patients" in capsys.readouterr().out
+
+
+RUN = ["search", "run", "--data", "nowhere.csv", "--space", "tiny"]
+TRAIN = ["train", "--data", "nowhere.csv", "--backbone", "test_resnet"]
+AT_LEAST_1, AT_LEAST_0 = "an integer of at least 1", "an integer of at least 0"
+SEED = "an integer from 0 to 2147483647"
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value", "expected"),
+    [
+        (RUN, "--threads", "0", AT_LEAST_1),
+        (RUN, "--threads", "two", "expected an integer, got 'two'"),
+        (RUN, "--cpus-per-trial", "0", "a number more than 0"),
+        (RUN, "--cpus-per-trial", "nan", "a number more than 0"),
+        (RUN, "--gpus-per-trial", "-1", "0 or more GPUs"),
+        (RUN, "--gpus-per-trial", "1.5", "a whole number above 1"),
+        (RUN, "--max-concurrent", "0", AT_LEAST_1),
+        (RUN, "--max-failures", "-1", AT_LEAST_0),
+        (RUN, "--samples", "0", AT_LEAST_1),
+        (RUN, "--warmup-epochs", "0", AT_LEAST_1),
+        (RUN, "--finetune-epochs", "-1", AT_LEAST_0),
+        (RUN, "--reduction-factor", "1", "an integer of at least 2"),
+        (RUN, "--seed", "-1", SEED),
+        (RUN, "--repeats", "0", AT_LEAST_1),
+        (RUN, "--outer-parallel", "0", AT_LEAST_1),
+        (RUN, "--time-budget", "0", "a duration more than 0"),
+        (["search", "resume", "runs/x"], "--outer-parallel", "0", AT_LEAST_1),
+        (["finalize", "results"], "--threads", "0", AT_LEAST_1),
+        (["finalize", "results"], "--seeds", "0", AT_LEAST_1),
+        (["finalize", "results"], "--top", "0", AT_LEAST_1),
+        (["finalize", "results"], "--bootstrap", "0", AT_LEAST_1),
+        (["predict", "model", "m.csv"], "--workers", "0", AT_LEAST_1),
+        (["predict", "model", "m.csv"], "--min-size", "0", AT_LEAST_1),
+        (["evaluate", "model", "m.csv"], "--bootstrap", "-1", AT_LEAST_0),
+        (["evaluate", "model", "m.csv"], "--seed", "-1", SEED),
+        (["data", "check", "m.csv"], "--min-size", "-5", AT_LEAST_1),
+        (["data", "split", "m.csv"], "--seed", "2147483648", SEED),
+        (["data", "preprocess", "m.csv"], "--size", "8", "an integer from 16 to 2048"),
+        (["data", "preprocess", "m.csv"], "--workers", "0", AT_LEAST_1),
+        (["data", "preview", "m.csv", "--out", "p.png"], "--patients", "0", AT_LEAST_1),
+        (["data", "synth", "out"], "--patients", "0", AT_LEAST_1),
+        (["data", "synth", "out"], "--seed", "-1", SEED),
+        (["data", "synth", "out"], "--difficulty", "2", "a number from 0 to 1"),
+        (["data", "synth", "out"], "--canvas", "0x100", "WIDTHxHEIGHT"),
+        (["demo"], "--patients", "0", AT_LEAST_1),
+        (["demo"], "--samples", "0", AT_LEAST_1),
+        (["demo"], "--seeds", "0", AT_LEAST_1),
+        (["demo"], "--folds", "1", "at least 2"),
+        (["demo"], "--seed", "-1", SEED),
+        (["results", "curves", "results"], "--top", "0", AT_LEAST_1),
+        (TRAIN, "--threads", "0", AT_LEAST_1),
+        (TRAIN, "--width", "0", AT_LEAST_1),
+        (TRAIN, "--depth", "-1", AT_LEAST_0),
+        (TRAIN, "--dropout", "1", "a number from 0 up to (not including) 1"),
+        (TRAIN, "--a", "0", "a number more than 0"),
+        (TRAIN, "--unfreeze", "-1", AT_LEAST_0),
+        (TRAIN, "--max-layer-share", "1.5", "a number from 0 to 1"),
+        (TRAIN, "--max-param-share", "-0.1", "a number from 0 to 1"),
+        (TRAIN, "--warmup-epochs", "0", AT_LEAST_1),
+        (TRAIN, "--finetune-epochs", "-1", AT_LEAST_0),
+        (TRAIN, "--batch-size", "0", AT_LEAST_1),
+        (TRAIN, "--augment-copies", "0", AT_LEAST_1),
+        (TRAIN, "--fold", "-1", AT_LEAST_0),
+        (TRAIN, "--trial-seed", "-1", SEED),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]),
+)
+def test_numbers_out_of_range_are_usage_errors_naming_the_option(
+    command, option, value, expected, capsys
+):
+    """Refused while the command line is read, before any file is read or anything runs:
+    exit status 2, argparse's usage, the option and the range it takes; no traceback."""
+    with pytest.raises(SystemExit) as exited:
+        main([*command, option, value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: polarmap" in err and "Traceback" not in err
+    assert f"argument {option}: " in err and expected in err, err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [*RUN, "--gpus-per-trial", "0.25", "--cpus-per-trial", "0.5", "--max-failures", "0"],
+        [*RUN, "--gpus-per-trial", "2", "--finetune-epochs", "0", "--reduction-factor", "2"],
+        [*RUN, "--gpus-per-trial", "0", "--seed", "2147483647", "--time-budget", "90m"],
+        ["evaluate", "model", "m.csv", "--bootstrap", "0", "--seed", "0"],
+        [*TRAIN, "--dropout", "0", "--depth", "0", "--unfreeze", "0", "--max-layer-share", "1"],
+        ["data", "synth", "out", "--difficulty", "0", "--canvas", "410x267"],
+    ],
+)
+def test_numbers_at_the_ends_of_their_ranges_are_taken(command):
+    args = build_parser().parse_args(command)
+    assert args.func is not None

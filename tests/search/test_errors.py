@@ -30,7 +30,9 @@ for package in ("search", "trainables", "spaces", "results"):
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseException) and cls.__module__ == info.name:
-                found.append([cls.__qualname__, issubclass(cls, PolarmapError),
+                # a stop the user asked for (SIGTERM) is a KeyboardInterrupt, as Ctrl-C's
+                user = issubclass(cls, (PolarmapError, KeyboardInterrupt))
+                found.append([cls.__qualname__, user,
                               issubclass(cls, InternalError)])
 print(json.dumps(found))
 """

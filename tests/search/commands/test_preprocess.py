@@ -39,7 +39,7 @@ def test_preprocess_does_not_need_a_splittable_data_set(edit_manifest, tmp_path)
         (["--crop", "rest=0,0,90"], "expected four whole pixel numbers LEFT,TOP,RIGHT,BOTTOM"),
         (["--crop", "0,0,90,90"], "expected VIEW=LEFT,TOP,RIGHT,BOTTOM"),
         (["--backbone", "no_such_net"], "unknown timm backbone 'no_such_net'"),
-        (["--size", "8"], "--size 8: expected 16 to 2048 pixels"),
+        (["--size", "8"], "argument --size: expected an integer from 16 to 2048, got 8"),
         (["--size", "64", "--backbone", "resnet18"], "not allowed with argument"),
     ],
 )

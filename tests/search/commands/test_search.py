@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,19 +56,18 @@ def test_bad_arguments_fail_before_ray_starts_listing_every_problem(manifest, tm
     args = [
         "search", "run", "--data", str(manifest), "--space", "tiny",
         "--backbones", "test_resnet,no_such_net", "--modes", "stress,sideways",
-        "--samples", "0", "--reduction-factor", "1", "--cpus-per-trial", "999",
-        "--storage", str(tmp_path / "runs"),
+        "--outer-parallel", "2", "--cpus-per-trial", "999", "--storage", str(tmp_path / "runs"),
     ]  # fmt: skip
     with pytest.raises(SystemExit) as exited:
         main(args)
     assert exited.value.code == 2
     err = capsys.readouterr().err
     for expected in (
-        "no_such_net", "needs view 'sideways'", "samples", "reduction factor",
+        "no_such_net", "needs view 'sideways'", "outer parallel: only a nested run",
         "cpus per trial 999",
     ):  # fmt: skip
         assert expected in err, expected
-    assert "5 problem(s)" in err
+    assert "4 problem(s)" in err
     assert not ray.is_initialized()
     assert not (tmp_path / "runs").exists()
 
@@ -146,20 +146,32 @@ def test_a_search_runs_end_to_end_and_prints_its_leaderboard(finished_search):
     assert record["provenance"]["libraries"]["ray"]
 
 
+def files_and_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 @pytest.mark.slow
 @pytest.mark.alone  # kills at a chosen moment, within a deadline
-def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp_path):
-    storage, name = tmp_path / "runs", "killed"
-    experiment = storage / name
+def test_a_killed_search_moved_elsewhere_resumes_there_every_trial_exactly_once(
+    manifest, tmp_path, monkeypatch
+):
+    """Killed, its storage moved to another place, resumed from a third working
+    directory by a relative path: the search goes on where it is now, and writes nothing
+    where it was (Ray pickles the storage it started in)."""
+    started_in, name = tmp_path / "started", "killed"
+    started_in.mkdir()
+    monkeypatch.chdir(started_in)  # relative --data and --storage, as users type them
+    data = os.path.relpath(manifest, started_in)
     command = [
-        sys.executable, "-m", "search", "search", "run", "--data", str(manifest), *SMALL,
+        sys.executable, "-m", "search", "search", "run", "--data", data, *SMALL,
         "--modes", "stress", "--samples", "6", "--warmup-epochs", "3", "--finetune-epochs",
-        "6", "--storage", str(storage), "--name", name,
+        "6", "--storage", "runs", "--name", name,
     ]  # fmt: skip
     driver = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    store = ResultStore(storage / "results")
+    experiment = started_in / "runs" / name
+    store = ResultStore(started_in / "runs" / "results")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # kill it once a trial has landed in the tables
         if (experiment / "polarmap-search.json").exists() and store.table(
@@ -174,7 +186,17 @@ def test_a_killed_search_resumes_and_ends_every_trial_exactly_once(manifest, tmp
     finished_before = {t for t in before if t.split("_")[2] in kept}
     assert kept and len(finished_before) == len(kept) < 6  # finished trials were kept
 
-    assert main(["search", "resume", str(experiment), "--quiet"]) == 0
+    moved = tmp_path / "elsewhere" / "runs"  # the storage moved, the old place kept aside
+    shutil.copytree(started_in / "runs", moved, symlinks=True)
+    old_place = started_in.rename(tmp_path / "old-place")
+    untouched = files_and_bytes(old_place)
+    third = tmp_path / "third"
+    third.mkdir()
+    monkeypatch.chdir(third)
+    assert main(["search", "resume", os.path.relpath(moved / name), "--quiet"]) == 0
+    assert not started_in.exists() and files_and_bytes(old_place) == untouched
+    experiment, store = moved / name, ResultStore(moved / "results")
+    assert store.table("searches", search=name).to_pylist()[0]["status"] == "completed"
     after = trial_epochs(experiment)
     assert len(after) == 6  # every trial, none lost, none added
     assert store.table("trials", search=name).num_rows == 6  # one row each, never two
@@ -227,3 +249,71 @@ def test_search_run_shows_the_data_checks_warnings(edit_manifest, tmp_path, caps
     assert main([*args, "--storage", str(tmp_path / "runs"), "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert "warning: data: " in err and "row 13: the 'stress' image is byte-identical" in err
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "refused"])
+def test_a_storage_that_cannot_be_written_is_refused_before_any_compute(
+    manifest, tmp_path, monkeypatch, capsys, where
+):
+    """Found by a probe before the cleaning and Ray's start, listed as a usage error; not
+    by Ray, after the cleaning, as a traceback with status 1. (Read-only folders do not
+    stop root, which the tests may run as: a refused write is simulated.)"""
+    import ray
+
+    from search import files
+    from search.commands import search as search_command
+
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    storage = {"a file": taken, "under a file": taken / "runs", "refused": tmp_path / "ro"}[where]
+    expected = {
+        "a file": f"storage {taken}: is a file, not a folder",
+        "under a file": f"storage {storage}: cannot make the folder: {taken} is a file",
+        "refused": f"storage {storage}: cannot write there (Permission denied)",
+    }[where]
+    if where == "refused":
+
+        def refuse(path, data):
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(files, "write_atomic", refuse)
+
+    def cleaned(*args, **kwargs):
+        raise AssertionError("the maps were cleaned before the storage was checked")
+
+    monkeypatch.setattr(search_command, "prepare_search", cleaned)
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--storage", str(storage)]
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "usage:" in err and "Traceback" not in err
+    assert not ray.is_initialized()
+    assert not (tmp_path / "ro").exists()
+
+
+def test_sigterm_outside_ray_exits_143(manifest, tmp_path, monkeypatch, capsys):
+    from search.commands import search as search_command
+
+    def preempted(*args, **kwargs):  # while cleaning maps
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM did not stop the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(search_command, "prepare_search", preempted)
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--storage", str(tmp_path)]
+    assert main(args) == 143
+    assert "terminated (SIGTERM)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # the command's handler is gone
+
+
+def test_a_search_stopped_by_sigterm_exits_143(manifest, tmp_path, monkeypatch):
+    from search.tuning import runner
+
+    def preempted(*args, **kwargs):
+        return runner.SearchRun(None, "interrupted", "SIGTERM")
+
+    monkeypatch.setattr(runner, "run_search", preempted)
+    args = ["search", "run", "--data", str(manifest), *SMALL, "--storage", str(tmp_path)]
+    assert main(args) == 143

@@ -150,9 +150,9 @@ def test_the_same_seeds_give_the_same_history(manifest, cache, tmp_path, monkeyp
         (["--selection", "auc"], "selection metric 'auc': expected one of balanced_accuracy"),
         (["--folds", "3"], "--folds needs --fold N to say which fold validates"),
         (["--folds", "3", "--fold", "3"], "--fold 3: expected 0 to 2 with --folds"),
-        (["--threads", "0"], "threads must be at least 1, got 0"),
-        (["--warmup-epochs", "0"], "warm-up epochs >= 1"),
-        (["--dropout", "1.5"], "dropouts in [0, 1)"),
+        (["--threads", "0"], "argument --threads: expected an integer of at least 1, got 0"),
+        (["--warmup-epochs", "0"], "--warmup-epochs: expected an integer of at least 1, got 0"),
+        (["--dropout", "1.5"], "--dropout: expected a number from 0 up to (not including) 1"),
     ],
 )
 def test_usage_errors_exit_2_before_anything_runs(manifest, tmp_path, capsys, options, message):

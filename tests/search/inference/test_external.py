@@ -273,3 +273,53 @@ def test_a_folder_that_is_not_a_model_is_a_usage_error(manifest, tmp_path, capsy
         main(["predict", str(tmp_path), str(manifest)])
     assert exited.value.code == 2
     assert "no config.json; is this a model folder?" in capsys.readouterr().err
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(b"\x93NUMPY not a safetensors file" * 4)
+
+
+def _cut_short(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 9 // 10])  # a copy or a write cut off
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "expected"),
+    [
+        ("model.safetensors", _cut_short, "not a readable safetensors file"),
+        ("model.safetensors", _garbage, "not a readable safetensors file"),
+        ("config.json", lambda path: path.write_text('{"format": "polarmap-model/2", "tri'),
+         "not valid JSON"),
+        ("config.json", lambda path: path.write_text('["polarmap-model/2"]'),
+         "not a polarmap model's config"),
+        ("config.json",
+         lambda path: path.write_text(json.dumps({**json.loads(path.read_text()),
+                                                  "class_names": None})),
+         "not a polarmap model's config"),
+    ],
+    ids=["weights-cut-short", "weights-garbage", "config-cut-short", "config-a-list",
+         "config-no-classes"],
+)  # fmt: skip
+def test_a_damaged_model_file_is_named_in_the_error(
+    shared, tmp_path, capsys, manifest, file, damage, expected
+):
+    # Issue 29: a truncated model.safetensors ended predict in a traceback naming no file,
+    # a broken config.json in a message naming none.
+    from search.errors import FinalizeError
+
+    folder = tmp_path / "model"
+    for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
+        (folder / name).parent.mkdir(exist_ok=True)
+        (folder / name).write_bytes((shared["model"] / name).read_bytes())
+    damage(folder / file)
+    with pytest.raises(FinalizeError) as caught:
+        load_model(folder)
+    message = str(caught.value)
+    assert message.startswith(f"{folder / file}: {expected}")
+    assert "polarmap finalize" in message  # what to do: export it again
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", str(folder), str(manifest), "--out", str(tmp_path / "p.csv")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{folder / file}: {expected}" in err and "Traceback" not in err

@@ -101,3 +101,24 @@ def test_a_broken_ensemble_is_a_usage_error_naming_its_file(
     err = capsys.readouterr().err
     assert str(ensemble / "ensemble.json") in err and message in err
     assert not out.exists() and not cache.exists()  # nothing cleaned, nothing written
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda text: text[: len(text) // 2], "not valid JSON"),
+        (lambda text: text.replace('"weight"', '"wieght"'), "not an ensemble's file (no 'weight')"),
+        (lambda text: "[1, 2]", "not an ensemble's file"),
+    ],
+    ids=["cut-short", "no-weight", "a-list"],
+)
+def test_a_damaged_ensemble_file_is_named(manifest, tmp_path, capsys, damage, message):
+    # Issue 29: every model folder's file named in its load error, ensemble.json too
+    members = [(export_model(tmp_path / n, TRIAD.names, seed=i), 0.5) for i, n in enumerate("ab")]
+    path = write_ensemble(tmp_path / "ensemble", members, TRIAD.names) / "ensemble.json"
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", str(path.parent), str(manifest), "--out", str(tmp_path / "p.csv")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {message}" in err and "Traceback" not in err

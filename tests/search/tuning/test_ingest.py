@@ -130,3 +130,30 @@ def test_a_state_file_cut_short_by_a_kill_is_passed_over(tmp_path, caplog):
     assert "experiment_state-2026-01-02_00-00-00.json is damaged" in caplog.text
     (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_da')
     assert restart_counts(experiment) == {} and trials_per_pair(experiment) is None
+
+
+def test_ingest_repairs_the_damaged_files_a_reader_names(tmp_path):
+    # Issue 29: a cut-short file was skipped, the leaderboard ranked a pair without its
+    # best trial. Now a reader names the file and the ingest command that rewrites it.
+    from search.cli import main
+    from search.errors import DamagedTable
+    from search.layout import SEARCH_RECORD
+
+    experiment = tmp_path / "runs" / "s1"
+    write_trial_folder(experiment, "t1", CONFIG, 3)
+    write_trial_folder(experiment, "t2", CONFIG, 2)
+    row = {"search": "s1", "started": "2026-01-01T00:00:00+00:00", "status": "running"}
+    (experiment / SEARCH_RECORD).write_text(json.dumps({"search_row": row}))
+    assert ingest_experiment(experiment) == 2
+    results = tmp_path / "runs" / "results"
+    for damaged in ("trials/search=s1/trial-t1.parquet", "searches/search=s1/search.parquet"):
+        path = results / damaged
+        path.write_bytes(path.read_bytes()[:40])
+    command = f"polarmap results ingest {experiment}"
+    for read, damaged in ((leaderboard, "trial-t1"), (load_searches, "search")):
+        with pytest.raises(DamagedTable, match=rf"{damaged}\.parquet") as caught:
+            read(str(results))
+        assert command in str(caught.value)
+    assert main(command.split()[1:]) == 0
+    assert list(leaderboard(str(results))["trial_id"]) == ["t1"]  # the best of the pair
+    assert list(load_searches(results)["status"]) == ["ingested"]

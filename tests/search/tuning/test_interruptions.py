@@ -174,3 +174,4 @@ def test_one_resume_finishes_a_search_interrupted_at_any_moment(interrupted, mom
         # keeps no bracket across a restore)
         assert len(run_epochs) == ran and ran in (3, 4, 9)
     assert outcome.row["status"] == "completed"
+    assert outcome.row["started"] == outcome.stopped_row["started"]  # also when anew

@@ -1,16 +1,23 @@
 """Mending a search's saved state before a resume, without Ray: a start that Ray never
 saved readably is thrown away, so the search starts anew instead of Ray restarting it
-with a searcher that believes it made every trial already."""
+with a searcher that believes it made every trial already; state files a kill cut short
+are restored from the searcher's own copy, or rebuilt."""
 
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+from ray import cloudpickle
+
 from results.store import ResultStore
+from search.errors import SearchStateError
 from search.tuning import SearchSettings
-from search.tuning.resume import clear_unsaved_start
+from search.tuning.resume import clear_unsaved_start, mend_saved_state
+from search.tuning.searcher import PairSearcher
 from spaces import get_space
 
 
@@ -40,3 +47,98 @@ def test_a_readable_state_is_resumed_as_it_is(tmp_path):
     settings = killed_start(tmp_path, json.dumps({"trial_data": [[trial, "{}"]]}))
     assert not clear_unsaved_start(settings, ResultStore(tmp_path / "results"))
     assert len(list(Path(settings.experiment).iterdir())) == 4
+
+
+S0, S1 = "2026-01-01_00-00-00", "2026-01-02_00-00-00"  # a run and its resume
+
+
+def draw(trial, backbone, mode):
+    return {"a": trial.suggest_float("a", 3.0, 4.0)}
+
+
+def saved_search(tmp_path: Path, sessions=(S0,)) -> tuple[SearchSettings, Path]:
+    """A search folder as Ray leaves it after each of `sessions` saved, without running
+    Ray: three trials made, six to make; per session its counter, its searcher state and
+    our copy, saved as Ray saves (the counter first here: the copy takes the newest)."""
+    space = replace(get_space("tiny"), backbones=("good",), modes=("stress",), samples=6)
+    settings = SearchSettings(space=space, data=tmp_path, name="s", storage=str(tmp_path))
+    folder = Path(settings.experiment)
+    folder.mkdir(parents=True)
+    trials = [{"trial_id": t, "status": "PAUSED", "config": {"pair": "good/stress"}} for t in "abc"]
+    state = {"trial_data": [[json.dumps(trial), "{}"] for trial in trials]}
+    (folder / f"experiment_state-{sessions[-1]}.json").write_text(json.dumps(state))
+    searcher = PairSearcher(settings.pairs, 6, draw, "best", "max", max_epochs=9)
+    for trial_id in "abc":
+        searcher.suggest(trial_id)
+    for session in sessions:
+        counter = {"counter": 3, "total_samples": 6, "finished": False, "experiment": None}
+        (folder / f"search_gen_state-{session}.json").write_bytes(cloudpickle.dumps(counter))
+        temporary = folder / f".x-tmp-searcher-state-{session}.pkl"
+        searcher.save(str(temporary))
+        temporary.replace(folder / f"searcher-state-{session}.pkl")
+    return settings, folder
+
+
+def mend(settings: SearchSettings, tmp_path: Path, capsys) -> str:
+    """Mend the saved state; what it said, as the command line shows it."""
+    mend_saved_state(settings, ResultStore(tmp_path / "results"))
+    return capsys.readouterr().err
+
+
+def searcher_state(folder: Path, session=S0) -> dict:
+    return pickle.loads((folder / f"searcher-state-{session}.pkl").read_bytes())
+
+
+def cut_short(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damage", [cut_short, lambda path: path.write_bytes(b"")])
+def test_a_damaged_searcher_state_is_restored_from_its_copy(tmp_path, capsys, damage):
+    settings, folder = saved_search(tmp_path)
+    damage(folder / f"searcher-state-{S0}.pkl")
+    said = mend(settings, tmp_path, capsys)
+    assert f"warning: the searcher's saved state searcher-state-{S0}.pkl was " in said
+    assert said.endswith("; restored from its copy\n") and said.count("\n") == 1
+    state = searcher_state(folder)
+    assert state["remaining"] == {"good/stress": 3} and set(state["_live"]) == set("abc")
+
+
+def test_a_missing_searcher_state_beside_rays_counter_is_restored(tmp_path, capsys):
+    settings, folder = saved_search(tmp_path)
+    (folder / f"searcher-state-{S0}.pkl").unlink()  # the kill came before Ray copied it
+    assert "was missing; restored from its copy" in mend(settings, tmp_path, capsys)
+    assert set(searcher_state(folder)["_live"]) == set("abc")
+
+
+def test_without_a_whole_copy_an_earlier_runs_state_is_taken(tmp_path, capsys):
+    settings, folder = saved_search(tmp_path, sessions=(S0, S1))
+    cut_short(folder / f"searcher-state-{S1}.pkl")
+    cut_short(folder / f"polarmap-searcher-{S1}.pkl")
+    assert f"restored from its copy of the run of {S0}" in mend(settings, tmp_path, capsys)
+    assert searcher_state(folder, S1)["remaining"] == {"good/stress": 3}
+
+
+def test_with_nothing_readable_left_the_searcher_is_rebuilt_from_rays_trials(tmp_path, capsys):
+    settings, folder = saved_search(tmp_path)
+    (folder / f"searcher-state-{S0}.pkl").write_bytes(b"\x80\x05garbage")
+    cut_short(folder / f"polarmap-searcher-{S0}.pkl")
+    assert "rebuilt from the 3 trials Ray saved" in mend(settings, tmp_path, capsys)
+    state = searcher_state(folder)
+    assert state["remaining"] == {"good/stress": 3} and state["_live"] == {}
+
+
+def test_a_damaged_counter_is_restored_from_the_copy_and_set_to_rays_trials(tmp_path, capsys):
+    settings, folder = saved_search(tmp_path)
+    counter = folder / f"search_gen_state-{S0}.json"
+    counter.write_bytes(b"")
+    assert "trial counter" in mend(settings, tmp_path, capsys)
+    assert cloudpickle.loads(counter.read_bytes())["counter"] == 3
+
+
+def test_a_damaged_counter_with_no_copy_left_is_a_search_state_error(tmp_path, capsys):
+    settings, folder = saved_search(tmp_path)
+    cut_short(folder / f"search_gen_state-{S0}.json")
+    (folder / f"polarmap-searcher-{S0}.pkl").unlink()
+    with pytest.raises(SearchStateError, match="run the search again under a new --name"):
+        mend(settings, tmp_path, capsys)

@@ -90,7 +90,8 @@ def stub_trainable(config, data=None, frozen_store=None):
             raise RuntimeError(f"this trial fails at epoch {epoch}")
         if epoch == options.get("signal_at_epoch"):  # once, by the first trial to get here
             with contextlib.suppress(FileExistsError), open(scratch / "signalled", "x"):
-                os.kill(options["signal_driver_at"], signal.SIGINT)  # Ctrl-C
+                stop = getattr(signal, options.get("signal_name", "SIGINT"))  # Ctrl-C
+                os.kill(options["signal_driver_at"], stop)
         started = time.time()
         time.sleep(options.get("fail_sleep" if failing else "sleep", options.get("sleep", 0.0)))
         with tempfile.TemporaryDirectory() as folder:
@@ -259,17 +260,29 @@ def test_a_search_stopped_by_the_user_says_so_in_its_searches_row(ray_session, t
     assert row["status"] == "completed" and len(trials) == 3
 
 
-def test_ctrl_c_while_every_trial_runs_is_an_interruption_not_an_end(ray_session, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_every_trial_runs_is_an_interruption_not_an_end(
+    ray_session, tmp_path, stop, capsys
+):
     """Every trial made and running when the user stops the search: Ray stops them as
     it returns, as if they had ended. Their searches row said `completed`, and a rebuilt
-    trials table called them `stopped` (the scheduler's word), ready for finalize."""
+    trials table called them `stopped` (the scheduler's word), ready for finalize.
+    SIGTERM (preemption, scancel) is Ctrl-C's graceful stop too (it ended in Ray's crash
+    dump, status 134)."""
     from results import load_searches, load_trials
     from search.finalize.pipeline import FinalizeSettings, finalize
     from search.tuning.ingest import ingest_experiment
+    from search.tuning.runner import run_search
 
     # one trial: a pair's bracket stops none of it, and it runs when Ctrl-C comes
     settings = search_settings(tmp_path, backbones=("good",), samples=1)
-    run(settings, signal_at_epoch=4, signal_driver_at=os.getpid(), sleep=0.3)
+    options = dict(signal_at_epoch=4, signal_driver_at=os.getpid(), sleep=0.3, signal_name=stop)
+    (frozen_store_dir() / "stub.json").write_text(json.dumps(options))
+    ran = run_search(settings, prepared(settings), quiet=True, trainable=stub_trainable)
+    assert ran.interrupted and ran.stopped_by == stop
+    assert f"go on with: polarmap search resume {tmp_path / 'runs' / 's'}" in (
+        capsys.readouterr().err
+    )
     results = tmp_path / "runs" / "results"
     (row,) = load_searches(results).to_dict("records")
     assert row["status"] == "interrupted"
@@ -298,3 +311,24 @@ def test_a_resume_makes_the_trials_a_killed_driver_never_saved(ray_session, tmp_
     (row,) = load_searches(tmp_path / "runs" / "results").to_dict("records")
     assert row["status"] == "completed"
     assert len(load_trials(tmp_path / "runs" / "results")) == 6
+
+
+def test_a_stop_that_takes_longer_than_the_grace_after_sigterm_ends_at_once(monkeypatch):
+    """Slurm and Kubernetes kill 30 s after SIGTERM: a graceful stop that hangs gives way
+    to an immediate one (as a second SIGTERM does) before that."""
+    from search.errors import Terminated
+    from search.tuning.runner import StopSignals
+
+    monkeypatch.setenv("POLARMAP_TERM_GRACE", "0.3")
+    asked = []
+    started = time.monotonic()
+    with pytest.raises(Terminated), StopSignals(then=lambda: asked.append(1)) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # a graceful stop that never comes
+    assert stop.received == "SIGTERM" and asked == [1]
+    assert time.monotonic() - started < 5
+    with pytest.raises(KeyboardInterrupt), StopSignals() as stop:  # Ctrl-C twice: at once
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)

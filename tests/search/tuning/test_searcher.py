@@ -1,12 +1,15 @@
 """The per-pair Optuna searcher without a Ray run: pairs in turn, trials stopped early
-told as pruned, its state saved and restored."""
+told as pruned, its state saved and restored, with its own copy; a state rebuilt from
+the trials Ray saved."""
 
 from __future__ import annotations
+
+import pickle
 
 import optuna
 from ray.tune.search import Searcher
 
-from search.tuning.searcher import PairSearcher
+from search.tuning.searcher import PairSearcher, read_copy
 
 State = optuna.trial.TrialState
 
@@ -55,3 +58,38 @@ def test_state_survives_save_and_restore(tmp_path):
     fresh.on_trial_complete("t0", {"best": 0.7, "epoch": 9})  # a trial from before
     assert fresh.studies["r18/stress"].trials[0].state == State.COMPLETE
     assert fresh.suggest("t2")["pair"] == "r18/stress"
+
+
+def ray_save(s: PairSearcher, folder, session="2026-01-01_00-00-00"):
+    """Save as Ray does: under a temporary name, then renamed to searcher-state-SESSION."""
+    temporary = folder / f".0a1b-tmp-searcher-state-{session}.pkl"
+    s.save(str(temporary))
+    return temporary.replace(folder / f"searcher-state-{session}.pkl")
+
+
+def test_each_save_leaves_a_copy_that_tells_whole_from_torn(tmp_path):
+    (tmp_path / "search_gen_state-2026-01-01_00-00-00.json").write_bytes(b"counter: 1")
+    s = searcher()
+    s.suggest("t0")
+    saved = ray_save(s, tmp_path)
+    copy = tmp_path / "polarmap-searcher-2026-01-01_00-00-00.pkl"
+    assert read_copy(copy.read_bytes()) == (saved.read_bytes(), b"counter: 1")
+    whole = copy.read_bytes()
+    assert read_copy(whole[: len(whole) // 2]) is None  # cut short
+    assert read_copy(b"") is None
+    assert read_copy(whole[:-1] + bytes([whole[-1] ^ 1])) is None  # one bit changed
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+def test_a_rebuilt_state_counts_the_trials_made_and_draws_anew(tmp_path):
+    made = {"r18/stress": {"t0"}, "r18/dual": {"t1", "t2"}}
+    state = PairSearcher.rebuilt_state(["r18/stress", "r18/dual"], made, samples=2)
+    assert not PairSearcher.reconcile(state, made, 2)  # already set to the trials made
+    (tmp_path / "state.pkl").write_bytes(pickle.dumps(state))
+    restored = searcher()
+    restored.restore(str(tmp_path / "state.pkl"))
+    config = restored.suggest("t3")
+    assert config["pair"] == "r18/stress" and restored.suggest("t4") == Searcher.FINISHED
+    assert config["a"] != searcher().suggest("t0")["a"]  # not the first trial's draw again
+    restored.on_trial_complete("t3", {"best": 0.7, "epoch": 9})
+    assert restored.studies["r18/stress"].trials[0].state == State.COMPLETE

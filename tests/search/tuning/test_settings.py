@@ -160,3 +160,22 @@ def test_missing_pretrained_weights_on_s3_name_the_backbone_and_the_uri(tmp_path
     assert len(problems) == 1  # test_resnet's file is found, nothing was downloaded
     assert f"backbone 'test_efficientnet' not found in {prefix}" in problems[0]
     assert join_location(prefix, "test_efficientnet.safetensors") in problems[0]
+
+
+def test_a_storage_that_cannot_be_written_is_listed_with_the_other_problems(manifest, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the storage should be")
+    for storage, problem in (
+        (taken, f"storage {taken}: is a file, not a folder"),
+        (taken / "runs", f"storage {taken / 'runs'}: cannot make the folder: {taken} is a file"),
+    ):
+        with pytest.raises(SearchProblems) as caught:
+            check_search(replace(settings(manifest, scheduler="bohb"), storage=str(storage)))
+        assert problem in str(caught.value) and "bohb" in str(caught.value)
+        assert not caught.value.data_only  # a usage error (2), not the data's (1)
+
+
+def test_a_storage_a_search_can_write_is_left_as_it_was(manifest, tmp_path):
+    storage = tmp_path / "new" / "runs"
+    check_search(replace(settings(manifest), storage=str(storage)))
+    assert not (tmp_path / "new").exists()  # made for the probe, gone again
