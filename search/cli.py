@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the exit status: 0 done, 1 data problems (found while
-    checking or while cleaning) or a bug, 2 usage, settings or a search's state, 130
-    interrupted (Ctrl-C), 143 terminated (SIGTERM).
+    checking or while cleaning), a storage that took no more of a search's files, or a
+    bug, 2 usage, settings or a search's state, 130 interrupted (Ctrl-C), 143 terminated
+    (SIGTERM).
 
     A `search.errors.PolarmapError` is a problem the user can act on: its message, with the
     command's usage for status 2. Anything else is a bug: its traceback, status 1, never

@@ -195,7 +195,9 @@ def write_preview(
         row = []
         for view in dataset.views:
             path = patient.images[view]
-            export = read_export(path.read_bytes(), patient.frames.get(view))
+            export = read_export(
+                path.read_bytes(), patient.frames.get(view), patient.pages.get(view)
+            )
             try:
                 cleaned = clean_export(
                     export, spec.size, spec.crops.get(view), patient.positions.get(view)

@@ -16,6 +16,8 @@ def print_report(report: CheckReport) -> None:
         counts = ", ".join(f"{n} {c}" for n, c in report.dataset.class_counts().items())
         print(f"classes ({report.class_set.name}): {counts}")
         print(f"data fingerprint: {report.dataset.fingerprint}")
+    for note in report.notes:
+        print(note)
     for line in format_problems(report.problems):
         print(f"  {line}")
     errors, warnings = len(report.errors), len(report.warnings)

@@ -21,8 +21,9 @@ from search.data.disc import choose_disc
 from search.data.fingerprint import data_fingerprint, images_digest
 from search.data.folders import infer_class_set, read_class_folders
 from search.data.images import ImageInfo, ImageProblem, inspect_image
-from search.data.manifest import PATH_SUFFIX, POSITION_SUFFIX, read_manifest
+from search.data.manifest import PAGE_SUFFIX, PATH_SUFFIX, POSITION_SUFFIX, read_manifest
 from search.data.modes import InputMode
+from search.data.pdf import DEFAULT_DPI
 from search.data.problems import DataError, Problem
 from search.data.splits import SplitSpec, split_problems
 
@@ -31,6 +32,8 @@ __all__ = ["DEFAULT_MIN_SIZE", "CheckReport", "check_dataset", "load_dataset"]
 SAME_LOOK = 0.5  # mean grey difference below which two views' discs are one map
 
 DEFAULT_MIN_SIZE = 64  # pixels on the short side; smaller cannot show 17 segments usefully
+
+Key = tuple[Path, int | None, int | None]  # an image read: its path, DICOM frame, PDF page
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class CheckReport:
     records: int
     problems: list[Problem] = field(default_factory=list)
     dataset: Dataset | None = None
+    notes: tuple[str, ...] = ()  # facts worth a line (the resolution PDF pages drew at)
 
     @property
     def errors(self) -> list[Problem]:
@@ -111,17 +115,19 @@ def check_dataset(
     problems += _missing_cells(records, needed, mode)
     infos, image_problems = _inspect_images(records, needed, min_size)
     problems += image_problems + _paths_from_elsewhere(path, records, needed, folders)
+    problems += _page_problems(records, needed, infos)
     problems += _shared_images(records, infos)
     problems += _disc_problems(records, needed, infos, layout)
 
     if records and splittable:
         problems += _split_problems(path, records, class_set, split, metadata_columns)
 
-    report = CheckReport(path, class_set, tuple(needed), len(records), problems)
+    notes = _rendering(infos)
+    report = CheckReport(path, class_set, tuple(needed), len(records), problems, notes=notes)
     if not report.ok:
         return report
     dataset = _dataset(path, class_set, tuple(needed), records, infos, layout, metadata_columns)
-    return CheckReport(path, class_set, tuple(needed), len(records), problems, dataset)
+    return CheckReport(path, class_set, tuple(needed), len(records), problems, dataset, notes)
 
 
 def _read_patients(path: Path, class_set: ClassSet | None, mode: InputMode | None,
@@ -149,7 +155,9 @@ def _read_patients(path: Path, class_set: ClassSet | None, mode: InputMode | Non
 
 def _dataset(path, class_set, needed, records, infos, layout, metadata_columns) -> Dataset:
     """The checked data set (no errors): its patients, and its fingerprint over the class
-    names, ids, labels and every needed image's bytes."""
+    names, ids, labels and every needed image's bytes (a PDF's with its page). Every PDF
+    view gets its page, its only one where none was written, so later steps (the map
+    cache's keys) never guess it."""
     patients = tuple(
         Patient(
             patient_id=r.patient_id,
@@ -159,17 +167,16 @@ def _dataset(path, class_set, needed, records, infos, layout, metadata_columns) 
             row=r.row,
             positions={v: p for v in needed if (p := r.positions.get(v) or layout.get(v))},
             frames={v: r.frames[v] for v in needed if v in r.frames},
+            pages={v: page for v in needed if (page := infos[_key(r, v)].page) is not None},
         )
         for r in records
     )
 
-    def shas(p: Patient) -> dict[str, str]:
-        return {v: infos[p.images[v], p.frames.get(v)].sha256 for v in needed}
-
+    shas = {r.patient_id: {v: infos[_key(r, v)].sha256 for v in needed} for r in records}
     fingerprint = data_fingerprint(
-        class_set.names, ((p.patient_id, p.label, shas(p)) for p in patients)
+        class_set.names, ((p.patient_id, p.label, shas[p.patient_id]) for p in patients)
     )
-    digests = {p.patient_id: images_digest(shas(p)) for p in patients}
+    digests = {p.patient_id: images_digest(shas[p.patient_id]) for p in patients}
     return Dataset(path, class_set, tuple(needed), patients, metadata_columns, fingerprint, digests)
 
 
@@ -253,14 +260,22 @@ def _missing_cells(
     ]
 
 
+def _key(record: Record, view: str) -> Key:
+    """What one view reads: the file, and its DICOM frame or PDF page where one is chosen."""
+    image = record.images[view]
+    assert image is not None  # views without an image are never read
+    return image, record.frames.get(view), record.pages.get(view)
+
+
 def _inspect_images(
     records: list[Record], needed: tuple[str, ...], min_size: int
-) -> tuple[dict[tuple[Path, int | None], ImageInfo], list[Problem]]:
-    """Decode each needed image (and DICOM frame) once, in threads: PIL releases the GIL
-    while decoding. Keyed by (path, frame)."""
+) -> tuple[dict[Key, ImageInfo], list[Problem]]:
+    """Decode each needed image (and DICOM frame, PDF page) once, in threads: PIL releases
+    the GIL while decoding (PDFium renders one page at a time, under its lock; finding the
+    discs on it runs beside). Keyed by (path, frame, page)."""
     keys = sorted(
-        {(r.images[v], r.frames.get(v)) for r in records for v in needed if r.images.get(v)},
-        key=lambda key: (key[0], key[1] or 0),
+        {_key(r, v) for r in records for v in needed if r.images.get(v)},
+        key=lambda key: (key[0], key[1] or 0, key[2] or 0),
     )
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         outcomes = dict(zip(keys, pool.map(_try_inspect, keys, repeat(min_size)), strict=True))
@@ -269,14 +284,15 @@ def _inspect_images(
     for record in records:
         for view in needed:
             image = record.images.get(view)
-            outcome = outcomes.get((image, record.frames.get(view))) if image else None
+            outcome = outcomes.get(_key(record, view)) if image else None
             if isinstance(outcome, ImageProblem):
+                column = view + (f"_{outcome.cell}" if outcome.cell else PATH_SUFFIX)
                 problems.append(
                     Problem(
                         record.source,
                         f"{outcome}: {_display(image)}",
                         row=record.row,
-                        field=view + PATH_SUFFIX if record.row is not None else None,
+                        field=column if record.row is not None else None,
                     )
                 )
     return infos, problems
@@ -311,7 +327,7 @@ def _paths_from_elsewhere(
 def _disc_problems(
     records: list[Record],
     needed: tuple[str, ...],
-    infos: dict[tuple[Path, int | None], ImageInfo],
+    infos: dict[Key, ImageInfo],
     layout: dict[str, str],
 ) -> list[Problem]:
     """An export holding several maps needs the view's position; a position must name a
@@ -321,7 +337,7 @@ def _disc_problems(
         looks = {}
         for view in needed:
             image = record.images.get(view)
-            info = infos.get((image, record.frames.get(view))) if image else None
+            info = infos.get(_key(record, view)) if image else None
             if info is None or not info.discs:
                 continue
             position = record.positions.get(view) or layout.get(view)
@@ -354,22 +370,56 @@ def _disc_problems(
     return problems
 
 
-def _try_inspect(key: tuple[Path, int | None], min_size: int) -> ImageInfo | ImageProblem:
+def _try_inspect(key: Key, min_size: int) -> ImageInfo | ImageProblem:
     try:
-        return inspect_image(key[0], min_size, frame=key[1])
+        return inspect_image(key[0], min_size, frame=key[1], page=key[2])
     except ImageProblem as problem:
         return problem
 
 
-def _shared_images(
-    records: list[Record], infos: dict[tuple[Path, int | None], ImageInfo]
+def _page_problems(
+    records: list[Record], needed: tuple[str, ...], infos: dict[Key, ImageInfo]
 ) -> list[Problem]:
+    """A page chosen for a file that is not a PDF: a wrong file, or a wrong column."""
+    problems = []
+    for record in records:
+        for view in needed:
+            image, page = record.images.get(view), record.pages.get(view)
+            info = infos.get(_key(record, view)) if image and page else None
+            if info is not None and info.format != "PDF":
+                problems.append(
+                    Problem(
+                        record.source,
+                        f"page {page} given, but {_display(image)} is a {info.format} "
+                        f"image, not a PDF: expected a PDF report here, or an empty "
+                        f"{view}{PAGE_SUFFIX} cell",
+                        row=record.row,
+                        field=view + PAGE_SUFFIX,
+                    )
+                )
+    return problems
+
+
+def _rendering(infos: dict[Key, ImageInfo]) -> tuple[str, ...]:
+    """How PDF pages were drawn, in a line: how many, at what resolution."""
+    dpis = sorted(round(info.dpi) for info in infos.values() if info.dpi is not None)
+    if not dpis:
+        return ()
+    counts = {dpi: dpis.count(dpi) for dpi in dpis}
+    at = ", ".join(f"{dpi} dpi ({n})" for dpi, n in counts.items())
+    return (
+        f"PDF pages rendered: {len(dpis)}, at {at}; each at its largest image's own "
+        f"resolution, {DEFAULT_DPI:.0f} dpi where it has none",
+    )
+
+
+def _shared_images(records: list[Record], infos: dict[Key, ImageInfo]) -> list[Problem]:
     """Byte-identical images of different patients: a copy that can leak across splits."""
     owner: dict[str, Record] = {}
     problems = []
     for record in records:
         for view, image in record.images.items():
-            info = infos.get((image, record.frames.get(view))) if image else None
+            info = infos.get(_key(record, view)) if image else None
             if info is None:
                 continue
             other = owner.setdefault(info.sha256, record)

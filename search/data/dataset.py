@@ -33,6 +33,8 @@ class Record:
         metadata: every other manifest column, as text.
         positions: view -> which disc of a several-map export is the view's, from a
             `<view>_position` column (left, right, top, bottom, or 1..n).
+        frames: view -> which frame of a multi-frame DICOM file, from `<view>_frame`.
+        pages: view -> which page of a PDF report, from `<view>_page` (1-based).
     """
 
     source: str
@@ -43,6 +45,7 @@ class Record:
     metadata: dict[str, str] = field(default_factory=dict)
     positions: dict[str, str] = field(default_factory=dict)
     frames: dict[str, int] = field(default_factory=dict)  # view -> frame of a DICOM file
+    pages: dict[str, int] = field(default_factory=dict)  # view -> page of a PDF file
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +60,7 @@ class Patient:
     row: int | None = None
     positions: dict[str, str] = field(default_factory=dict)  # view -> disc of its export
     frames: dict[str, int] = field(default_factory=dict)  # view -> frame of a DICOM file
+    pages: dict[str, int] = field(default_factory=dict)  # view -> page of a PDF, always set
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,7 +10,8 @@ viewer shows: bilevel, grey and palette images as their grey or colours, 16-bit 
 scaled by its 16-bit range (not clipped, which made every map a white disc), alpha
 composited over black (the background of clinical exports), CMYK and YCbCr converted.
 Pixels whose scale is not known are refused with the reason: 32-bit integers, and
-floating point outside 0..1.
+floating point outside 0..1. A DICOM file shows its pixels (`search.data.dicom`), a PDF
+one page rendered (`search.data.pdf`); both are then exports like any screenshot.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from search import errors
 from search.data.dicom import DicomProblem, dicom_rgb, is_dicom
 from search.data.disc import Disc, choose_disc, find_discs
+from search.data.pdf import NoSuchPage, PdfProblem, is_pdf, page_sha256, render_page
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -40,7 +42,7 @@ __all__ = [
 
 # PIL format names; MPO is the multi-picture JPEG that some cameras and viewers write.
 ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "TIFF": "TIFF"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".pdf")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class ImageInfo:
     sha256: str
     discs: tuple[Disc, ...] = ()  # the map discs found, in reading order
     looks: tuple[np.ndarray, ...] = ()  # a small grey thumbnail of each disc
+    page: int | None = None  # a PDF's page read (1-based), chosen or its only one
+    dpi: float | None = None  # the resolution a PDF's page was rendered at
 
     def look(self, position: str | None) -> np.ndarray | None:
         """The thumbnail of the disc a view at `position` reads; None if none is sure."""
@@ -65,17 +69,29 @@ class ImageInfo:
 
 
 class ImageProblem(errors.DataError):
-    """An image file that cannot be used; the message says why and what was expected."""
+    """An image file that cannot be used; the message says why and what was expected.
+    `cell` names the manifest cell at fault where it is not the path's: `page` for a PDF
+    page that is not there."""
+
+    def __init__(self, message: str, cell: str | None = None):
+        super().__init__(message)
+        self.cell = cell
 
 
-def inspect_image(path: Path, min_size: int = 1, frame: int | None = None) -> ImageInfo:
+def inspect_image(
+    path: Path, min_size: int = 1, frame: int | None = None, page: int | None = None
+) -> ImageInfo:
     """Decode `path` fully and return its facts; `frame` (1..n) picks the map of a
-    multi-frame DICOM file.
+    multi-frame DICOM file, `page` (1..n) the page of a PDF.
+
+    A PDF page's SHA-256 is over the file's bytes and the page number
+    (`search.data.pdf.page_sha256`): two pages of one report are two images.
 
     Raises:
-        ImageProblem: the file is missing, empty, not a PNG/JPEG/TIFF image or DICOM
-            file, truncated, without a known display scale, or smaller than `min_size`
-            pixels on a side.
+        ImageProblem: the file is missing, empty, not a PNG/JPEG/TIFF image, DICOM or
+            PDF file, truncated, without a known display scale, or smaller than
+            `min_size` pixels on a side; a PDF damaged, encrypted, without that page or
+            with no image on it.
     """
     if not path.exists():
         raise ImageProblem("file not found")
@@ -87,8 +103,16 @@ def inspect_image(path: Path, min_size: int = 1, frame: int | None = None) -> Im
         raise ImageProblem(f"cannot read the file: {exc.strerror or exc}") from exc
     if not data:
         raise ImageProblem("file is empty (0 bytes)")
+    sha256, rendered = hashlib.sha256(data).hexdigest(), None
     if is_dicom(data) or path.suffix.lower() == ".dcm":
         kind, mode, pixels = "DICOM", "DICOM", read_export(data, frame)
+    elif is_pdf(data) or path.suffix.lower() == ".pdf":
+        try:
+            rendered = render_page(data, page)
+        except PdfProblem as exc:
+            raise ImageProblem(str(exc), "page" if isinstance(exc, NoSuchPage) else None) from None
+        kind, mode, pixels = "PDF", "RGB", rendered.pixels
+        sha256 = page_sha256(data, rendered.page)
     else:
         image = _decoded(data)
         kind, mode = ACCEPTED_FORMATS[image.format], image.mode
@@ -108,15 +132,17 @@ def inspect_image(path: Path, min_size: int = 1, frame: int | None = None) -> Im
         width=width,
         height=height,
         mode=mode,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256,
         discs=discs,
         looks=tuple(_look(pixels, disc) for disc in discs),
+        page=rendered.page if rendered else None,
+        dpi=rendered.dpi if rendered else None,
     )
 
 
-def read_export(data: bytes, frame: int | None = None) -> np.ndarray:
-    """An export's bytes (PNG, JPEG, TIFF or DICOM) as the (height, width, 3) uint8 RGB
-    map a viewer shows.
+def read_export(data: bytes, frame: int | None = None, page: int | None = None) -> np.ndarray:
+    """An export's bytes (PNG, JPEG, TIFF, DICOM or PDF) as the (height, width, 3) uint8
+    RGB map a viewer shows; `frame` picks a DICOM file's frame, `page` a PDF's page.
 
     Raises:
         ImageProblem: as `inspect_image`.
@@ -126,9 +152,14 @@ def read_export(data: bytes, frame: int | None = None) -> np.ndarray:
             return dicom_rgb(data, frame)
         except DicomProblem as exc:
             raise ImageProblem(str(exc)) from None
+    if is_pdf(data):
+        try:
+            return render_page(data, page).pixels
+        except PdfProblem as exc:
+            raise ImageProblem(str(exc)) from None
     if _has_image_magic(data):
         return export_rgb(_decoded(data))
-    raise ImageProblem("not DICOM (no 'DICM' after its 128-byte preamble), nor an image")
+    raise ImageProblem("not DICOM (no 'DICM' after its 128-byte preamble), PDF, nor an image")
 
 
 def _has_image_magic(data: bytes) -> bool:

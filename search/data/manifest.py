@@ -1,10 +1,12 @@
 """Reading a manifest CSV in the first seed's format.
 
 Columns: `patient_id`, one `<view>_path` per view (paths relative to the manifest's
-folder), `label` (class name or index); every other column is patient metadata.
-Row numbers count the header as row 1, as a spreadsheet shows them. Labels may be made
-optional (a manifest of new patients to predict): then the column may be absent and a
-cell empty, but a label that is written must still be one of the class set's.
+folder), `label` (class name or index); optional per view, `<view>_position` (which disc
+of a several-map export), `<view>_frame` (which frame of a multi-frame DICOM file) and
+`<view>_page` (which page of a PDF report, 1-based); every other column is patient
+metadata. Row numbers count the header as row 1, as a spreadsheet shows them. Labels may
+be made optional (a manifest of new patients to predict): then the column may be absent
+and a cell empty, but a label that is written must still be one of the class set's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from search.data.problems import Problem
 __all__ = [
     "CLASS_SET_HINT",
     "FRAME_SUFFIX",
+    "PAGE_SUFFIX",
     "PATH_SUFFIX",
     "POSITION_SUFFIX",
     "manifest_text",
@@ -30,6 +33,8 @@ __all__ = [
 PATH_SUFFIX = "_path"
 POSITION_SUFFIX = "_position"  # which disc of a several-map export is the view's
 FRAME_SUFFIX = "_frame"  # which frame of a multi-frame DICOM export is the view's
+PAGE_SUFFIX = "_page"  # which page of a PDF report is the view's
+VIEW_SUFFIXES = (POSITION_SUFFIX, FRAME_SUFFIX, PAGE_SUFFIX)  # per view, not metadata
 REQUIRED_COLUMNS = ("patient_id", "label")
 CLASS_SET_HINT = " (choose another with --classes)"  # commands whose class set is fixed drop it
 
@@ -72,7 +77,7 @@ def read_manifest(
         if c
         and c not in REQUIRED_COLUMNS
         and not c.endswith(PATH_SUFFIX)
-        and c not in {v + suffix for v in views for suffix in (POSITION_SUFFIX, FRAME_SUFFIX)}
+        and c not in {v + suffix for v in views for suffix in VIEW_SUFFIXES}
     )
 
     records: list[Record] = []
@@ -164,6 +169,7 @@ def _record(
         metadata={c: values[c] for c in metadata_columns},
         positions=_cells(values, views, POSITION_SUFFIX),
         frames=_cells(values, views, FRAME_SUFFIX),  # text until checked: numbers
+        pages=_cells(values, views, PAGE_SUFFIX),  # text until checked: numbers
     )
 
 
@@ -176,14 +182,17 @@ def _row_problems(
     source: str, record: Record, values: dict[str, str], class_set: ClassSet, require_labels: bool
 ) -> list[Problem]:
     problems = []
-    for view, text in list(record.frames.items()):
-        if str(text).isdigit() and int(text) >= 1:
-            record.frames[view] = int(text)
-        else:
-            del record.frames[view]
-            field = view + FRAME_SUFFIX
-            message = f"frame {text!r}: expected a frame number 1..n"
-            problems.append(Problem(source, message, row=record.row, field=field))
+    for numbers, suffix, expected in (
+        (record.frames, FRAME_SUFFIX, "a frame number 1..n of the DICOM file"),
+        (record.pages, PAGE_SUFFIX, "a page number 1..n of the PDF file"),
+    ):
+        for view, text in list(numbers.items()):
+            if text.isascii() and text.isdigit() and int(text) >= 1:
+                numbers[view] = int(text)
+            else:
+                del numbers[view]  # reported; the check goes on without it
+                message = f"{suffix[1:]} {text!r}: expected {expected}"
+                problems.append(Problem(source, message, row=record.row, field=view + suffix))
     for view, text in list(record.positions.items()):
         try:
             record.positions[view] = parse_position(text)

@@ -1,12 +1,12 @@
 """An on-disk cache of cleaned maps, so a search decodes and cleans each export once.
 
 An entry is a uint8 .npy array named by the SHA-256 of the export's bytes and of the
-cleaning parameters: a changed byte or parameter gives a new name, so a stale entry is
-never read. It carries the checksum of its bytes, its shape and dtype
-(`search.checked`), verified on every read: a damaged entry (cut short, garbled, of
-another shape) is reported in one line, deleted and cleaned again, never used. Entries
-are written under a temporary name and renamed into place, so concurrent readers and a
-writer killed half-way never see a partial file.
+cleaning parameters (for a PDF, its page and the renderer's version): a changed byte or
+parameter gives a new name, so a stale entry is never read. It carries the checksum of
+its bytes, its shape and dtype (`search.checked`), verified on every read: a damaged
+entry (cut short, garbled, of another shape) is reported in one line, deleted and
+cleaned again, never used. Entries are written under a temporary name and renamed into
+place, so concurrent readers and a writer killed half-way never see a partial file.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 
 from search.checked import DamagedEntry, read_checked, write_checked
 from search.data.clean import CLEANING_VERSION, CropBox
+from search.data.pdf import renderer
 from search.layout import map_cache_dir
 
 __all__ = ["CleaningParams", "MapCache"]
@@ -42,13 +43,15 @@ class CleaningParams:
     version: int = CLEANING_VERSION
     position: str | None = None  # which disc of a several-map export
     frame: int | None = None  # which frame of a multi-frame DICOM file
+    page: int | None = None  # which page of a PDF (always set for one: `check_dataset`)
 
     def digest(self) -> str:
-        text = json.dumps(
-            {"size": self.size, "crop": str(self.crop or "auto"), "version": self.version,
-             "entry": ENTRY_FORMAT, "position": self.position, "frame": self.frame}
-        )  # fmt: skip
-        return hashlib.sha256(text.encode()).hexdigest()
+        fields = {"size": self.size, "crop": str(self.crop or "auto"), "version": self.version,
+                  "entry": ENTRY_FORMAT, "position": self.position,
+                  "frame": self.frame}  # fmt: skip
+        if self.page is not None:  # a PDF's page: the renderer decides its pixels too
+            fields.update(page=self.page, render=renderer())  # other exports' keys as before
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 class MapCache:

@@ -7,12 +7,14 @@ set's patient order: what the trials feed to the backbone after `normalize_maps`
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from search.data.clean import CropBox, clean_export
 from search.data.dataset import Dataset
 from search.data.images import ImageProblem, read_export
 from search.data.map_cache import CleaningParams, MapCache
+from search.data.pdf import PdfProblem, chosen_page, is_pdf
 from search.data.problems import DataError, Problem
 
 __all__ = ["CleanedMaps", "PreprocessSpec", "clean_file", "preprocess_dataset"]
@@ -36,12 +39,17 @@ class PreprocessSpec:
     crops: Mapping[str, CropBox] = field(default_factory=dict)
 
     def params(
-        self, view: str, position: str | None = None, frame: int | None = None
+        self,
+        view: str,
+        position: str | None = None,
+        frame: int | None = None,
+        page: int | None = None,
     ) -> CleaningParams:
         """The cleaning of one view's exports; `position`: which disc of a several-map
         export is the view's (a patient's, or the data set's layout); `frame`: which
-        frame of a multi-frame DICOM file."""
-        return CleaningParams(self.size, self.crops.get(view), position=position, frame=frame)
+        frame of a multi-frame DICOM file; `page`: which page of a PDF."""
+        crop = self.crops.get(view)
+        return CleaningParams(self.size, crop, position=position, frame=frame, page=page)
 
 
 @dataclass(frozen=True)
@@ -82,16 +90,29 @@ def clean_file(
     """
     data = Path(path).read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    cached = cache.load(sha, params)
-    if cached is not None:
-        return cached, None
     try:
-        pixels = read_export(data, params.frame)
-    except ImageProblem as exc:
+        if params.page is None and is_pdf(data):  # its only page (checked data says so)
+            params = replace(params, page=chosen_page(data))
+        cached = cache.load(sha, params)
+        if cached is not None:
+            return cached, None
+        pixels = read_export(data, params.frame, params.page)
+    except (ImageProblem, PdfProblem) as exc:
         raise ValueError(str(exc)) from None
     cleaned = clean_export(pixels, params.size, params.crop, params.position)
     cache.store(sha, params, cleaned.pixels)
     return cleaned.pixels, cleaned.text_fraction
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """How the cleaning pool starts its workers: forked (fast) from a process that runs
+    only its main thread; from a fork server once other threads run (Ray's, gRPC's, a
+    logger's, as after a search in the same process), since a child forked while another
+    thread held a lock can wait for it for ever (the demo hung so, cleaning its second
+    vendor's exports after its search)."""
+    if threading.active_count() == 1 or "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver")
 
 
 def preprocess_dataset(
@@ -112,7 +133,8 @@ def preprocess_dataset(
     cache = cache or MapCache()
     cache.remove_stale()
     views = views or dataset.views
-    jobs = [(i, j, p.images[v], spec.params(v, p.positions.get(v), p.frames.get(v)))
+    jobs = [(i, j, p.images[v],
+             spec.params(v, p.positions.get(v), p.frames.get(v), p.pages.get(v)))
             for i, p in enumerate(dataset.patients) for j, v in enumerate(views)]  # fmt: skip
     maps = np.zeros((len(dataset), len(views), spec.size, spec.size, 3), dtype=np.uint8)
     fractions = np.full((len(dataset), len(views)), np.nan)
@@ -120,7 +142,7 @@ def preprocess_dataset(
     from_cache = 0
 
     workers = workers or min(os.cpu_count() or 1, 8)
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = ProcessPoolExecutor(workers, mp_context=pool_context()) if workers > 1 else None
     with pool or nullcontext():
         mapper = pool.map if pool else map
         paths, params = [job[2] for job in jobs], [job[3] for job in jobs]

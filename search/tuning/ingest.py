@@ -14,7 +14,7 @@ from results.store import ResultStore
 from search.errors import DamagedTable
 from search.files import open_location
 from search.layout import StorageLayout
-from search.tuning.ray_folders import restart_counts, trial_folders, unfinished_trials
+from search.tuning.ray_folders import SavedState, trial_folders
 from search.tuning.record import load_search_row
 
 __all__ = ["ingest_experiment"]
@@ -37,7 +37,8 @@ def ingest_experiment(
     folders = trial_folders(experiment)
     if not folders:
         raise FileNotFoundError(f"{experiment}: no trial folders (*/params.json) to ingest")
-    ended, restarts, cut_off = [], restart_counts(experiment), unfinished_trials(experiment)
+    saved = SavedState.read(experiment)
+    ended, restarts, cut_off = [], saved.restart_counts(), saved.unfinished_trials()
     for folder in folders:
         records = folder.records()
         trial_id = folder.trial_id(records)

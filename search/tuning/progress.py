@@ -5,6 +5,8 @@ trial instead, for logs."""
 
 from __future__ import annotations
 
+import math
+import numbers
 import sys
 import time
 from collections import Counter
@@ -81,15 +83,23 @@ class SearchProgress(Callback):
             own = [t for t in trials if t.config.get(PAIR_KEY) == pair]
             status = Counter(t.status for t in own)
             results = [t.last_result or {} for t in own]
-            best = max((r.get("best_selection", float("nan")) for r in results), default=None)
+            # only trials that reported have a best: a pending one has none (and a NaN
+            # in max() would win or lose by its place in the list)
+            scores = [r["best_selection"] for r in results if _is_number(r.get("best_selection"))]
+            best = f"{max(scores):.3f}" if scores else "-"
             epochs = sum(int(r.get("epoch", 0)) for r in results)
             lines.append(
                 f"  {pair:32} {status[Trial.RUNNING]:>4} {status[Trial.PAUSED]:>5} "
                 f"{status[Trial.TERMINATED]:>5} {status[Trial.ERROR]:>4} "
-                f"{'-' if best is None else f'{best:.3f}':>6} {epochs:>5} / {self.budget:<5}"
+                f"{best:>6} {epochs:>5} / {self.budget:<5}"
             )
         return "\n".join(lines)
 
     def _elapsed(self) -> str:
         seconds = int(time.monotonic() - self.started)
         return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _is_number(value) -> bool:
+    """A score to rank: a number, not None nor NaN."""
+    return isinstance(value, numbers.Real) and not math.isnan(value)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.fs as pafs
 
 from search.files import open_location, read_file, write_file
 from trainables.config import PAIR_KEY
-from trainables.report_log import REPORTS_FILE
+from trainables.report_log import REPORTS_FILE, report_lines
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,11 @@ __all__ = [
     "GENERATOR_STATE",
     "SEARCHER_COPY",
     "SEARCHER_STATE",
+    "SavedState",
     "TrialFolder",
     "checkpoint_records",
     "error_message",
-    "mark_trials_ended",
-    "newest_file",
     "restart_counts",
-    "saved_files",
     "session_of",
     "trial_folders",
     "trial_records",
@@ -134,66 +133,133 @@ def error_message(error_file: str | os.PathLike[str] | None) -> str:
     return message or "error (no message recorded)"
 
 
+@dataclass
+class SavedState:
+    """One reading of what Ray saved in an experiment folder: its files, listed once, and
+    its newest readable experiment state, read once; resume mends from this snapshot and
+    passes it on instead of visiting the storage again for each question.
+
+    Attributes:
+        fs, root: the folder's file system and path (`open_location`).
+        files: the folder's files (not its trial folders), newest first.
+        state_path, state: the newest readable experiment_state-*.json and what it
+            holds; None when there is none.
+        damaged: newer experiment states that did not read (cut short by a kill while
+            Ray copied them), newest first.
+    """
+
+    fs: pafs.FileSystem
+    root: str
+    files: tuple[str, ...]
+    state_path: str | None
+    state: dict[str, Any] | None
+    damaged: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, experiment: str | os.PathLike[str]) -> SavedState:
+        fs, root = open_location(experiment)
+        listed = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        files = tuple(
+            sorted((i.path for i in listed if i.type == pafs.FileType.File), reverse=True)
+        )
+        damaged = []
+        for path in (f for f in files if _is_experiment_state(f)):
+            try:
+                state = json.loads(read_file(fs, path))
+                if "trial_data" in state:
+                    return cls(fs, root, files, path, state, tuple(damaged))
+            except ValueError:  # empty or cut short (json's errors are ValueErrors)
+                pass
+            log.warning("%s is damaged (cut short when the search was stopped?); not read", path)
+            damaged.append(path)
+        return cls(fs, root, files, None, None, tuple(damaged))
+
+    def saved_files(self, prefix: str) -> list[str]:
+        """The paths of the folder's files whose name starts with `prefix`, newest first
+        (Ray names them by the session's start)."""
+        return [f for f in self.files if f.rsplit("/", 1)[-1].startswith(prefix)]
+
+    def newest_file(self, prefix: str) -> str | None:
+        names = self.saved_files(prefix)
+        return names[0] if names else None
+
+    def trials(self) -> list[dict[str, Any]]:
+        """Each trial of the newest state, as Ray saved it (trial id, status, config)."""
+        return [json.loads(trial) for trial, _ in (self.state or {}).get("trial_data", [])]
+
+    def trials_per_pair(self) -> dict[str, set[str]] | None:
+        """pair -> ids of its trials in the newest saved state (the `pair` of each trial's
+        config); None when there is no saved state."""
+        if self.state is None:
+            return None
+        made: dict[str, set[str]] = {}
+        for trial in self.trials():
+            pair = (trial.get("config") or {}).get(PAIR_KEY, "")
+            made.setdefault(pair, set()).add(trial.get("trial_id"))
+        return made
+
+    def unfinished_trials(self) -> set[str]:
+        """Ids of the trials that had not ended when Ray last saved the state (Ray saves
+        it once more as it stops, before it stops the trials it cut off)."""
+        return {
+            trial.get("trial_id")
+            for trial in self.trials()
+            if trial.get("status") not in ("TERMINATED", "ERROR")
+        }
+
+    def restart_counts(self) -> dict[str, int]:
+        """trial id -> how often Ray restarted it after a failure."""
+        counts = {}
+        for trial_state, metadata in (self.state or {}).get("trial_data", []):
+            trial_id = json.loads(trial_state).get("trial_id")
+            count = json.loads(metadata).get("num_failures")
+            if trial_id is not None and count is not None:
+                counts[trial_id] = int(count)
+        return counts
+
+    def mark_trials_ended(self, ended: dict[str, str]) -> None:
+        """Set the status of the trials in `ended` (trial id -> TERMINATED or ERROR) in the
+        newest saved state, written back once, so that restoring it does not run them
+        again."""
+        if self.state is None or not ended:
+            return
+        changed = False
+        for entry in self.state["trial_data"]:
+            trial = json.loads(entry[0])
+            status = ended.get(trial.get("trial_id"))
+            if status and trial.get("status") != status:
+                trial["status"] = status
+                entry[0], changed = json.dumps(trial), True
+        if changed:
+            write_file(self.fs, self.state_path, json.dumps(self.state))
+
+    def set_damaged_aside(self) -> list[str]:
+        """Rename the damaged newer experiment states (`NAME.json.damaged`), so that Ray's
+        restore, which reads the newest by name, reads the newest whole one; their
+        names."""
+        for path in self.damaged:
+            self.fs.move(path, f"{path}.damaged")
+        self.files = tuple(f for f in self.files if f not in self.damaged)
+        moved, self.damaged = [p.rsplit("/", 1)[-1] for p in self.damaged], ()
+        return moved
+
+
 def restart_counts(experiment: str | os.PathLike[str]) -> dict[str, int]:
     """trial id -> how often Ray restarted it after a failure, from the newest saved
     experiment state; none when there is no state."""
-    fs, root = open_location(experiment)
-    latest = _latest_state(fs, root)
-    if latest is None:
-        return {}
-    counts = {}
-    for trial_state, metadata in latest[1]["trial_data"]:
-        trial_id = json.loads(trial_state).get("trial_id")
-        count = json.loads(metadata).get("num_failures")
-        if trial_id is not None and count is not None:
-            counts[trial_id] = int(count)
-    return counts
+    return SavedState.read(experiment).restart_counts()
 
 
 def unfinished_trials(experiment: str | os.PathLike[str]) -> set[str]:
-    """Ids of the trials that had not ended when Ray last saved the experiment's state
-    (Ray saves it once more as it stops, before it stops the trials it cut off): empty
-    for a search that ran to its end."""
-    fs, root = open_location(experiment)
-    latest = _latest_state(fs, root)
-    if latest is None:
-        return set()
-    unfinished = set()
-    for trial_state, _ in latest[1]["trial_data"]:
-        trial = json.loads(trial_state)
-        if trial.get("status") not in ("TERMINATED", "ERROR"):
-            unfinished.add(trial.get("trial_id"))
-    return unfinished
+    """Ids of the trials that had not ended when Ray last saved the experiment's state:
+    empty for a search that ran to its end."""
+    return SavedState.read(experiment).unfinished_trials()
 
 
 def trials_per_pair(experiment: str | os.PathLike[str]) -> dict[str, set[str]] | None:
-    """pair -> ids of its trials in the newest saved experiment state (the `pair` of each
-    trial's config); None when there is no saved state."""
-    fs, root = open_location(experiment)
-    latest = _latest_state(fs, root)
-    if latest is None:
-        return None
-    made: dict[str, set[str]] = {}
-    for trial_state, _ in latest[1]["trial_data"]:
-        trial = json.loads(trial_state)
-        pair = (trial.get("config") or {}).get(PAIR_KEY, "")
-        made.setdefault(pair, set()).add(trial.get("trial_id"))
-    return made
-
-
-def newest_file(experiment: str | os.PathLike[str], prefix: str) -> str | None:
-    """The path (in `open_location`'s file system) of the newest of the experiment's
-    files whose name starts with `prefix`: Ray names them by the session's start."""
-    names = saved_files(experiment, prefix)
-    return names[0] if names else None
-
-
-def saved_files(experiment: str | os.PathLike[str], prefix: str) -> list[str]:
-    """The paths (in `open_location`'s file system) of the experiment's files whose name
-    starts with `prefix`, newest first."""
-    fs, root = open_location(experiment)
-    listed = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    return sorted((info.path for info in listed if info.base_name.startswith(prefix)), reverse=True)
+    """pair -> ids of its trials in the newest saved experiment state; None when there is
+    no saved state."""
+    return SavedState.read(experiment).trials_per_pair()
 
 
 def session_of(path: str, prefix: str) -> str:
@@ -203,30 +269,10 @@ def session_of(path: str, prefix: str) -> str:
     return name.removeprefix(prefix).rsplit(".", 1)[0]
 
 
-def mark_trials_ended(experiment: str | os.PathLike[str], ended: dict[str, str]) -> None:
-    """Set the status of the trials in `ended` (trial id -> TERMINATED or ERROR) in the
-    newest saved experiment state, so that restoring it does not run them again."""
-    fs, root = open_location(experiment)
-    latest = _latest_state(fs, root) if ended else None
-    if latest is None:
-        return
-    path, state = latest
-    changed = False
-    for entry in state["trial_data"]:
-        trial = json.loads(entry[0])
-        status = ended.get(trial.get("trial_id"))
-        if status and trial.get("status") != status:
-            trial["status"] = status
-            entry[0], changed = json.dumps(trial), True
-    if changed:
-        write_file(fs, path, json.dumps(state))
-
-
 def _result_lines(fs: pafs.FileSystem, path: str) -> list[dict[str, Any]]:
-    if not _is_file(fs, path):
-        return []
-    lines = read_file(fs, path).decode("utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    """A trial's reports; a last line cut short by a kill or a full disk is passed over
+    (the checkpoint's report log keeps that epoch)."""
+    return report_lines(read_file(fs, path)) if _is_file(fs, path) else []
 
 
 def _log(fs: pafs.FileSystem, checkpoint: str) -> list[dict[str, Any]]:
@@ -234,25 +280,9 @@ def _log(fs: pafs.FileSystem, checkpoint: str) -> list[dict[str, Any]]:
     return json.loads(read_file(fs, path)) if _is_file(fs, path) else []
 
 
-def _latest_state(fs: pafs.FileSystem, root: str) -> tuple[str, dict[str, Any]] | None:
-    """The newest readable experiment_state-*.json (their names sort by time), its path
-    and what it holds; None when there is none. Ray writes the state in place: a driver
-    killed while it copies the file to the storage leaves it empty or cut short, and the
-    one before it (if any) is the newest the experiment has."""
-    states = sorted(
-        info.path
-        for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-        if info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json")
-    )
-    for path in reversed(states):
-        try:
-            state = json.loads(read_file(fs, path))
-            if "trial_data" in state:
-                return path, state
-        except ValueError:  # empty or cut short (json's errors are ValueErrors)
-            pass
-        log.warning("%s is damaged (cut short when the search was stopped?); not read", path)
-    return None
+def _is_experiment_state(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.startswith("experiment_state-") and name.endswith(".json")
 
 
 def _last_line(fs: pafs.FileSystem, path: str) -> str | None:

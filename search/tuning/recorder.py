@@ -1,11 +1,18 @@
 """Writes each trial's rows into the result tables the moment it ends (a Ray Tune
-callback on the driver), so a search killed midway keeps every finished trial. A table
-that cannot be written (a full disk, lost credentials) costs a warning, not the search:
-`polarmap results ingest` rebuilds the tables from the search's folder afterwards."""
+callback on the driver), so a search killed midway keeps every finished trial; a resumed
+search first writes those of the trials that ended before it but never got there.
+
+A storage that takes no more (full, over quota, read-only, object storage refusing
+writes) stops the search at its first error, met here or by a trial copying its
+checkpoint there, and the search ends with one line saying what to do (`watch`, a
+`StorageWatch`): no retry could succeed. Any other table that cannot be written costs a
+warning, not the search: `polarmap results ingest` rebuilds the tables from the search's
+folder afterwards."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -13,23 +20,34 @@ from ray.tune.experiment import Trial
 
 from results.rows import trial_rows
 from results.store import ResultStore
-from search.tuning.ray_folders import (
-    checkpoint_records,
-    error_message,
-    trial_records,
-    with_log,
-)
+from search.layout import StorageLayout
+from search.tuning.ray_folders import TrialFolder, checkpoint_records, error_message, with_log
+from search.tuning.storage_errors import StorageWatch
+from trainables.report_log import report_lines
 
 __all__ = ["ResultsRecorder"]
 
 log = logging.getLogger(__name__)
+
+ENDED = (Trial.TERMINATED, Trial.ERROR)
 
 
 class ResultsRecorder(Callback):
     def __init__(self, results_root: str, search: str):
         self.results_root, self.search = results_root, search
         self.store = ResultStore(results_root)
+        layout = StorageLayout.of_results(results_root)
+        self.watch = StorageWatch(layout.storage, layout.experiment(search))
         self._records: dict[str, list[dict[str, Any]]] = {}
+        self._caught_up = False
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info):
+        if not self._caught_up:  # the first step: the trials a resumed search restored
+            self._caught_up = True
+            self._write_unrecorded_ends(trials)
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info):
+        self.watch.stop_if_noted()
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result, **info):
         self._records.setdefault(trial.trial_id, []).append(dict(result))
@@ -37,22 +55,31 @@ class ResultsRecorder(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
         self._write(trial, None)
 
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        # Ray retries a failed trial; one that failed copying its checkpoint into the
+        # storage would fail again, so the search stops instead
+        self.watch.note_failed_trial(trial.trial_id, _last_failure(trial.error_file))
+
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info):
+        self.watch.note_failed_trial(trial.trial_id, _last_failure(trial.error_file))
         self._write(trial, error_message(trial.error_file))
 
     def _write(self, trial: Trial, error: str | None) -> None:
-        # every report up to the last checkpoint (its log), then those Ray wrote down, then
-        # this run's: later copies of an epoch win, so Ray's own fields are kept
-        records = with_log(
-            checkpoint_records(trial.checkpoint),
-            trial_records(trial.local_path) + self._records.pop(trial.trial_id, []),
-        )
         try:
+            # every report up to the last checkpoint (its log), then those Ray wrote down,
+            # then this run's: later copies of an epoch win, so Ray's own fields are kept
+            records = with_log(
+                checkpoint_records(trial.checkpoint),
+                _reported(trial.local_path) + self._records.pop(trial.trial_id, []),
+            )
             rows = trial_rows(
                 self.search, trial.trial_id, trial.config, records, error, trial.num_failures
             )
             self.store.write_trial(rows)
         except Exception as exc:  # the search's own state is intact; the tables can be rebuilt
+            doing = f"writing the trial rows of trial {trial.trial_id}"
+            if self.watch.note(exc, doing, ours=True):
+                return  # the search stops after this step, and says why
             log.warning(
                 "trial %s could not be written to the result tables in %s (%s: %s); the "
                 "search goes on, and `polarmap results ingest` rebuilds the tables from its "
@@ -62,3 +89,47 @@ class ResultsRecorder(Callback):
                 type(exc).__name__,
                 exc,
             )
+
+    def _write_unrecorded_ends(self, trials: list[Trial]) -> None:
+        """The rows of the trials that ended before this run (a resumed search) but are
+        missing from the tables: the storage took no more as they ended, or the driver
+        died just then."""
+        ended = [t for t in trials if t.status in ENDED]
+        if not ended:
+            return
+        try:
+            recorded = set(self.store.table("trials", search=self.search)["trial_id"].to_pylist())
+        except Exception:  # tables unreadable: the search's end says how to rebuild them
+            return
+        for trial in ended:
+            if trial.trial_id not in recorded:
+                self._write(trial, _saved_error(trial) if trial.status == Trial.ERROR else None)
+
+
+def _reported(trial_folder: str | None) -> list[dict[str, Any]]:
+    """The reports in the driver's result.json of a trial, in order; a line cut short (a
+    full disk) left out: the checkpoint's log keeps that epoch."""
+    path = Path(trial_folder, "result.json") if trial_folder else None
+    return report_lines(path.read_bytes()) if path and path.is_file() else []
+
+
+def _last_failure(error_file: str | None) -> str:
+    """Ray's text of a trial's latest failure (its error file holds one per failure)."""
+    try:
+        text = Path(error_file).read_text(errors="replace") if error_file else ""
+    except OSError:  # none written (Ray could not either)
+        text = ""
+    return text.rsplit("Failure # ", 1)[-1]
+
+
+def _saved_error(trial: Trial) -> str:
+    """The last line of an errored trial's error file: the driver's copy, else (a
+    resumed search has none) the storage's."""
+    if trial.error_file and Path(trial.error_file).is_file():
+        return error_message(trial.error_file)
+    storage = getattr(trial, "storage", None)
+    if storage is not None and trial.path:
+        saved = TrialFolder(storage.storage_filesystem, trial.path).error()
+        if saved:
+            return saved
+    return error_message(None)

@@ -33,11 +33,8 @@ from search.tuning.ray_folders import (
     GENERATOR_STATE,
     SEARCHER_COPY,
     SEARCHER_STATE,
-    mark_trials_ended,
-    newest_file,
-    saved_files,
+    SavedState,
     session_of,
-    trials_per_pair,
 )
 from search.tuning.searcher import PairSearcher, read_copy
 from search.tuning.settings import SearchSettings
@@ -50,28 +47,35 @@ log = logging.getLogger(__name__)
 Copies = list[tuple[str, bytes, bytes | None]]
 
 
-def mend_saved_state(settings: SearchSettings, store: ResultStore) -> None:
-    """Mend the search's saved state in place (its newest files) before Ray restores it.
+def mend_saved_state(
+    settings: SearchSettings, store: ResultStore, saved: SavedState | None = None
+) -> None:
+    """Mend the search's saved state in place (its newest files) before Ray restores it,
+    from `saved`, one reading of the folder (read here when not given).
 
     Raises:
         SearchStateError: Ray's trial counter is damaged and nothing readable is left to
             restore it from.
     """
-    mark_recorded_ends(settings, store)
-    made = trials_per_pair(settings.experiment)
+    saved = saved or SavedState.read(settings.experiment)
+    if saved.damaged and saved.state is not None:
+        names = ", ".join(saved.set_damaged_aside())
+        log.warning("Ray's newest saved state (%s) was cut short; the one before it is used", names)
+    mark_recorded_ends(settings, store, saved)
+    made = saved.trials_per_pair()
     if made is None:  # no saved state yet: Ray cannot restore, and says so
         return
-    fs, _ = open_location(settings.experiment)
-    copies = _copies(fs, settings.experiment)
-    _mend_searcher(fs, settings, made, copies)
-    _mend_counter(fs, settings.experiment, made, copies)
+    copies = _copies(saved)
+    _mend_searcher(saved, settings, made, copies)
+    _mend_counter(saved, settings.experiment, made, copies)
 
 
-def _mend_searcher(fs, settings: SearchSettings, made: dict[str, set[str]], copies: Copies):
+def _mend_searcher(saved: SavedState, settings: SearchSettings, made, copies: Copies) -> None:
     """The searcher's newest saved state, set to the trials Ray saved; restored first
     where it is damaged, or missing beside Ray's counter (Ray would fail to find it)."""
-    path = newest_file(settings.experiment, SEARCHER_STATE)
-    counter = newest_file(settings.experiment, GENERATOR_STATE)
+    fs = saved.fs
+    path = saved.newest_file(SEARCHER_STATE)
+    counter = saved.newest_file(GENERATOR_STATE)
     if path is None and counter is None:
         return  # Ray saved no search state: it restores none
     data = None
@@ -84,7 +88,7 @@ def _mend_searcher(fs, settings: SearchSettings, made: dict[str, set[str]], copi
     samples = settings.space.samples
     if state is None:
         state, how = _earlier_state(
-            fs, settings.experiment, SEARCHER_STATE, path,
+            saved, SEARCHER_STATE, path,
             [(session, searcher) for session, searcher, _ in copies], pickle.loads, "_live",
         )  # fmt: skip
         if state is None:
@@ -99,12 +103,13 @@ def _mend_searcher(fs, settings: SearchSettings, made: dict[str, set[str]], copi
         write_file(fs, path, pickle.dumps(state))
 
 
-def _mend_counter(fs, experiment: str, made: dict[str, set[str]], copies: Copies) -> None:
+def _mend_counter(saved: SavedState, experiment: str, made, copies: Copies) -> None:
     """Ray's trial counter (its search algorithm's state) set to the trials Ray saved;
     restored first where it is damaged."""
     from ray import cloudpickle
 
-    path = newest_file(experiment, GENERATOR_STATE)
+    fs = saved.fs
+    path = saved.newest_file(GENERATOR_STATE)
     if path is None:
         return
     data = read_file(fs, path)
@@ -112,7 +117,7 @@ def _mend_counter(fs, experiment: str, made: dict[str, set[str]], copies: Copies
     repaired = state is None
     if repaired:
         state, how = _earlier_state(
-            fs, experiment, GENERATOR_STATE, path,
+            saved, GENERATOR_STATE, path,
             [(session, counter) for session, _, counter in copies], cloudpickle.loads, "counter",
         )  # fmt: skip
         if state is None:
@@ -129,13 +134,13 @@ def _mend_counter(fs, experiment: str, made: dict[str, set[str]], copies: Copies
         write_file(fs, path, cloudpickle.dumps(state))
 
 
-def _copies(fs, experiment: str) -> Copies:
+def _copies(saved: SavedState) -> Copies:
     """The readable copies `PairSearcher.save` left, newest first; a torn one (its
     digest does not hold) is passed over."""
     copies = []
-    for path in saved_files(experiment, SEARCHER_COPY):
+    for path in saved.saved_files(SEARCHER_COPY):
         try:
-            copy = read_copy(read_file(fs, path))
+            copy = read_copy(read_file(saved.fs, path))
         except Exception:  # whole, yet unreadable: as good as torn
             copy = None
         if copy is not None:
@@ -144,8 +149,7 @@ def _copies(fs, experiment: str) -> Copies:
 
 
 def _earlier_state(
-    fs,
-    experiment: str,
+    saved: SavedState,
     prefix: str,
     damaged: str,
     copies: list[tuple[str, bytes | None]],
@@ -160,12 +164,12 @@ def _earlier_state(
     found = []  # (session, 1 for a copy (first of a session), its bytes or Ray's path, source)
     for s, data in copies:
         found.append((s, 1, data, "its copy" if s == session else f"its copy of the run of {s}"))
-    for path in saved_files(experiment, prefix):
+    for path in saved.saved_files(prefix):
         if path != damaged:
             s = session_of(path, prefix)
             found.append((s, 0, path, f"the one of the run of {s}"))
     for _, is_copy, where, source in sorted(found, key=lambda f: f[:2], reverse=True):
-        state = _loaded(where if is_copy else read_file(fs, where), loads, key)
+        state = _loaded(where if is_copy else read_file(saved.fs, where), loads, key)
         if state is not None:
             return state, f"restored from {source}"
     return None, ""
@@ -193,13 +197,17 @@ def _name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def clear_unsaved_start(settings: SearchSettings, store: ResultStore) -> bool:
+def clear_unsaved_start(
+    settings: SearchSettings, store: ResultStore, saved: SavedState | None = None
+) -> bool:
     """True when the search was stopped before Ray saved any readable experiment state (a
     kill while it wrote its first one leaves it empty) and no trial reached the tables:
     there is nothing to resume, and Ray, left to it, restarts with the searcher's saved
     count of trials it made and makes no more. Ray's files and the trial folders of that
-    start are then deleted (the search's own record stays), so the search starts anew."""
-    if trials_per_pair(settings.experiment) is not None:
+    start are then deleted (the search's own record stays), so the search starts anew.
+    `saved` is one reading of the folder (read here when not given)."""
+    saved = saved or SavedState.read(settings.experiment)
+    if saved.state is not None:
         return False
     if store.table("trials", search=settings.name).num_rows:
         return False  # trials ended and recorded: not a start to throw away
@@ -214,12 +222,16 @@ def clear_unsaved_start(settings: SearchSettings, store: ResultStore) -> bool:
     return True
 
 
-def mark_recorded_ends(settings: SearchSettings, store: ResultStore) -> None:
+def mark_recorded_ends(
+    settings: SearchSettings, store: ResultStore, saved: SavedState | None = None
+) -> None:
     """Every trial the result tables hold as ended, marked ended in the newest saved
     experiment state. Also after a search that ran to its end: Ray 2.60 can save a trial
     that Hyperband stopped while it was paused as still PAUSED (it stops it after its
     last save of that trial), and readers of the state would take it for one cut off."""
-    mark_trials_ended(settings.experiment, _recorded_ends(store, settings.name))
+    ended = _recorded_ends(store, settings.name)
+    if ended:
+        (saved or SavedState.read(settings.experiment)).mark_trials_ended(ended)
 
 
 def _recorded_ends(store: ResultStore, search: str) -> dict[str, str]:

@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow.fs as pafs
 import ray
 from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from results.records import SearchStatus
 from results.store import ResultStore
-from search.errors import Terminated
+from search.errors import StorageError, Terminated
 from search.layout import frozen_store_dir
 from search.provenance import provenance
 from search.tuning.prepare import PreparedSearch
 from search.tuning.progress import SearchProgress
+from search.tuning.ray_folders import SavedState
 from search.tuning.record import write_settings
 from search.tuning.recorder import ResultsRecorder
 from search.tuning.resume import clear_unsaved_start, mark_recorded_ends, mend_saved_state
@@ -46,6 +48,7 @@ __all__ = [
     "search_record",
     "start_ray",
     "term_grace_s",
+    "tolerate_deleted_checkpoints",
     "trainable_name",
 ]
 
@@ -107,7 +110,8 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
         )
     _fill_brackets_up_front(settings)
     store = ResultStore(settings.results)
-    anew = resume and clear_unsaved_start(settings, store)
+    saved = SavedState.read(settings.experiment) if resume else None  # read once, passed on
+    anew = resume and clear_unsaved_start(settings, store, saved)
     if anew:
         log.warning("note: the search was stopped before Ray saved its state; it starts anew")
     search_row = _starting_search_row(settings, prepared, store, keep_started=resume)
@@ -116,28 +120,61 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
     resume = resume and not anew
     store.write_search(search_row)
     progress = SearchProgress(settings, quiet=quiet)
-    callbacks = [progress, ResultsRecorder(settings.results, settings.name)]
+    recorder = ResultsRecorder(settings.results, settings.name)
+    callbacks = [progress, recorder]
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, data=prepared.data, frozen_store=str(frozen_store_dir())),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
     wrapped.__name__ = trainable_name(settings, trainable)
+    tolerate_deleted_checkpoints()
     if resume:
-        mend_saved_state(settings, store)
+        mend_saved_state(settings, store, saved)
         tuner = tune.Tuner.restore(settings.experiment, trainable=wrapped, resume_unfinished=True)
         _use_callbacks(tuner, callbacks)
     else:
         tuner = _new_tuner(settings, prepared, wrapped, callbacks)
     try:
-        with StopSignals(then=_graceful_tune_stop) as stop:
+        # the recorder's watch: StorageError at the first error of a storage that
+        # takes no more, Ray's retries stopped (search.tuning.storage_errors)
+        with StopSignals(then=_graceful_tune_stop) as stop, recorder.watch:
             results = tuner.fit()
-    except BaseException:  # the tables say the search did not finish; resume can go on
+    except BaseException as exc:  # the tables say the search did not finish; resume can go on
         search_row.update(ended=datetime.now(UTC), status=SearchStatus.INTERRUPTED)
-        store.write_search(search_row)
+        try:
+            store.write_search(search_row)
+        except OSError:
+            if not isinstance(exc, StorageError):
+                raise
+            # a full storage may not take the row either: it says running, until resumed
         raise
     progress.finish()
     status = _record_the_end(settings, results, store, search_row, stop.received is not None)
     return SearchRun(results, status, stop.received)
+
+
+def tolerate_deleted_checkpoints() -> None:
+    """Let Ray pass over a checkpoint that is already gone when it deletes a trial's older
+    ones. A driver killed while Ray deleted one leaves a state that still lists it; on
+    resume Ray deleted it again, failed (FileNotFoundError, a traceback "Error handling
+    checkpoint") and skipped the rest of that trial's bookkeeping (its checkpoint index,
+    its saved JSON). The newest checkpoint is registered first, so it is kept and used
+    either way. Ray's deleting function is wrapped once, in the driver, where Tune's
+    checkpoint managers run; `check_ray_internals` checks it still exists."""
+    from ray.train._internal import checkpoint_manager
+
+    delete = checkpoint_manager._delete_fs_path
+    if getattr(delete, "passes_over_missing", False):
+        return
+
+    def delete_if_there(fs, fs_path: str) -> None:
+        if fs.get_file_info(fs_path).type == pafs.FileType.NotFound:
+            log.debug("checkpoint %s was already deleted", fs_path)
+            return
+        delete(fs, fs_path)
+
+    delete_if_there.passes_over_missing = True  # type: ignore[attr-defined]
+    checkpoint_manager._delete_fs_path = delete_if_there
 
 
 def _use_callbacks(tuner: tune.Tuner, callbacks: list) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ray
+from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
 from ray.tune.schedulers import hyperband as ray_hyperband
@@ -100,14 +101,33 @@ def check_ray_internals() -> None:
             if not hasattr(probe, name)
         ]
 
+    problems += _runner_internals_problems()
     if problems:
         raise RayInternalsChanged(
-            "polarmap-search's scheduler (search/tuning/scheduler.py) relies on Ray "
-            f"HyperBand internals that Ray {ray.__version__} changed: "
+            "polarmap-search's scheduler and runner (search/tuning/scheduler.py, runner.py) "
+            f"rely on Ray internals that Ray {ray.__version__} changed: "
             + "; ".join(problems)
             + f". It is tested with ray{TESTED_RAY} (pyproject.toml; constraints.txt pins it): "
             "install that, or port PairHyperBand and PairScheduler to this Ray."
         )
+
+
+def _runner_internals_problems() -> list[str]:
+    """What the runner uses of Ray's private parts: the function a checkpoint manager
+    deletes older checkpoints with (`tolerate_deleted_checkpoints`), and a restored
+    Tuner's run config (`_use_callbacks`)."""
+    from ray.train._internal import checkpoint_manager
+    from ray.tune.impl.tuner_internal import TunerInternal
+
+    problems = []
+    delete = getattr(checkpoint_manager, "_delete_fs_path", None)
+    if not callable(delete) or not _accepts(delete, None, ""):
+        problems.append("ray.train._internal.checkpoint_manager._delete_fs_path(fs, fs_path)")
+    if not callable(getattr(TunerInternal, "get_run_config", None)):
+        problems.append("TunerInternal.get_run_config is missing")
+    if "_local_tuner" not in getattr(tune.Tuner, "__annotations__", {}):
+        problems.append("Tuner._local_tuner is missing")
+    return problems
 
 
 def _accepts(function: Callable, *args, **kwargs) -> bool:

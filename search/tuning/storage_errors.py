@@ -18,15 +18,26 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import pickle
 import re
 import signal
 import tempfile
 import threading
 import traceback
 
-from search.errors import StorageError
+import pyarrow.fs as pafs
 
-__all__ = ["STORAGE_ERRNOS", "StorageWatch", "stop_tune", "storage_errno"]
+from search.errors import StorageError
+from search.files import read_file
+from search.tuning.ray_folders import trial_folders
+
+__all__ = [
+    "STORAGE_ERRNOS",
+    "StorageWatch",
+    "drop_cut_error_files",
+    "stop_tune",
+    "storage_errno",
+]
 
 # errno -> what the storage is, and what to do before resuming
 STORAGE_ERRNOS = {
@@ -41,6 +52,7 @@ _ERRNO_TEXT = re.compile(r"\[errno (\d+)\]", re.IGNORECASE)  # in pyarrow's and 
 _TRIAL_FAILED = "Trial task failed for trial "  # Ray's record of a trial's failure
 _CHECKPOINT_COPY = "persist_current_checkpoint"  # Ray copying a checkpoint to the storage
 _RAY_WROTE = "Ray Tune wrote the search's files"
+ERROR_PICKLE = "error.pkl"  # Ray's pickled last error of a trial, beside its error.txt
 
 
 def storage_errno(error: BaseException | str | None) -> int | None:
@@ -84,6 +96,7 @@ class StorageWatch(logging.Filter):
         self.remote = "://" in storage
         self.problem: str | None = None
         self.stopping = False  # Ray Tune was asked to stop
+        self.verbose = False  # show Ray's records of the storage's errors all the same
 
     # -- noting -------------------------------------------------------------------------
     def note(self, error: BaseException | str, doing: str, ours: bool = False) -> bool:
@@ -151,11 +164,10 @@ class StorageWatch(logging.Filter):
         after = self.problem is not None and (
             record.name.startswith("ray.tune") or storage_errno(text) is not None
         )
-        if noted or after:
-            return logging.getLogger("search").isEnabledFor(logging.DEBUG)
-        return True
+        return self.verbose or not (noted or after)
 
     def __enter__(self) -> StorageWatch:
+        self.verbose = logging.getLogger("search").isEnabledFor(logging.DEBUG)  # --verbose
         for handler in logging.getLogger("ray").handlers:
             handler.addFilter(self)
         return self
@@ -170,7 +182,34 @@ class StorageWatch(logging.Filter):
         elif error is not None:  # a write of Ray's own in the driver, raised out of the run
             self.note(error, _RAY_WROTE)
         if self.problem is not None:
+            if not self.remote:  # object storage puts files whole or not at all
+                drop_cut_error_files(self.experiment)
             raise StorageError(self.problem) from error
+
+
+def drop_cut_error_files(experiment: str) -> None:
+    """Delete the trials' pickled errors (error.pkl) that Ray's copy into a full storage
+    cut short. Ray reads that of every trial not done when it returns, a resume's
+    included, and an empty one ends the run in EOFError; without it Ray reads the error's
+    text (error.txt) instead. Deleting takes no space."""
+    fs = pafs.LocalFileSystem()
+    try:
+        for folder in trial_folders(experiment):
+            path = f"{folder.path}/{ERROR_PICKLE}"
+            if fs.get_file_info(path).type == pafs.FileType.File and not _unpickles(
+                read_file(fs, path)
+            ):
+                fs.delete_file(path)
+    except OSError:  # the storage cannot even be read: nothing to mend now
+        pass
+
+
+def _unpickles(data: bytes) -> bool:
+    try:
+        pickle.loads(data)
+    except Exception:  # cut short: EOFError, UnpicklingError, ...
+        return False
+    return True
 
 
 def _last_line(error: BaseException | str) -> str:

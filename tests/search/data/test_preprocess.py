@@ -100,3 +100,26 @@ def test_a_crop_box_outside_the_image_is_refused(manifest, tmp_path):
     spec = PreprocessSpec(SIZE, {"stress": CropBox(0, 0, 200, 200)})
     with pytest.raises(DataError, match=r"crop box 0,0,200,200 lies outside the 96 x 96 image"):
         preprocess_dataset(dataset, spec, MapCache(tmp_path), workers=1)
+
+
+def test_the_cleaning_pool_is_not_forked_from_a_process_running_other_threads(manifest):
+    """A pool forked while another thread (Ray's, gRPC's) held a lock waited for ever:
+    `polarmap demo` hung cleaning its second vendor's exports after its search."""
+    import threading
+
+    from search.data import check_dataset
+    from search.data.map_cache import MapCache
+    from search.data.preprocess import PreprocessSpec, pool_context, preprocess_dataset
+
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait)
+    busy.start()
+    try:
+        assert pool_context().get_start_method() == "forkserver"
+        dataset = check_dataset(manifest).dataset
+        cleaned = preprocess_dataset(dataset, PreprocessSpec(64), MapCache(manifest.parent / "c"),
+                                     workers=2)  # fmt: skip
+        assert cleaned.maps.shape[:2] == (len(dataset), 2) and cleaned.maps.any()
+    finally:
+        stop.set()
+        busy.join()

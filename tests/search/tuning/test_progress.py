@@ -49,3 +49,23 @@ def test_quiet_progress_prints_a_line_per_finished_trial():
     progress.on_step_end(1, [trial])
     assert out.getvalue().count("\n") == 1
     assert "test_resnet/stress abc done: 9 epochs, best 0.800" in out.getvalue()
+
+
+def test_a_pair_with_no_started_trial_shows_no_best_not_nan():
+    """After Ctrl-C a pair may hold only trials that never reported: "-", not "nan"; and
+    a pending trial listed first does not hide the best of those that did report."""
+    space = replace(get_space("tiny"), backbones=("test_resnet",), modes=("stress", "dual"))
+    settings = SearchSettings(space=space, data=Path("."), name="v", storage="r")
+    progress = SearchProgress(settings, out=io.StringIO())
+    trials = [
+        fake("test_resnet/stress", Trial.PENDING, None, None),
+        fake("test_resnet/stress", Trial.PAUSED, 2, 0.6),
+        fake("test_resnet/dual", Trial.PENDING, None, None),
+        fake("test_resnet/dual", Trial.PAUSED, None, None),
+    ]
+    rows = progress.view(trials).splitlines()
+    stress = next(r for r in rows if "test_resnet/stress" in r).split()
+    dual = next(r for r in rows if "test_resnet/dual" in r).split()
+    assert stress[5] == "0.600"
+    assert dual[5] == "-" and dual[6] == "0"
+    assert "nan" not in progress.view(trials)

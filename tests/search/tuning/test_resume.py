@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -142,3 +143,44 @@ def test_a_damaged_counter_with_no_copy_left_is_a_search_state_error(tmp_path, c
     (folder / f"polarmap-searcher-{S0}.pkl").unlink()
     with pytest.raises(SearchStateError, match="run the search again under a new --name"):
         mend(settings, tmp_path, capsys)
+
+
+def test_a_checkpoint_an_interruption_already_deleted_is_passed_over(tmp_path, caplog):
+    """A driver killed while Ray deleted a trial's older checkpoint leaves a state that
+    still lists it; on resume, Ray's next save tried to delete it again and stopped half
+    way with a FileNotFoundError traceback ("Error handling checkpoint"), skipping the
+    trial's own bookkeeping after it. The newest checkpoint is the one kept and used."""
+    from ray.train import Checkpoint, CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+
+    from search.tuning.runner import tolerate_deleted_checkpoints
+
+    tolerate_deleted_checkpoints()
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=2))
+    results = []
+    for epoch in range(1, 5):
+        folder = tmp_path / f"checkpoint_{epoch:06d}"
+        folder.mkdir()
+        results.append(_TrainingResult(Checkpoint.from_directory(str(folder)), {"epoch": epoch}))
+    shutil.rmtree(tmp_path / "checkpoint_000001")  # deleted before the kill
+    for result in results:
+        manager.register_checkpoint(result)
+    assert manager.latest_checkpoint_result is results[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000003", "checkpoint_000004"]
+    assert "Traceback" not in caplog.text
+
+
+def test_a_newest_experiment_state_cut_short_is_set_aside_for_the_one_before(tmp_path, capsys):
+    """Ray restores the newest experiment_state-*.json by name: one cut short by a kill
+    while Ray copied it (or a full disk) made the resume fail, though the one before it
+    was whole. It is renamed aside, so Ray reads the whole one."""
+    settings, folder = saved_search(tmp_path, sessions=(S0, S1))
+    whole = folder / f"experiment_state-{S1}.json"
+    whole.rename(folder / f"experiment_state-{S0}.json")
+    torn = folder / f"experiment_state-{S1}.json"
+    torn.write_text('{"trial_data": [["{\\"trial_id')
+    said = mend(settings, tmp_path, capsys)
+    assert "newest saved state (experiment_state-" in said and "the one before it is used" in said
+    assert not torn.exists() and torn.with_name(torn.name + ".damaged").exists()
+    assert (folder / f"experiment_state-{S0}.json").exists()
