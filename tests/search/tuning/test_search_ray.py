@@ -215,13 +215,16 @@ def test_a_trial_retried_after_a_failure_keeps_its_place_in_its_bracket(ray_sess
     checkpoints go on in their own Hyperband bracket. Ray re-adds them as new trials,
     which put them in a fresh bracket where they waited for each other: the search
     stalled to its time budget."""
+    from results import load_searches
+
     settings = replace(
         search_settings(tmp_path, backbones=("good",), samples=4),
-        max_failures=1, time_budget_s=60.0,  # a stalled search would end only here
+        max_failures=1, time_budget_s=240.0,  # a stalled search would end only here
     )  # fmt: skip
-    started = time.monotonic()
     results = run(settings, fail_once=2, fail_at=5, sleep=0.1)  # as two on a lost node
-    assert time.monotonic() - started < 45
+    # ended by its trials, not by the budget (its wall time depends on the machine's load)
+    (row,) = load_searches(tmp_path / "runs" / "results").to_dict("records")
+    assert row["status"] == "completed"
     assert not results.errors
     # the bracket of 4 keeps 2 after its rung at 3: those two failed once at epoch 5
     assert sorted(r.metrics["epoch"] for r in results) == [3, 3, 9, 9]
