@@ -110,9 +110,18 @@ def pool_context() -> multiprocessing.context.BaseContext:
     logger's, as after a search in the same process), since a child forked while another
     thread held a lock can wait for it for ever (the demo hung so, cleaning its second
     vendor's exports after its search)."""
-    if threading.active_count() == 1 or "forkserver" not in multiprocessing.get_all_start_methods():
+    if _threads() == 1 or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver")
+
+
+def _threads() -> int:
+    """The process's threads, those started outside Python too (Ray's and gRPC's run in
+    C++, unseen by `threading`)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
 
 
 def preprocess_dataset(
