@@ -1,5 +1,6 @@
 """How well preprocessing removes burned-in text, measured against the renderers' truth,
-beside the finder it replaced (issue 17) measured on the same exports.
+beside the finder it replaced (issue 17) measured on the same exports; and how well it
+cleans printed report pages (issue 30), against each page's overlay-free twin.
 
 Three renderers: the project's generator (thermal colour scale), and two drawn the way
 other vendors draw exports (`search.synth.vendors`): `single` (one map with its count
@@ -15,7 +16,20 @@ colour map (jet, rainbow, hot, cool, grey).
   differ by more than 24 in some channel; recall is the share of visible text pixels
   flagged (the project's generator: also its false positives at least 4 px from text).
 
-    .venv/bin/python bench/text_removal.py [--exports 10]
+Printed report pages (`search.synth.printed`: a light page, the 17-segment grid and
+scores over the map, a white-topped thermal scale, smooth or in steps), per scale and
+for PNG, JPEG (quality 70-95, drawn per page) and PDF (the page embedded in a one-page
+PDF, read back through the project's PDF input), each page and its twin cleaned as
+`polarmap data preprocess` does (224 px, no crop box):
+
+- discs found: pages and twins whose disc was found within 2 pixels of the truth;
+- overlays left: the mean absolute difference (grey levels, over the disc and the three
+  channels) between a cleaned page and its cleaned twin; median and largest;
+- map removed: the share of each twin's disc removed as text (every pixel of it is
+  map); median and largest;
+- s/export: seconds to clean one page (this machine, one process).
+
+    .venv/bin/python bench/text_removal.py [--exports 10] [--part all|screens|printed]
 """
 
 from __future__ import annotations
@@ -26,9 +40,14 @@ import time
 
 import numpy as np
 from PIL import Image
+from plotted_pages import FORMATS as PLOTTED_FORMATS
+from plotted_pages import SCALES as PLOTTED_SCALES
+from plotted_pages import render_plotted_page
 from scipy import ndimage
 
-from search.data.clean import find_text
+from search.data.clean import CropBox, clean_export, disc_mask, find_text
+from search.data.images import read_export
+from search.synth.printed import PRINTED_SCALES, render_printed_export
 from search.synth.render import render_export
 from search.synth.uptake import draw_patient, uptake_maps
 from search.synth.vendors import COLOUR_MAPS, VENDORS, render_vendor_export
@@ -148,10 +167,152 @@ def measure_vendor(
     }
 
 
+PRINTED_FORMATS = ("png", "jpeg", "pdf")
+
+
+def as_format(image: np.ndarray, image_format: str, quality: int) -> np.ndarray:
+    """The page as a viewer reads it back from a PNG, a JPEG or a one-page PDF."""
+    if image_format == "png":
+        return image
+    buffer = io.BytesIO()
+    if image_format == "jpeg":
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    else:  # Pillow embeds the page as one image, as report writers often do
+        Image.fromarray(image).save(buffer, format="PDF", resolution=150.0)
+    return read_export(buffer.getvalue(), page=1 if image_format == "pdf" else None)
+
+
+def measure_printed(scale: str, stepped: bool, image_format: str, pages: int) -> dict[str, dict]:
+    """Per scale (smooth or stepped): discs found, overlays left on pages, map removed on
+    twins, seconds per page."""
+    rows: dict[str, dict] = {}
+    for seed in range(pages):
+        rng = np.random.default_rng([30, seed])
+        truth = draw_patient(("Normal", "Ischemia", "Infarction")[seed % 3], rng, 0.5)
+        uptake = uptake_maps(truth, 256, rng, 0.5)["stress"]
+        drawn = render_printed_export(uptake, "stress", ("DOE, JOHN", "2024-01-02", "GE"),
+                                      rng, scale=scale, stepped=stepped)  # fmt: skip
+        quality = int(rng.integers(70, 96))
+        image, twin = (as_format(i, image_format, quality) for i in (drawn.image, drawn.twin))
+        zoom = image.shape[1] / drawn.image.shape[1]  # a PDF may render at another size
+        disc = tuple(v * zoom for v in drawn.discs["stress"])
+        row = rows.setdefault(drawn.colour_map, new_row())
+        add_page(row, image, twin, disc, 2 * max(1.0, zoom))
+    return rows
+
+
+def new_row() -> dict:
+    return {"pages": 0, "found": 0, "left": [], "removed": [], "seconds": [], "boxed": 0}
+
+
+def add_page(row: dict, image: np.ndarray, twin: np.ndarray, disc, reach: float) -> None:
+    """One page and its twin, cleaned as `polarmap data preprocess` does (224 px, no
+    crop box), into a row's figures: whether the page's disc was found within `reach`
+    pixels of the truth, the overlays left (against the twin), the twin's map removed,
+    seconds to clean the page."""
+    row["pages"] += 1
+    started = time.perf_counter()
+    try:
+        page = clean_export(image, 224)
+    except ValueError:
+        return
+    row["seconds"].append(time.perf_counter() - started)
+    error = np.abs(np.subtract((page.disc.cx, page.disc.cy, page.disc.radius), disc))
+    row["found"] += int(error.max() <= reach)
+    cleaned_twin, found = clean_twin(twin, page.disc)
+    row["boxed"] += not found
+    row["removed"].append(cleaned_twin.text_fraction)
+    diff = np.abs(page.pixels.astype(int) - cleaned_twin.pixels.astype(int))
+    row["left"].append(float(diff[disc_mask(224, 112)].mean()))
+
+
+def clean_twin(twin: np.ndarray, page_disc) -> tuple[object, bool]:
+    """(a twin cleaned as preprocessing would, whether its own disc was found). A twin
+    whose disc cannot be found (a map whose white end is all there is of it, on paper
+    of its colour, with no outline drawn: nothing a reader could see either) is cleaned
+    with its page's disc as the crop box."""
+    try:
+        return clean_export(twin, 224), True
+    except ValueError:
+        return clean_export(twin, 224, crop=CropBox(*page_disc.box())), False
+
+
+def measure_plotted(scale: str, stepped: bool, image_format: str, pages: int) -> dict:
+    """As `measure_printed`, on pages drawn by matplotlib (`plotted_pages`), a renderer
+    the cleaning was never tuned on."""
+    row = new_row()
+    for seed in range(pages):
+        rng = np.random.default_rng([31, seed])
+        truth = draw_patient(("Normal", "Ischemia", "Infarction")[seed % 3], rng, 0.5)
+        uptake = uptake_maps(truth, 256, rng, 0.5)["stress"]
+        drawn = render_plotted_page(uptake, rng, scale, stepped, image_format)
+        add_page(row, drawn.image, drawn.twin, drawn.disc, 2.0)
+    return row
+
+
+def print_pages(title: str, rows) -> None:
+    """A table of printed pages: (scale, format, row) from `rows`, then every page's."""
+    print(title)
+    print(f"{'scale':>18} {'format':>6} {'discs found':>11} {'left median':>11} "
+          f"{'left max':>8} {'removed median':>14} {'removed max':>11} {'boxed':>5} "
+          f"{'s/export':>8}")  # fmt: skip
+    every = new_row()
+    for name, image_format, row in rows:
+        left, removed = row["left"] or [np.nan], row["removed"] or [np.nan]
+        print(f"{name:>18} {image_format:>6} {row['found']:>7}/{row['pages']:<3} "
+              f"{np.median(left):>11.2f} {np.max(left):>8.2f} "
+              f"{100 * np.median(removed):>13.3f}% {100 * np.max(removed):>10.3f}% "
+              f"{row['boxed']:>5} {np.mean(row['seconds']):>8.3f}", flush=True)  # fmt: skip
+        for key, value in row.items():
+            every[key] += value
+    print(
+        f"every page: discs found {every['found']} of {every['pages']}; overlays left median "
+        f"{np.median(every['left']):.2f}, largest {np.max(every['left']):.2f} grey levels; "
+        f"map removed on twins median {100 * np.median(every['removed']):.3f} %, largest "
+        f"{100 * np.max(every['removed']):.3f} %; twins cleaned in their page's box "
+        f"{every['boxed']}; {np.mean(every['seconds']):.3f} s/export\n"
+    )
+
+
+def plotted_rows(pages: int):
+    for image_format in PLOTTED_FORMATS:
+        for scale in PLOTTED_SCALES:
+            for stepped in (False, True):
+                name = scale + ("-stepped" if stepped else "")
+                yield name, image_format, measure_plotted(scale, stepped, image_format, pages)
+
+
+def printed_rows(pages: int):
+    for image_format in PRINTED_FORMATS:
+        for scale, stepped in ((s, stepped) for s in PRINTED_SCALES for stepped in (False, True)):
+            for name, row in measure_printed(scale, stepped, image_format, pages).items():
+                yield name, image_format, row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--exports", type=int, default=10, help="exports per case (default 10)")
+    parser.add_argument(
+        "--part",
+        choices=("all", "screens", "printed", "plotted"),
+        default="all",
+        help="screenshots (dark pages), printed pages, or both (default)",
+    )
     args = parser.parse_args()
+    if args.part in ("all", "plotted"):
+        print_pages(
+            f"printed pages drawn by matplotlib (bench/plotted_pages.py, held back), "
+            f"{args.exports} pages per scale and format:",
+            plotted_rows(args.exports),
+        )
+    if args.part in ("all", "printed"):
+        print_pages(
+            f"printed report pages (search.synth.printed), {args.exports} pages per "
+            "scale and format:",
+            printed_rows(args.exports),
+        )
+    if args.part in ("printed", "plotted"):
+        return
     print("the project's generator (thermal colour scale), text over the map:")
     print(f"{'canvas':>11} {'format':>6} {'visible':>8} {'missed':>6} "
           f"{'false mean':>10} {'false max':>9} {'s/export':>8}")  # fmt: skip

@@ -346,4 +346,5 @@ def check_from_args(args: argparse.Namespace) -> CheckReport:
         splittable=splits,
         min_size=args.min_size,
         layout=args.layout,
+        crops=dict(getattr(args, "crop", None) or []),
     )

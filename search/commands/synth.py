@@ -14,6 +14,7 @@ from search.synth import (
     COLOUR_MAPS,
     DEFAULT_DIFFICULTY,
     IMAGE_FORMATS,
+    PRINTED_SCALES,
     STYLES,
     check_export_options,
     check_synth_options,
@@ -101,15 +102,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         choices=STYLES,
         default="project",
         help="how exports are drawn: project (default, the project's renderer), single (one "
-        "map with count noise, a horizontal colour bar, jet by default), or pair (stress "
-        "left and rest right in one file; the manifest's <view>_position columns say which)",
+        "map with count noise, a horizontal colour bar, jet by default), pair (stress "
+        "left and rest right in one file; the manifest's <view>_position columns say which), "
+        "or printed (report pages: light page, dark lettering, a white-topped thermal scale, "
+        "the 17-segment grid and scores over the map; overlay-free twins in truth/)",
     )
     synth.add_argument(
         "--colour-map",
-        choices=tuple(COLOUR_MAPS),
+        choices=(*COLOUR_MAPS, *PRINTED_SCALES),
         default=None,
         help="colour map of the single and pair styles (default: jet for single, one drawn "
-        "per export for pair)",
+        "per export for pair); the printed style's scale, thermal or cedars (default: one "
+        "drawn per page)",
     )
     synth.add_argument(
         "--canvas",

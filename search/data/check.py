@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from search.data.classes import TRIAD, ClassSet
+from search.data.clean import CropBox, crop_problem
 from search.data.dataset import Dataset, Patient, Record
-from search.data.disc import choose_disc
+from search.data.disc import NO_DISC, choose_disc
 from search.data.fingerprint import data_fingerprint, images_digest
 from search.data.folders import infer_class_set, read_class_folders
 from search.data.images import ImageInfo, ImageProblem, inspect_image
@@ -82,6 +83,7 @@ def check_dataset(
     min_size: int = DEFAULT_MIN_SIZE,
     require_labels: bool = True,
     layout: Mapping[str, str] | None = None,
+    crops: Mapping[str, CropBox] | None = None,
 ) -> CheckReport:
     """Check a manifest CSV, or a folder-per-class root, for everything later steps need.
 
@@ -101,6 +103,8 @@ def check_dataset(
             is written must still be of the class set. Class folders are always labelled.
         layout: view -> position of its disc in exports that hold several maps (left,
             right, top, bottom, 1..n); a row's `<view>_position` cell takes precedence.
+        crops: view -> the crop box cleaning will cut instead of finding the disc; an
+            export of any other view with no disc is refused, as cleaning would refuse it.
     """
     layout = dict(layout or {})
     path = Path(path)
@@ -117,7 +121,7 @@ def check_dataset(
     problems += image_problems + _paths_from_elsewhere(path, records, needed, folders)
     problems += _page_problems(records, needed, infos)
     problems += _shared_images(records, infos)
-    problems += _disc_problems(records, needed, infos, layout)
+    problems += _disc_problems(records, needed, infos, layout, dict(crops or {}))
 
     if records and splittable:
         problems += _split_problems(path, records, class_set, split, metadata_columns)
@@ -329,16 +333,30 @@ def _disc_problems(
     needed: tuple[str, ...],
     infos: dict[Key, ImageInfo],
     layout: dict[str, str],
+    crops: dict[str, CropBox],
 ) -> list[Problem]:
     """An export holding several maps needs the view's position; a position must name a
-    disc; two views of a patient must not read one disc (nor two copies of one map)."""
+    disc; two views of a patient must not read one disc (nor two copies of one map).
+    An export cleaning would refuse (no disc found, or a crop box beyond it) is refused
+    here, in cleaning's words, before any compute."""
     problems = []
     for record in records:
         looks = {}
         for view in needed:
             image = record.images.get(view)
             info = infos.get(_key(record, view)) if image else None
-            if info is None or not info.discs:
+            if info is None:
+                continue
+            refused = (
+                crop_problem(crops[view], info.width, info.height)
+                if view in crops
+                else (None if info.discs else NO_DISC)
+            )
+            if refused:
+                problems.append(
+                    Problem(str(image), f"cannot clean: {refused}", record.row, view + PATH_SUFFIX)
+                )
+            if refused or view in crops:
                 continue
             position = record.positions.get(view) or layout.get(view)
             try:

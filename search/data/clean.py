@@ -11,30 +11,40 @@ gradients, so its bright ridges and specks (jet, rainbow, hot, cool, grey) are n
 taken for text; what only looks like lettering is left alone and reported as unsure (the
 preview outlines it). Text pixels are filled from the nearest map pixels that are not
 text. docs/preprocessing.md has the rule and its measured figures.
+
+Printed reports draw more over the map: the 17-segment grid, outlines, each segment's
+score. Those marks (`search.data.marks`) are found first and removed like lettering;
+whether a thing stands out from the map as no part of it could is read against the
+map's own colour scale (`search.data.scale`, learned from the page's colour bar), so the
+white end of a white-topped scale stays map. The disc is found on any page, dark or light
+(`search.data.disc`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from search.data import morphology
-from search.data.disc import Disc, choose_disc, find_discs
+from search.data.disc import Disc, choose_disc, find_discs, page_colours
+from search.data.marks import find_marks, texture_level
+from search.data.scale import ON_SCALE, ColourScale, learn_scale
 
 __all__ = [
     "CLEANING_VERSION",
     "CleanMap",
     "CropBox",
     "clean_export",
+    "crop_problem",
     "disc_mask",
     "find_text",
     "text_and_unsure",
 ]
 
-CLEANING_VERSION = 4  # bump whenever the output of clean_export changes; part of cache keys
+CLEANING_VERSION = 5  # bump whenever the output of clean_export changes; part of cache keys
 TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
 MIN_CONTRAST = 40  # ... or by this much over a quiet map (see `_contrast`)
 TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)
@@ -100,6 +110,8 @@ class CleanMap:
         text_fraction: share of the disc's pixels that were text and got filled in.
         unsure: what looked like lettering inside the disc but was not text's colour or
             not flat (left alone), a bool mask over the same square as `text`.
+        lines: the part of `text` that is lines drawn over the map (a segment grid, an
+            outline), no lettering; over the same square (None: none known).
     """
 
     pixels: np.ndarray
@@ -107,6 +119,7 @@ class CleanMap:
     text: np.ndarray
     text_fraction: float
     unsure: np.ndarray
+    lines: np.ndarray | None = None
 
 
 def clean_export(
@@ -122,24 +135,34 @@ def clean_export(
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     height, width = image.shape[:2]
-    if crop is not None and (crop.right > width or crop.bottom > height):
-        raise ValueError(f"crop box {crop} lies outside the {width} x {height} image")
+    if crop is not None and (problem := crop_problem(crop, width, height)):
+        raise ValueError(problem)
     discs = [crop.disc()] if crop is not None else find_discs(image)
     disc = choose_disc(discs, position)
-    text, unsure = text_and_unsure(image, disc.radius, _disc_masks(image.shape[:2], discs))
+    maps = _disc_masks(image.shape[:2], discs)
+    text, unsure, lines = _overlays(image, disc.radius, maps, discs)
 
     square = _cut_square(image, disc)
     left, top, _, _ = disc.box()
     inside = disc_mask(square.shape[0], disc.radius, (disc.cx - left, disc.cy - top))
     text = _cut_square(text, disc) & inside
     unsure = _cut_square(unsure, disc) & inside & ~text
+    lines = _cut_square(lines, disc) & text
     square = _fill(square, text, inside & ~text)
     square[~inside] = 0
 
-    resized = np.asarray(Image.fromarray(square).resize((size, size), Image.LANCZOS)).copy()
+    resized = _resample(square, disc, size)
     resized[~disc_mask(size, size / 2)] = 0
     share = float(text.sum() / max(1, inside.sum()))
-    return CleanMap(resized, disc, text, share, unsure)
+    return CleanMap(resized, disc, text, share, unsure, lines)
+
+
+def crop_problem(crop: CropBox, width: int, height: int) -> str | None:
+    """Why a crop box cannot be cut from a width x height export (None when it can); the
+    data check says it in the same words as cleaning would."""
+    if crop.right > width or crop.bottom > height:
+        return f"crop box {crop} lies outside the {width} x {height} image"
+    return None
 
 
 def find_text(image: np.ndarray, disc_radius: float, maps: np.ndarray | None = None) -> np.ndarray:
@@ -149,9 +172,25 @@ def find_text(image: np.ndarray, disc_radius: float, maps: np.ndarray | None = N
 
 
 def text_and_unsure(
-    image: np.ndarray, disc_radius: float, maps: np.ndarray | None = None
+    image: np.ndarray,
+    disc_radius: float,
+    maps: np.ndarray | None = None,
+    discs: list[Disc] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(text, unsure): H x W bool masks of an H x W x 3 uint8 export.
+    """(text, unsure): H x W bool masks of an H x W x 3 uint8 export; see `_overlays`."""
+    text, unsure, _ = _overlays(image, disc_radius, maps, discs)
+    return text, unsure
+
+
+def _overlays(
+    image: np.ndarray,
+    disc_radius: float,
+    maps: np.ndarray | None = None,
+    discs: list[Disc] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(text, unsure, lines): H x W bool masks of an H x W x 3 uint8 export: what is
+    drawn over its maps, to be filled in (lettering and marks); what only looks like it,
+    left alone; and the part of the text that is lines (no lettering).
 
     Lettering is thin light strokes standing out from their surroundings in some colour
     channel (lighter, or darker in one channel: yellow on pale yellow), lined up in
@@ -163,11 +202,34 @@ def text_and_unsure(
     export's text; where the maps take the text's colour themselves, a letter counts
     only as one of a word's letters set on one cap line and baseline. Everything else is
     left alone as `unsure` (the preview shows it).
+
+    Before lettering is looked for, marks drawn over the maps (segment grids, outlines,
+    scores: `search.data.marks`, read against the maps' own colour scale, learned from
+    the export's colour bar) are found and filled in from the map around them, so that
+    the map's own texture beside a grid line is read as the map's. A "letter" over a
+    map that lies on its scale no further from what lies beneath than the map's own
+    specks do is the map's texture (a white speck at the top of a white-topped scale),
+    not lettering, nor doubtful.
+
+    Args:
+        maps: H x W bool, the map discs with a two-pixel margin; by default found.
+        discs: the discs themselves (by default read from `maps`).
     """
     stroke = max(2, round(disc_radius * STROKE_FRACTION))
     if maps is None:
-        maps = _maps(image)
-    found = _letters(image, stroke, maps)
+        maps = _disc_masks(image.shape[:2], _coarse_discs(image))
+        discs = _coarse_discs(image, refine=True)  # marks are read up to the rim
+    elif discs is None:
+        discs = _discs_of(maps)
+    scale = learn_scale(image, maps, _pages(image, maps)) if maps.any() else None
+    circles = [(d.cx, d.cy, d.radius) for d in discs]
+    marks = find_marks(image, circles, stroke, (MIN_CONTRAST, TEXT_CONTRAST), scale)
+    if marks.sure.any():  # the map without its marks, where lettering is looked for
+        image = _filled_in(image, marks.sure, maps)
+    found = _without_far_grey(image, _letters(image, stroke, maps), maps)
+    if scale is not None:  # a map's own specks are not lettering, nor doubtful
+        colours = _lettering_colours(image, found, maps, scale.bar)
+        found = _without_texture(image, found, maps, scale, colours, marks.beneath)
     colour, beneath, flat, outside, faint, around = _letter_colours(image, found, maps)
     # a white or grey letter is lighter than what lies beneath; a darker one is a map's
     achromatic = _achromatic(colour) & ~found.sunk
@@ -185,7 +247,9 @@ def text_and_unsure(
     doubtful = over_map[_map_coloured(image, found.letters, colour[over_map], maps)]
     doubtful = np.union1d(doubtful, over_map[faint[over_map]])
     # ... unless it is one of a word's letters: specks of a map's peak are not that big
-    candidate[doubtful] = _in_words(found.letters, found.lines, colour, stroke, doubtful)
+    candidate[doubtful] = _in_words(
+        found.letters, found.lines, colour, stroke, doubtful, typeset=True
+    )
     # a faint letter that is only near the text colour must be typeset with its word
     loose = over_map[faint[over_map] & ~close[over_map]]
     candidate[loose] &= _in_words(found.letters, found.lines, colour, stroke, loose, typeset=True)
@@ -195,7 +259,8 @@ def text_and_unsure(
     rim = maps & ~morphology.minimum_filter(maps, 4 * stroke + 3)
     on_rim = np.concatenate([[False], _label_all(rim, found.letters, found.count)])
     unsure = (found.letters > 0) & ~text & ~on_rim[found.letters]
-    return _widen(text, 2), unsure
+    text = _widen(text, 2) | marks.found  # marks come with their own fringe
+    return text, (unsure | marks.unsure) & ~text, marks.lines
 
 
 @dataclass(frozen=True)
@@ -225,6 +290,7 @@ class Lettering:
     luma_hat: np.ndarray
     sunk: np.ndarray
     stroke: int
+    contrast: float
 
 
 def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
@@ -272,8 +338,109 @@ def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
     sunk_letters = np.zeros(count, dtype=bool)
     sunk_letters[count - more :] = True
     return Lettering(
-        letters, count, top_hat, lines, background, luma, luma_hat, sunk_letters, stroke
+        letters, count, top_hat, lines, background, luma, luma_hat, sunk_letters, stroke, contrast
     )
+
+
+def _without_far_grey(image: np.ndarray, found: Lettering, maps: np.ndarray) -> Lettering:
+    """The lettering without white or grey "letters" far from the maps (beyond a line of
+    text's reach): no word over a map has them as letters, and white and grey are no
+    colours to learn (a printed page's paper between its black letters makes thousands;
+    reading each would cost more than the rest of cleaning)."""
+    letters, count = found.letters, found.count
+    if not count:
+        return found
+    reach = morphology.dilate(maps, np.ones((1, 2 * 12 * found.stroke + 1), bool))
+    reach = morphology.dilate(reach, np.ones((4 * found.stroke + 1, 1), bool))
+    near = _label_any(reach, letters, count)[1:]
+    inside = letters > 0
+    pixels = np.maximum(np.bincount(letters[inside], minlength=count + 1)[1:], 1)
+    labels = letters[inside]
+    mean = (
+        np.stack(
+            [
+                np.bincount(labels, weights=image[..., c][inside], minlength=count + 1)[1:]
+                for c in range(3)
+            ],
+            axis=1,
+        )
+        / pixels[:, None]
+    )
+    far_grey = ~near & _achromatic(mean)
+    if not far_grey.any():
+        return found
+    return replace(
+        found, letters=np.where(np.concatenate([[False], far_grey])[letters], 0, letters)
+    )
+
+
+def _lettering_colours(
+    image: np.ndarray, found: Lettering, maps: np.ndarray, bar: tuple[int, int, int, int] | None
+) -> np.ndarray:
+    """k x 3: the chromatic colours the export's lettering outside its maps is drawn in
+    (titles, labels), each a flat letter's; not the colour bar's own bands, nor a map's
+    rim beyond a disc found a little small (a white line drawn along it)."""
+    away = morphology.dilate(maps, _round(2 * found.stroke + 1))
+    if bar is not None:
+        top, left, bottom, right = bar
+        away[max(0, top - 4) : bottom + 4, max(0, left - 4) : right + 4] = True
+    outside = found.letters * ~_label_any(away, found.letters, found.count)[found.letters]
+    colour, _, flat, away, *_ = _letter_colours(image, replace(found, letters=outside), maps)
+    return colour[flat & away & ~_achromatic(colour)]
+
+
+def _without_texture(
+    image: np.ndarray,
+    found: Lettering,
+    maps: np.ndarray,
+    scale: ColourScale,
+    text_colours: np.ndarray,
+    around: np.ndarray,
+) -> Lettering:
+    """The lettering without the maps' own texture: a "letter" lying mostly over the maps
+    whose plateau (where it stands out most) lies on their colour scale, no further along
+    it from what lies beneath than the maps' own specks do (`texture_level`), is a speck
+    of the map: a white speck at the top of a white-topped scale, a band's speck in a
+    stepped one; what lies beneath is the map `around` it (the median of a window several
+    strokes wide: an opening would take the darkest of a textured map's specks). Unless
+    it is in a colour of the export's own lettering (`text_colours`: a cyan label over a
+    jet map's cyan), as JPEG may have blended it."""
+    letters, count = found.letters, found.count
+    if not count:
+        return found
+    where = (letters > 0) & maps
+    jump = np.zeros(letters.shape, np.float32)
+    off = np.zeros(letters.shape, np.float32)
+    here = image[where][:, :3]
+    jump[where] = np.abs(scale.position(here) - scale.position(around[where]))
+    off[where] = scale.distance(here) > ON_SCALE
+    peak = _label_max(found.top_hat, letters, count)
+    plateau = where & (found.top_hat >= PLATEAU * np.concatenate([[0], peak])[letters])
+    on_plateau = np.bincount(letters[plateau], minlength=count + 1)[1:]
+    pixels = np.bincount(letters[letters > 0], minlength=count + 1)[1:]
+    in_maps = np.bincount(letters[where], minlength=count + 1)[1:]
+    mean_jump = np.bincount(letters[plateau], weights=jump[plateau], minlength=count + 1)[1:]
+    off_share = np.bincount(letters[plateau], weights=off[plateau], minlength=count + 1)[1:]
+    plateaus = np.maximum(on_plateau, 1)
+    texture = (
+        (in_maps >= 0.5 * pixels)
+        & (on_plateau > 0)
+        & (mean_jump / plateaus < texture_level(scale))
+        & (off_share / plateaus < 0.5)
+    )
+    if len(text_colours) and texture.any():
+        which = np.flatnonzero(texture)
+        labels = letters[plateau]
+        colour, under = (
+            np.stack([np.bincount(labels, weights=values[plateau][:, c], minlength=count + 1)[1:]
+                      for c in range(3)], 1)[which] / plateaus[which, None]
+            for values in (image[..., :3].astype(float), found.background.astype(float))
+        )  # fmt: skip
+        texture[which[_blended(colour, under, text_colours, blend=BLEND)]] = False
+    if not texture.any():
+        return found
+    kept = np.where(np.concatenate([[False], texture])[letters], 0, letters)
+    return replace(found, letters=kept)
 
 
 def _channel_max(values: np.ndarray) -> np.ndarray:
@@ -297,8 +464,22 @@ def _label_max(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray
     pixel: `ndimage.maximum`'s answer without its sort of every pixel of the export."""
     inside = labels > 0
     largest = np.zeros(count + 1, dtype=np.int64)
-    np.maximum.at(largest, labels[inside], values[inside])
+    which, value = labels[inside], values[inside]
+    if not len(which):
+        return largest[1:]
+    order = np.argsort(which, kind="stable")  # the letters' pixels only, by letter
+    which, value = which[order], value[order]
+    starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
+    largest[which[starts]] = np.maximum.reduceat(value, starts)
     return largest[1:]
+
+
+def _label_any(flags: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Per label 0..count: whether any of its pixels is set (label 0: False)."""
+    inside = labels > 0
+    hits = np.bincount(labels[inside], weights=flags[inside], minlength=count + 1)
+    hits[0] = 0
+    return hits > 0
 
 
 def _label_all(flags: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
@@ -430,13 +611,52 @@ def _widen(mask: np.ndarray, pixels: int) -> np.ndarray:
     return morphology.dilate(mask, np.abs(x) + np.abs(y) <= pixels)
 
 
-def _maps(image: np.ndarray) -> np.ndarray:
-    """H x W bool: the export's map discs (none when it has none)."""
+def _coarse_discs(image: np.ndarray, refine: bool = False) -> list[Disc]:
+    """The export's map discs at a quarter of the resolution, or refined (none when it
+    has none)."""
     try:
-        discs = find_discs(image, refine=False)
+        return find_discs(image, refine=refine)
     except ValueError:
-        discs = []
-    return _disc_masks(image.shape[:2], discs)
+        return []
+
+
+def _round(radius: int) -> np.ndarray:
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    return np.hypot(x, y) <= radius
+
+
+def _discs_of(maps: np.ndarray) -> list[Disc]:
+    """The discs of a mask of them drawn with a two-pixel margin (`_disc_masks`)."""
+    labels, count = ndimage.label(maps)
+    if not count:
+        return []
+    sizes = np.bincount(labels.ravel())[1:]
+    centres = ndimage.center_of_mass(maps, labels, range(1, count + 1))
+    return [Disc(float(col), float(row), float(np.sqrt(size / np.pi)) - 2)
+            for (row, col), size in zip(centres, sizes, strict=True)]  # fmt: skip
+
+
+def _filled_in(image: np.ndarray, holes: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """A copy of the image whose `holes` take the colour of the nearest map pixel that
+    is not one (within the box around them)."""
+    rows, cols = np.nonzero(holes)
+    top, bottom = max(0, rows.min() - 8), rows.max() + 9
+    left, right = max(0, cols.min() - 8), cols.max() + 9
+    window = np.s_[top:bottom, left:right]
+    filled = image.copy()
+    filled[window] = _fill(image[window], holes[window], maps[window] & ~holes[window])
+    return filled
+
+
+def _pages(image: np.ndarray, maps: np.ndarray) -> list[np.ndarray]:
+    """The colours the maps may be drawn on: the page's, and the commonest colour just
+    beyond the discs (a panel's)."""
+    labels, _ = ndimage.label(maps[::4, ::4])
+    discs = []
+    for rows, cols in ndimage.find_objects(labels):
+        centre = (2 * (cols.start + cols.stop - 1), 2 * (rows.start + rows.stop - 1))
+        discs.append(Disc(*centre, 2 * max(rows.stop - rows.start, cols.stop - cols.start)))
+    return page_colours(image, discs)
 
 
 def _disc_masks(shape: tuple[int, int], discs: list[Disc]) -> np.ndarray:
@@ -477,6 +697,20 @@ def _cut_square(image: np.ndarray, disc: Disc) -> np.ndarray:
         src_top:src_bottom, src_left:src_right
     ]
     return square
+
+
+def _resample(square: np.ndarray, disc: Disc, size: int) -> np.ndarray:
+    """The disc's own square (to a fraction of a pixel, not the whole pixels cut around
+    it) resized to size x size: a disc found a third of a pixel elsewhere moves the map
+    a third of a pixel, not a whole one."""
+    left, top, _, _ = disc.box()
+    padded = np.pad(square, ((1, 1), (1, 1), (0, 0)))  # black beyond: outside the disc
+    side = padded.shape[0]
+    x0, y0 = disc.cx - disc.radius + 0.5 - left + 1, disc.cy - disc.radius + 0.5 - top + 1
+    box = tuple(
+        float(np.clip(v, 0, side)) for v in (x0, y0, x0 + 2 * disc.radius, y0 + 2 * disc.radius)
+    )
+    return np.asarray(Image.fromarray(padded).resize((size, size), Image.LANCZOS, box=box)).copy()
 
 
 def _fill(image: np.ndarray, holes: np.ndarray, sources: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 The export is shown de-identified, because previews are outputs too: everything outside
 the found disc is blurred past reading, and text found inside it is covered by a magenta
-box (exactly what cleaning removed). The found circle is outlined in green and its square
+box (exactly what cleaning removed); lines drawn over the map (a segment grid, an
+outline), which cleaning removed too, are coloured magenta pixel by pixel, so that the
+map between them still shows. The found circle is outlined in green and its square
 in cyan, so a misplaced crop shows at a glance. What looked like lettering inside the
 disc but was left alone (unsure: a colour the map itself takes, or not one flat colour) is
 outlined in orange, so a reader can judge whether it was text after all.
@@ -46,9 +48,14 @@ def deidentified_export(export: np.ndarray, cleaned: CleanMap) -> np.ndarray:
     inside = np.hypot(x - disc.cx, y - disc.cy) <= disc.radius
     shown[inside] = export[inside]
     left, top, _, _ = disc.box()
-    for rows, cols in _regions(cleaned.text):
+    lines = cleaned.lines if cleaned.lines is not None else np.zeros_like(cleaned.text)
+    for rows, cols in _regions(cleaned.text & ~lines):
         row0, col0 = max(0, top + rows.start), max(0, left + cols.start)
         shown[row0 : max(row0, top + rows.stop), col0 : max(col0, left + cols.stop)] = COVER
+    rows, cols = np.nonzero(lines)
+    rows, cols = rows + top, cols + left
+    kept = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    shown[rows[kept], cols[kept]] = COVER
     return shown
 
 

@@ -21,6 +21,7 @@ from search.data.classes import ClassSet
 from search.data.manifest import manifest_text
 from search.files import write_atomic
 from search.synth.dicom import dicom_bytes
+from search.synth.printed import PRINTED_SCALES, PrintedExport, render_printed_export
 from search.synth.render import FIRST_NAMES, LAST_NAMES, SCANNERS, render_export
 from search.synth.uptake import PatientTruth, draw_patient, uptake_maps
 from search.synth.vendors import COLOUR_MAPS, VENDORS, VendorExport, render_vendor_export
@@ -44,8 +45,10 @@ DEFAULT_BALANCE = {
 TEXT_OVER_MAP_ODDS = 0.3  # share of exports with a text line burned across the map
 MAP_RESOLUTION = 256  # uptake is computed at this size, then scaled onto the canvas
 IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm"}
-# how exports are drawn: the project's own renderer, or as other vendors draw them
-STYLES = ("project", *VENDORS)
+# how exports are drawn: the project's own renderer, as other vendors draw them, or as
+# clinics print reports (light page, segment grid and scores over the map)
+STYLES = ("project", *VENDORS, "printed")
+JPEG_QUALITY = 92  # the screenshot styles'; printed pages are saved at 70-95, drawn per page
 
 
 def class_counts(patients: int, balance: Mapping[str, float]) -> dict[str, int]:
@@ -88,6 +91,13 @@ def check_export_options(image_format: str, style: str, colour_map: str | None) 
         raise ValueError(f"format {image_format!r}: expected one of {', '.join(IMAGE_FORMATS)}")
     if style not in STYLES:
         raise ValueError(f"style {style!r}: expected one of {', '.join(STYLES)}")
+    if style == "printed":
+        if colour_map is not None and colour_map not in PRINTED_SCALES:
+            raise ValueError(
+                f"colour map {colour_map!r}: the printed style draws one of "
+                f"{', '.join(PRINTED_SCALES)}"
+            )
+        return
     if colour_map is not None and (style == "project" or colour_map not in COLOUR_MAPS):
         raise ValueError(
             f"colour map {colour_map!r}: expected one of {', '.join(COLOUR_MAPS)}, with a "
@@ -113,14 +123,18 @@ def write_synthetic_dataset(
     `image_format` is png, jpeg or dicom (Secondary Capture, a made-up patient in its
     header); `style` is the project's renderer (on `canvas`), or a vendor's: `single` (one
     map per file) or `pair` (stress left and rest right in one file, the manifest's
-    `<view>_position` columns saying which, as the truth does); `colour_map` is a vendor
-    style's (default: the vendor's own).
+    `<view>_position` columns saying which, as the truth does), or `printed` (one map a
+    page as clinics print reports: light page, dark lettering, a white-topped thermal
+    scale, the 17-segment grid and scores over the map; each page's overlay-free twin and
+    overlay mask are written to truth/, with truth/twins.csv, a manifest of the twins);
+    `colour_map` is a vendor style's (default: the vendor's own) or the printed style's
+    scale (thermal or cedars; default drawn per page).
     """
     check_synth_options(class_set, patients, balance, difficulty)
     check_export_options(image_format, style, colour_map)
     balance = balance or DEFAULT_BALANCE[class_set.name]
 
-    rows = []
+    rows, twin_rows = [], []
     number = 0
     for label, count in class_counts(patients, balance).items():
         for _ in range(count):
@@ -138,14 +152,27 @@ def write_synthetic_dataset(
                 "StudyDate": study.replace("-", ""),
                 "InstitutionName": "Synthetic Hospital",
             }
-            row = {"patient_id": pid}
+            row, twin_row = {"patient_id": pid}, {"patient_id": pid}
             views = {}
             for stem, drawn in _exports(
                 maps, style, colour_map, (name, study, scanner), rng, canvas
             ):
-                image_path = f"images/{pid}_{stem}{IMAGE_FORMATS[image_format]}"
+                suffix = IMAGE_FORMATS[image_format]
+                image_path = f"images/{pid}_{stem}{suffix}"
                 mask_path = f"truth/{pid}_{stem}_text.png"
-                write_atomic(out / image_path, _encode(drawn.image, image_format, identity))
+                quality = JPEG_QUALITY
+                if isinstance(drawn, PrintedExport):
+                    quality = int(rng.integers(70, 96))
+                    twin_path, overlay_path = (
+                        f"{pid}_{stem}_twin{suffix}",
+                        f"truth/{pid}_{stem}_overlay.png",
+                    )
+                    write_atomic(out / "truth" / twin_path,
+                                 _encode(drawn.twin, image_format, identity, quality))  # fmt: skip
+                    write_atomic(out / overlay_path, _encode(drawn.overlay_mask, "png"))
+                write_atomic(
+                    out / image_path, _encode(drawn.image, image_format, identity, quality)
+                )
                 write_atomic(out / mask_path, _encode(drawn.text_mask, "png"))
                 for view, (cx, cy, radius) in drawn.discs.items():
                     row[f"{view}_path"] = image_path
@@ -157,16 +184,34 @@ def write_synthetic_dataset(
                     }
                     if style == "pair":
                         row[f"{view}_position"] = views[view]["position"] = drawn.positions[view]
+                    if isinstance(drawn, PrintedExport):
+                        twin_row[f"{view}_path"] = twin_path
+                        views[view] |= {
+                            "twin": f"truth/{twin_path}",
+                            "overlay_mask": overlay_path,
+                            "scale": drawn.colour_map,
+                            "page": list(drawn.page),
+                            "scores": drawn.scores,
+                            "jpeg_quality": quality if image_format == "jpeg" else None,
+                        }
             row.update({"label": label, "sex": truth.sex, "scanner": scanner})
             rows.append(row)
+            twin_rows.append(twin_row | {k: row[k] for k in ("label", "sex", "scanner")})
             write_atomic(out / "truth" / f"{pid}.json", _truth_json(pid, label, truth, views))
+    if style == "printed":  # the twins, as a data set of their own (paths relative to truth/)
+        write_atomic(out / "truth" / "twins.csv", manifest_text(twin_rows))
     return write_atomic(out / "manifest.csv", manifest_text(rows))
 
 
-def _exports(maps, style, colour_map, texts, rng, canvas) -> list[tuple[str, VendorExport]]:
+def _exports(
+    maps, style, colour_map, texts, rng, canvas
+) -> list[tuple[str, VendorExport | PrintedExport]]:
     """(file stem, export and its truth) per file one patient's views are drawn into;
     the project renderer's exports in the vendor renderers' shape."""
     name, study, scanner = texts
+    if style == "printed":
+        return [(view, render_printed_export(maps[view], view, texts, rng, colour_map))
+                for view in ("rest", "stress")]  # fmt: skip
     if style == "pair":
         over = bool(rng.random() < TEXT_OVER_MAP_ODDS)
         pair = {view: maps[view] for view in ("stress", "rest")}
@@ -204,12 +249,15 @@ def _truth_json(pid: str, label: str, truth: PatientTruth, views: dict) -> str:
     return json.dumps(record, indent=2) + "\n"
 
 
-def _encode(pixels: np.ndarray, image_format: str, identity: dict | None = None) -> bytes:
+def _encode(
+    pixels: np.ndarray, image_format: str, identity: dict | None = None,
+    quality: int = JPEG_QUALITY,
+) -> bytes:  # fmt: skip
     if image_format == "dicom":
         return dicom_bytes(pixels, identity=identity)
     buffer = io.BytesIO()
     if image_format == "jpeg":
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=92)
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
     else:
         Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()

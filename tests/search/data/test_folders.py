@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from search.data import BINARY, TRIAD, check_dataset, load_dataset, parse_mode
 
 
+def disc_image(size: int, grey: int) -> Image.Image:
+    """A plain map: a disc filling the square in one grey, black beyond it (what a
+    cleaned map looks like; the check refuses an image without a disc)."""
+    y, x = np.ogrid[:size, :size]
+    inside = np.hypot(x - (size - 1) / 2, y - (size - 1) / 2) <= size / 2
+    return Image.fromarray((inside * (40 + grey)).astype(np.uint8))
+
+
 def make_folders(root: Path, counts: dict[str, int], size: int = 80) -> Path:
-    """Class folders of plain images, each a different grey (so none are byte-identical)."""
+    """Class folders of plain maps, each a different grey (so none are byte-identical)."""
     grey = 0
     for name, count in counts.items():
         (root / name).mkdir(parents=True)
         for i in range(count):
             grey += 1
-            Image.new("L", (size, size), color=grey).save(root / name / f"{name}-{i:02d}.png")
+            disc_image(size, grey).save(root / name / f"{name}-{i:02d}.png")
     return root
 
 
@@ -64,7 +73,7 @@ def test_folder_that_is_not_a_class(folders):
 
 
 def test_same_patient_in_two_class_folders(folders):
-    Image.new("L", (80, 80)).save(folders / "Ischemia" / "Normal-04.png")
+    disc_image(80, 200).save(folders / "Ischemia" / "Normal-04.png")
     [error] = check_dataset(folders).errors
     assert "duplicate patient_id 'Normal-04'" in error.message
     named = {error.source.split("maps/")[1], error.message.split("maps/")[1].split(";")[0]}

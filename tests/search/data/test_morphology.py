@@ -80,3 +80,16 @@ def test_a_strided_mask_is_read_as_it_looks(rng):
     view = mask[::2, ::2]  # not contiguous
     disc = np.ones((3, 3), bool)
     assert np.array_equal(morphology.opening(view, disc), ndimage.binary_opening(view, disc))
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_binary_closing_joins_nothing_across_the_image_edge(rng, radius):
+    # As scipy's closing of the mask padded with nothing set, cut back to the image: a
+    # gap at the edge is not closed by what lies beyond.
+    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    disc = np.hypot(x, y) <= radius
+    mask = rng.random((31, 45)) < 0.3
+    pad = 2 * radius + 1
+    expected = ndimage.binary_closing(np.pad(mask, pad), disc)[pad:-pad, pad:-pad]
+    closed = morphology.closing(mask, disc)
+    assert closed.dtype == bool and np.array_equal(closed, expected)

@@ -82,17 +82,22 @@ def test_a_crop_box_is_a_different_cache_entry(synthetic, tmp_path):
     assert len(list(tmp_path.rglob("*.npy"))) == 36
 
 
-def test_exports_that_cannot_be_cleaned_are_listed_with_row_and_column(manifest, tmp_path):
+def test_exports_that_cannot_be_cleaned_are_refused_by_the_check_in_cleanings_words(
+    manifest, tmp_path
+):
+    # Issue 30: the check passed printed pages that cleaning then refused, every one. The
+    # check now refuses what cleaning would, naming row and column, before any compute.
     black = Image.new("RGB", (96, 96))
     black.save(manifest.parent / "images" / "P003_stress.png")
     black.save(manifest.parent / "images" / "P007_rest.png")
-    dataset = load_dataset(manifest, splittable=False)
     with pytest.raises(DataError) as failed:
-        preprocess_dataset(dataset, PreprocessSpec(SIZE), MapCache(tmp_path), workers=1)
+        load_dataset(manifest, splittable=False)
     message = str(failed.value)
     assert "row 4, stress_path: cannot clean: no polar-map disc found" in message
     assert "row 8, rest_path" in message and "2 error(s)" in message
-    assert len(list(tmp_path.rglob("*.npy"))) == 2 * 40 - 2  # the good ones are kept
+    with pytest.raises(ValueError) as cleaning:
+        clean_export(np.asarray(black), SIZE)
+    assert f"stress_path: cannot clean: {cleaning.value}" in message
 
 
 def test_a_crop_box_outside_the_image_is_refused(manifest, tmp_path):
