@@ -146,8 +146,15 @@ def clean_export(
     left, top, _, _ = disc.box()
     inside = disc_mask(square.shape[0], disc.radius, (disc.cx - left, disc.cy - top))
     text = _cut_square(text, disc) & inside
+    # a line stroked along the rim lies half on the map: its inner half and a fringe
+    # pixel are filled from the map like the rest of the grid
+    along_rim = inside & ~disc_mask(
+        square.shape[0], disc.radius - disc.rim_line / 2 - 1, (disc.cx - left, disc.cy - top)
+    )
+    rim_line = along_rim if disc.rim_line > 0 else np.zeros_like(inside)
+    text |= rim_line
     unsure = _cut_square(unsure, disc) & inside & ~text
-    lines = _cut_square(lines, disc) & text
+    lines = (_cut_square(lines, disc) | rim_line) & text
     square = _fill(square, text, inside & ~text)
     square[~inside] = 0
 

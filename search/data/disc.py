@@ -49,6 +49,8 @@ WHOLE = 0.985  # a region filling this share of its circle is a whole disc: its 
 TRIALS = 200  # random triples of outline points tried for the circle a disc's outline follows
 EDGE = 0.03  # the page's colour is read along the export's edges, this share deep
 RIM_REACH = 8  # the rim of a map on a light page is looked for this many pixels either side
+RIM_LINE = 4  # a line stroked along a rim is at most this wide (pixels) ...
+LINE_OFF = 60  # ... and its colour this far off the way from the page's to the map's
 POSITIONS = ("left", "right", "top", "bottom")
 NO_DISC = (
     "no polar-map disc found: nothing large and round stands out from the page (give "
@@ -70,11 +72,13 @@ class SeveralDiscs(errors.DataError, ValueError):
 
 @dataclass(frozen=True)
 class Disc:
-    """A circle in image pixels: centre (cx, cy) and radius."""
+    """A circle in image pixels: centre (cx, cy) and radius; `rim_line`, the width of a
+    line stroked along the rim (centred on it: half of it lies on the map), 0 for none."""
 
     cx: float
     cy: float
     radius: float
+    rim_line: float = 0.0
 
     def box(self) -> tuple[int, int, int, int]:
         """(left, top, right, bottom) of the square around the disc, right/bottom exclusive."""
@@ -397,20 +401,24 @@ def _refine(image: np.ndarray, page: Page, coarse: Disc) -> Disc:
             return coarse
     else:
         circle = (circle[0], circle[1], circle[2] + 0.5)
-    circle = _rim(window, page, circle) or circle
-    return Disc(circle[0] + left, circle[1] + top, circle[2])
+    rim = _rim(window, page, circle)
+    if rim is None:
+        return Disc(circle[0] + left, circle[1] + top, circle[2])
+    (rim_x, rim_y, rim_radius), line = rim
+    return Disc(rim_x + left, rim_y + top, rim_radius, line)
 
 
 def _rim(
     image: np.ndarray, page: Page, circle: tuple[float, float, float]
-) -> tuple[float, float, float] | None:
-    """The circle through the points where, along rays across `circle`'s outline, the
+) -> tuple[tuple[float, float, float], float] | None:
+    """(the circle through the points where, along rays across `circle`'s outline, the
     colour is half way from the page's (just beyond) to what first stands out from it
-    coming in from the page (the map, or a line drawn along its rim, however faint): the
-    rim, to a fraction of a pixel, wherever the map there differs from the page (not
-    where its white end meets a white page). JPEG's ringing, and the colour it bleeds
-    beyond a saturated rim, are less than half way to the map beside them. None when
-    too few rays cross a rim."""
+    coming in from the page, the width of a line stroked along it or 0). The rim, to a
+    fraction of a pixel, wherever the map there differs from the page (not where its
+    white end meets a white page): JPEG's ringing, and the colour it bleeds beyond a
+    saturated rim, are less than half way to the map beside them; where a line is
+    stroked along the rim, half way across the line. None when too few rays cross a
+    rim."""
     cx, cy, radius = circle
     differs = np.abs(image.astype(np.int16) - page.colour.round().astype(np.int16)).max(axis=2)
     rays = max(64, round(np.pi * radius))
@@ -441,13 +449,67 @@ def _rim(
     here, there = profile[rows, last], profile[rows, last + 1]
     share = np.clip((here - half) / np.maximum(here - there, 1e-6), 0, 1)
     at = offsets[last] + 0.5 * share
+    # a line stroked along the rim is centred on it: the rim is half way across the line
+    inner_edge = _rim_line(image, page, xs, ys, first, offsets)
+    stroked = ~np.isnan(inner_edge)
+    line = (
+        float(np.median((at - inner_edge)[stroked & clear]))
+        if (stroked & clear).sum() > clear.sum() / 2
+        else 0.0
+    )
+    at = np.where(stroked, (at + inner_edge) / 2, at)
     points = np.stack([cx + (radius + at) * np.cos(angles), cy + (radius + at) * np.sin(angles)], 1)
     fitted = _fit_circle(
         points[clear], tolerance=1.0, start=(cx, cy, radius + float(np.median(at[clear])))
     )
     if fitted is None or abs(fitted[2] - radius) > RIM_REACH:
         return None
-    return fitted
+    return fitted, line
+
+
+def _rim_line(
+    image: np.ndarray,
+    page: Page,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    first: np.ndarray,
+    offsets: np.ndarray,
+) -> np.ndarray:
+    """Per ray across a rim (samples at `xs`, `ys`, at `offsets` from the circle; `first`:
+    the outermost that stands out from the page), the inner edge of a line stroked along
+    the rim, as an offset (NaN where none is): what first stands out is then a colour of
+    its own, off the way from the page's colour to the map's a few pixels further in
+    (black or grey on a light page, white on a dark one), for at most RIM_LINE pixels
+    before the map's; its inner edge is where the colour is half way back to the map's."""
+    rgb = np.stack(
+        [ndimage.map_coordinates(image[..., c].astype(np.float32), [ys, xs], order=1,
+                                 mode="nearest") for c in range(3)],
+        axis=-1,
+    )  # fmt: skip
+    rays, step = len(first), offsets[1] - offsets[0]
+    rows = np.arange(rays)
+    span = round(RIM_LINE / step)
+    index = np.clip(first[:, None] - np.arange(2 * span + 3)[None, :], 0, None)
+    colours = rgb[rows[:, None], index]  # coming in from the first that stands out
+    line = np.median(colours[:, :2], axis=1)
+    inside = np.median(colours[:, -3:], axis=1)  # beyond any line: the map
+    towards = inside - page.colour[None, :]
+    length = np.maximum((towards**2).sum(axis=1), 1.0)
+    along = ((line - page.colour[None, :]) * towards).sum(axis=1) / length
+    off = np.abs(line - page.colour[None, :] - along[:, None] * towards).max(axis=1)
+    stroked = (off > LINE_OFF) & (np.abs(line - inside).max(axis=1) > LINE_OFF)
+    # where the colour comes back half way from the line's to the map's
+    to_map = inside - line
+    share = ((colours - line[:, None, :]) * to_map[:, None, :]).sum(axis=2) / np.maximum(
+        (to_map**2).sum(axis=1), 1.0
+    )[:, None]
+    back = share >= 0.5
+    inner = np.argmax(back, axis=1)  # samples in from the first
+    found = stroked & back.any(axis=1) & (inner > 0)
+    before, after = share[rows, np.maximum(inner - 1, 0)], share[rows, inner]
+    part = np.clip((0.5 - before) / np.maximum(after - before, 1e-6), 0, 1)
+    edge = offsets[first] - step * (np.maximum(inner - 1, 0) + part)
+    return np.where(found, edge, np.nan)
 
 
 def _reading_order(discs: list[Disc]) -> list[Disc]:

@@ -61,7 +61,8 @@ class PrintedExport:
         twin: H x W x 3 uint8, the same page and map with no lettering, grid or scores.
         text_mask: H x W bool, every pixel lettering was drawn on (titles, labels, scores).
         overlay_mask: H x W bool, every pixel of the disc something was drawn over (grid
-            lines, scores, any lettering).
+            lines, scores, any lettering), and the rim's line where it runs beyond the
+            disc (a stroke is centred on its circle).
         discs: view -> (centre x, centre y, radius), in page pixels.
         positions: view -> None (one map a page).
         colour_map: the scale's name ('thermal' or 'cedars', '-stepped' when in bands).
@@ -236,7 +237,7 @@ def render_printed_export(
     in_disc = np.hypot(x - cx, y - cy) <= radius + 0.5
     overlay_mask |= text_mask & in_disc
     name = scale + ("-stepped" if steps else "")
-    return PrintedExport(image.round().astype(np.uint8), twin, text_mask, overlay_mask & in_disc,
+    return PrintedExport(image.round().astype(np.uint8), twin, text_mask, overlay_mask,
                          {view: (cx, cy, radius)}, {view: None}, name, True,
                          page_colour, scores)  # fmt: skip
 
@@ -305,7 +306,9 @@ def _grid(
     smooth: bool,
 ) -> np.ndarray:  # fmt: skip
     """H x W float in [0, 1]: how much of each pixel the 17-segment grid covers (ring
-    boundaries, segment boundaries, the rim when `rim`), anti-aliased when `smooth`."""
+    boundaries, segment boundaries, the rim when `rim`), anti-aliased when `smooth`.
+    Lines are stroked as vector renderers stroke paths, centred on them: the rim's line
+    lies half on the map, half beyond it."""
     cx, cy, radius = disc
     scale = SUPERSAMPLE if smooth else 1
     pad = math.ceil(width) + 2
@@ -313,13 +316,9 @@ def _grid(
     side = math.ceil(2 * radius) + 2 * pad
     layer = Image.new("L", (side * scale, side * scale), 0)
     draw = ImageDraw.Draw(layer)
-    ox, oy = (cx - left) * scale, (cy - top) * scale
+    # a pixel's centre, supersampled: the middle of the scale x scale pixels it becomes
+    ox, oy = ((c * scale + (scale - 1) / 2) for c in (cx - left, cy - top))
     line = max(1, round(width * scale))
-    edges = [*RING_EDGES[:3], 1.0] if rim else list(RING_EDGES[:3])
-    for edge in edges:
-        r = edge * radius * scale - (line / 2 if edge == 1.0 else 0)
-        draw.ellipse((ox - r - line / 2, oy - r - line / 2, ox + r + line / 2, oy + r + line / 2),
-                     outline=255, width=line)  # fmt: skip
     spokes = [(RING_EDGES[1], 1.0, a) for a in range(30, 360, 60)]
     spokes += [(RING_EDGES[0], RING_EDGES[1], a) for a in range(45, 360, 90)]
     for inner, outer, angle in spokes:
@@ -329,7 +328,15 @@ def _grid(
     if scale > 1:
         layer = layer.resize((side, side), Image.BOX)
     cover = np.asarray(layer, np.float32) / 255
-    cover = cover * _disc_at(side, (cx - left, cy - top), radius)  # as the map is cut
+    # the rings, each a stroke centred on its circle (the rim's too: half beyond the map),
+    # covering each pixel by its share (roughly) when anti-aliased
+    y, x = np.ogrid[0:side, 0:side]
+    distance = np.hypot(x - (cx - left), y - (cy - top))
+    half = line / scale / 2
+    for edge in [*RING_EDGES[:3], 1.0] if rim else list(RING_EDGES[:3]):
+        off = np.abs(distance - edge * radius)
+        ring = np.clip(half + 0.5 - off, 0, 1) if smooth else (off <= max(half, 0.5))
+        cover = np.maximum(cover, ring.astype(np.float32))
     out = np.zeros(shape, np.float32)
     height, page_width = shape
     y0, x0 = max(0, top), max(0, left)

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
+from results import ResultStore
 from search.cli import main
-from search.data import check_dataset
+from search.data import TRIAD, check_dataset
 from search.data.images import ImageProblem, read_export
 from search.data.map_cache import CleaningParams, MapCache
 from search.data.pdf import DEFAULT_DPI, page_sha256, render_page
@@ -293,3 +295,36 @@ def test_a_pages_cache_entry_is_its_own_and_found_without_the_page(manifest, tmp
     assert fraction is not None
     again, fraction = clean_file(path, CleaningParams(64), cache)  # its only page
     assert fraction is None and np.array_equal(again, first)
+
+
+@pytest.mark.slow
+def test_pdf_reports_go_through_a_search_and_predict_as_their_pngs(manifest, tmp_path, capsys):
+    # Issue 30: "a PDF report page goes through check, preprocess, search and predict
+    # like a PNG". Both views as PDF pages; one short search on Ray, then an exported
+    # model's predictions, equal to those on the PNGs.
+    from tests.search.inference.test_external import export_model
+
+    pngs = tmp_path / "pngs" / "manifest.csv"
+    pngs.parent.mkdir()
+    pngs.write_text(manifest.read_text())
+    (pngs.parent / "images").symlink_to(manifest.parent / "images")
+    for view in ("stress", "rest"):
+        as_pdf(manifest, view)
+    args = ["search", "run", "--data", str(manifest), "--space", "tiny", "--backbones",
+            "test_resnet", "--modes", "dual", "--split", "50/25/25", "--samples", "1",
+            "--warmup-epochs", "1", "--finetune-epochs", "1", "--quiet",
+            "--storage", str(tmp_path / "runs"), "--name", "pdf"]  # fmt: skip
+    assert main(args) == 0
+    store = ResultStore(tmp_path / "runs" / "results")
+    assert store.table("trials", search="pdf").to_pandas()["status"].tolist() == ["completed"]
+    fingerprint = store.table("searches", search="pdf").to_pylist()[0]["data_fingerprint"]
+    assert fingerprint  # the pages' own, not their PNGs' (tested above)
+
+    model = export_model(tmp_path / "model", TRIAD.names)
+    written = {}
+    for name, path in (("pdf", manifest), ("png", pngs)):
+        out = tmp_path / f"{name}.csv"
+        assert main(["predict", str(model), str(path), "--out", str(out), "--workers", "1"]) == 0
+        written[name] = pd.read_csv(out)
+    # a page renders as its image, to a grey level or so at a map's edge (tested above)
+    pd.testing.assert_frame_equal(written["pdf"], written["png"], rtol=0, atol=1e-3)

@@ -107,14 +107,18 @@ def test_what_was_drawn_over_the_map_is_what_cleaning_removes():
     drawn = page(2)
     result = cleaned(2, "page")
     left, top, right, bottom = result.disc.box()
-    overlay = drawn.overlay_mask[top:bottom, left:right]
+    # within the disc, short of its outermost pixel: the rim's line is stroked half on
+    # the map, half on the page, and its pixels there are part page
+    within = disc_mask(bottom - top, result.disc.radius - 1,
+                       (result.disc.cx - left, result.disc.cy - top))  # fmt: skip
+    overlay = drawn.overlay_mask[top:bottom, left:right] & within
     removed = result.text[: overlay.shape[0], : overlay.shape[1]]
     visible = overlay & (
         np.abs(drawn.image.astype(int) - drawn.twin.astype(int)).max(axis=2)[top:bottom, left:right]
         > 40
     )
-    # 96.6 % measured; what is left lies on the disc's outermost pixel ring (a grid's
-    # rim line half in the page), which resampling to the output mostly drops
+    # every pixel of it, measured (seed 2); on the outermost pixel ring 88 % (a line
+    # stroked along the rim is half on the page there)
     assert (visible & removed).sum() / visible.sum() >= 0.95
     assert result.lines is not None and result.lines.sum() > 0.5 * result.text.sum()
 
