@@ -253,13 +253,12 @@ def _overlays(
     over_map = np.flatnonzero(candidate & ~outside)
     doubtful = over_map[_map_coloured(image, found.letters, colour[over_map], maps)]
     doubtful = np.union1d(doubtful, over_map[faint[over_map]])
-    # ... unless it is one of a word's letters: specks of a map's peak are not that big
+    # ... unless it is one of a word's letters set as type is: count noise in a
+    # white-topped scale's yellow makes white and pale-yellow specks that cluster into
+    # rows of large "letters", which no baseline holds
     candidate[doubtful] = _in_words(
         found.letters, found.lines, colour, stroke, doubtful, typeset=True
     )
-    # a faint letter that is only near the text colour must be typeset with its word
-    loose = over_map[faint[over_map] & ~close[over_map]]
-    candidate[loose] &= _in_words(found.letters, found.lines, colour, stroke, loose, typeset=True)
     text = np.concatenate([[False], candidate])[found.letters]
     # A map's jagged rim stands out from the dark beyond it as a stroke would; a "letter"
     # lying wholly within a stroke's reach of the rim is the map's edge, not lettering.
@@ -509,8 +508,10 @@ def _in_words(
     """For the letters `which` (indices): whether each one's line holds at least WORD
     letters of its colour, each large or set as type is: on its cap line and baseline
     (top and bottom rows within two pixels of its own) and letter-high (at least two
-    strokes and a gap); with `typeset`, set as type is. The letter itself must be large
-    or letter-high. A map's specks do not line up so."""
+    strokes and a gap). With `typeset`, each set as type is: letter-high on its
+    baseline, two of them on one cap line too (a speck of the map joined to a letter
+    moves its top, not its baseline). The letter itself must be large or letter-high.
+    A map's specks do not line up so."""
     if not len(which):
         return np.zeros(0, dtype=bool)
     line = _label_max(lines, letters, len(colour))
@@ -518,15 +519,29 @@ def _in_words(
     top = np.array([b[0].start if b else -99 for b in boxes])
     bottom = np.array([b[0].stop if b else -99 for b in boxes])
     high = bottom - top >= 2 * stroke + 1
-    same = np.abs(colour[which, None, :] - colour[None, :, :]).max(axis=2) <= FLAT
-    aligned = (np.abs(top[which, None] - top[None, :]) <= 2) & (
-        np.abs(bottom[which, None] - bottom[None, :]) <= 2
-    )
     big = np.bincount(letters.ravel(), minlength=len(colour) + 1)[1:] >= 4 * stroke**2
     letter = big | high
-    counted = aligned & high[None, :] if typeset else big[None, :] | (aligned & high[None, :])
-    same &= (line[which, None] == line[None, :]) & counted
-    return letter[which] & (same.sum(axis=1) >= WORD)
+
+    def mates(these: np.ndarray, capped: bool) -> np.ndarray:
+        """these x all: letters of its colour on its line and baseline, letter-high (and
+        on its cap line when `capped`)."""
+        same = np.abs(colour[these, None, :] - colour[None, :, :]).max(axis=2) <= FLAT
+        same &= (line[these, None] == line[None, :]) & high[None, :]
+        same &= np.abs(bottom[these, None] - bottom[None, :]) <= 2
+        return same & (np.abs(top[these, None] - top[None, :]) <= 2) if capped else same
+
+    if not typeset:
+        counted = mates(which, capped=True) | (
+            (np.abs(colour[which, None, :] - colour[None, :, :]).max(axis=2) <= FLAT)
+            & (line[which, None] == line[None, :]) & big[None, :]
+        )  # fmt: skip
+        return letter[which] & (counted.sum(axis=1) >= WORD)
+    on_base = mates(which, capped=False)
+    pool = np.flatnonzero(on_base.any(axis=0))
+    capped = np.zeros(len(colour), dtype=int)
+    capped[pool] = mates(pool, capped=True).sum(axis=1)
+    paired = (on_base & (capped[None, :] >= 2)).any(axis=1)
+    return letter[which] & (on_base.sum(axis=1) >= WORD) & paired
 
 
 def _letter_colours(

@@ -491,23 +491,29 @@ def _rim_line(
     span = round(RIM_LINE / step)
     index = np.clip(first[:, None] - np.arange(2 * span + 3)[None, :], 0, None)
     colours = rgb[rows[:, None], index]  # coming in from the first that stands out
-    line = np.median(colours[:, :2], axis=1)
     inside = np.median(colours[:, -3:], axis=1)  # beyond any line: the map
+    # the line's core: the sample least like both the page and the map (its edges are
+    # blends of the line with either)
+    unlike = np.minimum(
+        np.abs(colours - page.colour).max(axis=2), np.abs(colours - inside[:, None]).max(axis=2)
+    )[:, : span + 1]
+    core = np.argmax(unlike, axis=1)
+    line = colours[rows, core]
     towards = inside - page.colour[None, :]
     length = np.maximum((towards**2).sum(axis=1), 1.0)
     along = ((line - page.colour[None, :]) * towards).sum(axis=1) / length
     off = np.abs(line - page.colour[None, :] - along[:, None] * towards).max(axis=1)
-    stroked = (off > LINE_OFF) & (np.abs(line - inside).max(axis=1) > LINE_OFF)
-    # where the colour comes back half way from the line's to the map's
-    to_map = inside - line
-    share = ((colours - line[:, None, :]) * to_map[:, None, :]).sum(axis=2) / np.maximum(
-        (to_map**2).sum(axis=1), 1.0
-    )[:, None]
-    back = share >= 0.5
-    inner = np.argmax(back, axis=1)  # samples in from the first
-    found = stroked & back.any(axis=1) & (inner > 0)
-    before, after = share[rows, np.maximum(inner - 1, 0)], share[rows, inner]
-    part = np.clip((0.5 - before) / np.maximum(after - before, 1e-6), 0, 1)
+    stroked = (off > LINE_OFF) & (unlike[rows, core] > LINE_OFF)
+    # the inner edge: past the core, where the colour is first nearer the map's than the
+    # line's (to a fraction of a sample)
+    nearer = np.linalg.norm(colours - line[:, None], axis=2) - np.linalg.norm(
+        colours - inside[:, None], axis=2
+    )
+    beyond = (nearer > 0) & (np.arange(colours.shape[1])[None, :] > core[:, None])
+    inner = np.argmax(beyond, axis=1)
+    found = stroked & beyond.any(axis=1)
+    before, after = nearer[rows, np.maximum(inner - 1, 0)], nearer[rows, inner]
+    part = np.clip(-before / np.maximum(after - before, 1e-6), 0, 1)
     edge = offsets[first] - step * (np.maximum(inner - 1, 0) + part)
     return np.where(found, edge, np.nan)
 

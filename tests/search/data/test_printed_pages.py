@@ -259,3 +259,27 @@ def test_a_light_maps_own_pale_specks_in_rows_are_not_lettering():
     image[130:430, 560:590] = ramp[:, None, :]
     image[130:430, 559] = image[130:430, 590] = image[129, 559:591] = image[430, 559:591] = 0
     assert clean_export(image, 224).text_fraction <= 0.005
+
+
+def test_a_line_stroked_along_the_rim_is_centred_on_it_and_filled():
+    # Vector renderers stroke a circle centred on its path: half of a rim line lies on
+    # the page. Its outer edge made discs a pixel too large (on held-back matplotlib
+    # pages), which on a speckled map moved every speck.
+    rng = np.random.default_rng(6)
+    side, cx, cy, radius = 420, 209.5, 209.5, 180.0
+    y, x = np.ogrid[:side, :side]
+    distance = np.hypot(x - cx, y - cy)
+    values = np.clip(0.7 + 0.2 * (x - cx) / radius + rng.normal(0, 0.01, (side, side)), 0, 1)
+    twin = np.full((side, side, 3), 255, np.uint8)
+    twin[distance <= radius] = colourize(values, PRINTED_SCALES["thermal"])[distance <= radius]
+    page = twin.astype(np.float32)
+    cover = np.clip(1.5 + 0.5 - np.abs(distance - radius), 0, 1)[..., None]  # 3 px wide
+    page = (page * (1 - cover)).round().astype(np.uint8)
+    for image, line in ((page, True), (twin, False)):
+        (disc,) = find_discs(image)
+        assert abs(disc.radius - radius) <= 0.5 and abs(disc.cx - cx) <= 0.5
+        assert (disc.rim_line > 1.5) == line
+    cleaned, plain = clean_export(page, 224), clean_export(twin, 224)
+    ring = disc_mask(224, 112) & ~disc_mask(224, 108)
+    difference = np.abs(cleaned.pixels.astype(int) - plain.pixels.astype(int)).max(axis=2)
+    assert np.median(difference[ring]) <= 8  # the line's inner half filled from the map
