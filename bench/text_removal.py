@@ -16,20 +16,24 @@ colour map (jet, rainbow, hot, cool, grey).
   differ by more than 24 in some channel; recall is the share of visible text pixels
   flagged (the project's generator: also its false positives at least 4 px from text).
 
-Printed report pages (`search.synth.printed`: a light page, the 17-segment grid and
-scores over the map, a white-topped thermal scale, smooth or in steps), per scale and
-for PNG, JPEG (quality 70-95, drawn per page) and PDF (the page embedded in a one-page
-PDF, read back through the project's PDF input), each page and its twin cleaned as
+Printed report pages, from two renderers: `bench/plotted_pages.py` (matplotlib, held
+back: the cleaning was never tuned on it; PNG, JPEG and vector PDF pages) and the
+project's generator (`search.synth.printed`: a light page, the 17-segment grid and
+scores over the map, a white-topped thermal scale, smooth or in steps; PNG, JPEG
+(quality 70-95, drawn per page) and PDF (the page embedded in a one-page PDF)), both
+read back through the project's own readers, each page and its twin cleaned as
 `polarmap data preprocess` does (224 px, no crop box):
 
-- discs found: pages and twins whose disc was found within 2 pixels of the truth;
+- discs found: pages whose disc was found within 2 pixels of the truth (a twin whose
+  disc cannot be found, a map all at the page's white with no outline drawn, is
+  cleaned in its page's box: `boxed`);
 - overlays left: the mean absolute difference (grey levels, over the disc and the three
   channels) between a cleaned page and its cleaned twin; median and largest;
 - map removed: the share of each twin's disc removed as text (every pixel of it is
   map); median and largest;
 - s/export: seconds to clean one page (this machine, one process).
 
-    .venv/bin/python bench/text_removal.py [--exports 10] [--part all|screens|printed]
+    .venv/bin/python bench/text_removal.py [--exports 10] [--part all|screens|printed|plotted]
 """
 
 from __future__ import annotations
@@ -197,19 +201,23 @@ def measure_printed(scale: str, stepped: bool, image_format: str, pages: int) ->
         zoom = image.shape[1] / drawn.image.shape[1]  # a PDF may render at another size
         disc = tuple(v * zoom for v in drawn.discs["stress"])
         row = rows.setdefault(drawn.colour_map, new_row())
-        add_page(row, image, twin, disc, 2 * max(1.0, zoom))
+        add_page(row, image, twin, disc, 2 * max(1.0, zoom), drawn.twin)
     return rows
 
 
 def new_row() -> dict:
-    return {"pages": 0, "found": 0, "left": [], "removed": [], "seconds": [], "boxed": 0}
+    return {"pages": 0, "found": 0, "left": [], "removed": [], "seconds": [], "boxed": 0,
+            "floor": [], "one box": []}  # fmt: skip
 
 
-def add_page(row: dict, image: np.ndarray, twin: np.ndarray, disc, reach: float) -> None:
+def add_page(
+    row: dict, image: np.ndarray, twin: np.ndarray, disc, reach: float, lossless=None
+) -> None:
     """One page and its twin, cleaned as `polarmap data preprocess` does (224 px, no
     crop box), into a row's figures: whether the page's disc was found within `reach`
     pixels of the truth, the overlays left (against the twin), the twin's map removed,
-    seconds to clean the page."""
+    seconds to clean the page; with the twin as drawn (`lossless`), how far the format
+    alone moves its cleaned map (JPEG's own floor under the overlays left)."""
     row["pages"] += 1
     started = time.perf_counter()
     try:
@@ -224,6 +232,14 @@ def add_page(row: dict, image: np.ndarray, twin: np.ndarray, disc, reach: float)
     row["removed"].append(cleaned_twin.text_fraction)
     diff = np.abs(page.pixels.astype(int) - cleaned_twin.pixels.astype(int))
     row["left"].append(float(diff[disc_mask(224, 112)].mean()))
+    box = CropBox(*page.disc.box())  # both in one box: the overlays alone
+    diff = np.abs(clean_export(image, 224, crop=box).pixels.astype(int)
+                  - clean_export(twin, 224, crop=box).pixels.astype(int))  # fmt: skip
+    row["one box"].append(float(diff[disc_mask(224, 112)].mean()))
+    if lossless is not None and lossless.shape == twin.shape and (lossless != twin).any():
+        drawn, _ = clean_twin(lossless, page.disc)
+        diff = np.abs(drawn.pixels.astype(int) - cleaned_twin.pixels.astype(int))
+        row["floor"].append(float(diff[disc_mask(224, 112)].mean()))
 
 
 def clean_twin(twin: np.ndarray, page_disc) -> tuple[object, bool]:
@@ -255,14 +271,17 @@ def print_pages(title: str, rows) -> None:
     print(title)
     print(f"{'scale':>18} {'format':>6} {'discs found':>11} {'left median':>11} "
           f"{'left max':>8} {'removed median':>14} {'removed max':>11} {'boxed':>5} "
-          f"{'s/export':>8}")  # fmt: skip
+          f"{'s/export':>8} {'format alone':>12} {'one box median':>14} {'max':>5}")  # fmt: skip
     every = new_row()
     for name, image_format, row in rows:
         left, removed = row["left"] or [np.nan], row["removed"] or [np.nan]
         print(f"{name:>18} {image_format:>6} {row['found']:>7}/{row['pages']:<3} "
               f"{np.median(left):>11.2f} {np.max(left):>8.2f} "
               f"{100 * np.median(removed):>13.3f}% {100 * np.max(removed):>10.3f}% "
-              f"{row['boxed']:>5} {np.mean(row['seconds']):>8.3f}", flush=True)  # fmt: skip
+              f"{row['boxed']:>5} {np.mean(row['seconds']):>8.3f} "
+              f"{np.median(row['floor']) if row['floor'] else np.nan:>12.2f} "
+              f"{np.median(row['one box'] or [np.nan]):>14.2f} "
+              f"{np.max(row['one box'] or [np.nan]):>5.2f}", flush=True)  # fmt: skip
         for key, value in row.items():
             every[key] += value
     print(
@@ -270,7 +289,9 @@ def print_pages(title: str, rows) -> None:
         f"{np.median(every['left']):.2f}, largest {np.max(every['left']):.2f} grey levels; "
         f"map removed on twins median {100 * np.median(every['removed']):.3f} %, largest "
         f"{100 * np.max(every['removed']):.3f} %; twins cleaned in their page's box "
-        f"{every['boxed']}; {np.mean(every['seconds']):.3f} s/export\n"
+        f"{every['boxed']}; {np.mean(every['seconds']):.3f} s/export; both cleaned in the "
+        f"page's disc box: overlays left median {np.median(every['one box']):.2f}, largest "
+        f"{np.max(every['one box']):.2f}\n"
     )
 
 
