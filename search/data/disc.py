@@ -439,8 +439,9 @@ def _rim(
     inward = np.clip(first[:, None] - np.arange(5)[None, :], 0, None)
     level = np.median(profile[rows[:, None], inward], axis=1)
     clear = stands.any(axis=1) & (level - outer > 2 * page.tolerance) & (first < len(offsets) - 1)
-    if clear.sum() < rays / 4:
-        return None
+    octants = np.bincount((8 * np.arange(rays) // rays)[clear], minlength=8)
+    if clear.sum() < rays / 4 or (octants >= 3).sum() < 6:
+        return None  # a short arc gives no circle (a white map on a grey page's white)
     half = (level + outer) / 2
     # the outermost sample at or above half way, no further out than the first
     above = (profile >= half[:, None]) & (np.arange(len(offsets))[None, :] <= first[:, None])
