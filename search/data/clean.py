@@ -509,9 +509,9 @@ def _in_words(
     letters of its colour, each large or set as type is: on its cap line and baseline
     (top and bottom rows within two pixels of its own) and letter-high (at least two
     strokes and a gap). With `typeset`, each set as type is: letter-high on its
-    baseline or its cap line, two of them on both (a speck of the map joined to a
-    letter moves one of them, not both). The letter itself must be large or
-    letter-high. A map's specks do not line up so."""
+    baseline, two of them on one cap line too (a speck of the map joined to a letter
+    moves its top, not its baseline). The letter itself must be large or letter-high.
+    A map's specks do not line up so."""
     if not len(which):
         return np.zeros(0, dtype=bool)
     line = _label_max(lines, letters, len(colour))
@@ -523,14 +523,12 @@ def _in_words(
     letter = big | high
 
     def mates(these: np.ndarray, capped: bool) -> np.ndarray:
-        """these x all: letter-high letters of its colour on its line, on its baseline and
-        its cap line (`capped`), or on either (a speck joined to a letter moves one of
-        them; JPEG may part a P's bowl from its stem)."""
+        """these x all: letter-high letters of its colour on its line and baseline (and
+        on its cap line when `capped`)."""
         same = np.abs(colour[these, None, :] - colour[None, :, :]).max(axis=2) <= FLAT
         same &= (line[these, None] == line[None, :]) & high[None, :]
-        on_base = np.abs(bottom[these, None] - bottom[None, :]) <= 2
-        on_cap = np.abs(top[these, None] - top[None, :]) <= 2
-        return same & ((on_base & on_cap) if capped else (on_base | on_cap))
+        same &= np.abs(bottom[these, None] - bottom[None, :]) <= 2
+        return same & (np.abs(top[these, None] - top[None, :]) <= 2) if capped else same
 
     if not typeset:
         counted = mates(which, capped=True) | (
