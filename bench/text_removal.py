@@ -59,13 +59,18 @@ from search.synth.vendors import COLOUR_MAPS, VENDORS, render_vendor_export
 CANVASES = ((1640, 1068), (820, 534), (2400, 1560))
 
 
+def patient_maps(rng: np.random.Generator, seed: int) -> dict[str, np.ndarray]:
+    """A patient's uptake maps (256 px) drawn from `rng`, the class by the seed in turn."""
+    truth = draw_patient(("Normal", "Ischemia", "Infarction")[seed % 3], rng, 0.5)
+    return uptake_maps(truth, 256, rng, 0.5)
+
+
 def measure(canvas: tuple[int, int], jpeg: bool, exports: int) -> dict[str, float]:
     missed = visible = 0
     false_shares, seconds = [], 0.0
     for seed in range(exports):
         rng = np.random.default_rng(seed)
-        truth = draw_patient(("Normal", "Ischemia", "Infarction")[seed % 3], rng, 0.5)
-        uptake = uptake_maps(truth, 256, rng, 0.5)["stress"]
+        uptake = patient_maps(rng, seed)["stress"]
         stream = int(rng.integers(0, 2**32))
         texts = ("STRESS AC", "DOE, JOHN", "2024-01-02", "GE")
         export = render_export(
@@ -121,8 +126,7 @@ FINDERS = {"new": find_text, "previous": previous_find_text}
 
 def maps_of(seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    truth = draw_patient(("Normal", "Ischemia", "Infarction")[seed % 3], rng, 0.5)
-    maps = uptake_maps(truth, 256, rng, 0.5)
+    maps = patient_maps(rng, seed)
     return {"stress": maps["stress"], "rest": maps["rest"]}
 
 
@@ -192,8 +196,7 @@ def measure_printed(scale: str, stepped: bool, image_format: str, pages: int) ->
     rows: dict[str, dict] = {}
     for seed in range(pages):
         rng = np.random.default_rng([30, seed])
-        truth = draw_patient(("Normal", "Ischemia", "Infarction")[seed % 3], rng, 0.5)
-        uptake = uptake_maps(truth, 256, rng, 0.5)["stress"]
+        uptake = patient_maps(rng, seed)["stress"]
         drawn = render_printed_export(uptake, "stress", ("DOE, JOHN", "2024-01-02", "GE"),
                                       rng, scale=scale, stepped=stepped)  # fmt: skip
         quality = int(rng.integers(70, 96))
@@ -259,8 +262,7 @@ def measure_plotted(scale: str, stepped: bool, image_format: str, pages: int) ->
     row = new_row()
     for seed in range(pages):
         rng = np.random.default_rng([31, seed])
-        truth = draw_patient(("Normal", "Ischemia", "Infarction")[seed % 3], rng, 0.5)
-        uptake = uptake_maps(truth, 256, rng, 0.5)["stress"]
+        uptake = patient_maps(rng, seed)["stress"]
         drawn = render_plotted_page(uptake, rng, scale, stepped, image_format)
         add_page(row, drawn.image, drawn.twin, drawn.disc, 2.0)
     return row

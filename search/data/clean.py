@@ -31,6 +31,7 @@ from scipy import ndimage
 from search.data import morphology
 from search.data.disc import Disc, choose_disc, find_discs, page_colours
 from search.data.marks import find_marks, texture_level
+from search.data.pixels import channel_max, label_max, round_kernel
 from search.data.scale import ON_SCALE, ColourScale, learn_scale
 
 __all__ = [
@@ -148,10 +149,10 @@ def clean_export(
     text = _cut_square(text, disc) & inside
     # a line stroked along the rim lies half on the map: its inner half and a fringe
     # pixel are filled from the map like the rest of the grid
-    along_rim = inside & ~disc_mask(
-        square.shape[0], disc.radius - disc.rim_line / 2 - 1, (disc.cx - left, disc.cy - top)
-    )
-    rim_line = along_rim if disc.rim_line > 0 else np.zeros_like(inside)
+    rim_line = np.zeros_like(inside)
+    if disc.rim_line > 0:
+        short = disc.radius - disc.rim_line / 2 - 1
+        rim_line = inside & ~disc_mask(square.shape[0], short, (disc.cx - left, disc.cy - top))
     text |= rim_line
     unsure = _cut_square(unsure, disc) & inside & ~text
     lines = (_cut_square(lines, disc) | rim_line) & text
@@ -309,7 +310,7 @@ def _letters(image: np.ndarray, stroke: int, maps: np.ndarray) -> Lettering:
     values = rgb.astype(np.int16)
     opened = morphology.grey_opening(rgb, size).astype(np.int16)
     closed = morphology.grey_closing(rgb, size).astype(np.int16)
-    lighter, darker = _channel_max(values - opened), _channel_max(closed - values)
+    lighter, darker = channel_max(values - opened), channel_max(closed - values)
     # Light in a 3 x 3 neighbourhood: JPEG softens thin strokes below the threshold.
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     second = np.maximum(np.minimum(r, g), np.minimum(np.maximum(r, g), b))  # the median
@@ -386,7 +387,7 @@ def _lettering_colours(
     """k x 3: the chromatic colours the export's lettering outside its maps is drawn in
     (titles, labels), each a flat letter's; not the colour bar's own bands, nor a map's
     rim beyond a disc found a little small (a white line drawn along it)."""
-    away = morphology.dilate(maps, _round(2 * found.stroke + 1))
+    away = morphology.dilate(maps, round_kernel(2 * found.stroke + 1))
     if bar is not None:
         top, left, bottom, right = bar
         away[max(0, top - 4) : bottom + 4, max(0, left - 4) : right + 4] = True
@@ -420,7 +421,7 @@ def _without_texture(
     here = image[where][:, :3]
     jump[where] = np.abs(scale.position(here) - scale.position(around[where]))
     off[where] = scale.distance(here) > ON_SCALE
-    peak = _label_max(found.top_hat, letters, count)
+    peak = label_max(found.top_hat, letters, count)
     plateau = where & (found.top_hat >= PLATEAU * np.concatenate([[0], peak])[letters])
     on_plateau = np.bincount(letters[plateau], minlength=count + 1)[1:]
     pixels = np.bincount(letters[letters > 0], minlength=count + 1)[1:]
@@ -449,11 +450,6 @@ def _without_texture(
     return replace(found, letters=kept)
 
 
-def _channel_max(values: np.ndarray) -> np.ndarray:
-    """H x W: the largest of an H x W x 3 array's channels."""
-    return np.maximum(np.maximum(values[..., 0], values[..., 1]), values[..., 2])
-
-
 def _contrast(standing_out: np.ndarray, maps: np.ndarray) -> float:
     """How far a stroke must stand out to be read: TEXT_CONTRAST, or less over maps whose
     own texture is quieter (a smooth grey or cool map: twice what its 1 % most
@@ -463,21 +459,6 @@ def _contrast(standing_out: np.ndarray, maps: np.ndarray) -> float:
         return TEXT_CONTRAST
     texture = np.percentile(standing_out[::2, ::2][inner], 99)
     return float(np.clip(2 * texture, MIN_CONTRAST, TEXT_CONTRAST))
-
-
-def _label_max(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
-    """The largest of `values` (>= 0) over each label 1..count, 0 for a label without a
-    pixel: `ndimage.maximum`'s answer without its sort of every pixel of the export."""
-    inside = labels > 0
-    largest = np.zeros(count + 1, dtype=np.int64)
-    which, value = labels[inside], values[inside]
-    if not len(which):
-        return largest[1:]
-    order = np.argsort(which, kind="stable")  # the letters' pixels only, by letter
-    which, value = which[order], value[order]
-    starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
-    largest[which[starts]] = np.maximum.reduceat(value, starts)
-    return largest[1:]
 
 
 def _label_any(flags: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
@@ -514,7 +495,7 @@ def _in_words(
     A map's specks do not line up so."""
     if not len(which):
         return np.zeros(0, dtype=bool)
-    line = _label_max(lines, letters, len(colour))
+    line = label_max(lines, letters, len(colour))
     boxes = ndimage.find_objects(letters, max_label=len(colour))
     top = np.array([b[0].start if b else -99 for b in boxes])
     bottom = np.array([b[0].stop if b else -99 for b in boxes])
@@ -522,25 +503,25 @@ def _in_words(
     big = np.bincount(letters.ravel(), minlength=len(colour) + 1)[1:] >= 4 * stroke**2
     letter = big | high
 
-    def mates(these: np.ndarray, capped: bool) -> np.ndarray:
-        """these x all: letter-high letters of its colour on its line and baseline (and
-        on its cap line when `capped`)."""
+    def of_its_word(these: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """these x all: letters of its colour on its line, and which of them are
+        letter-high on its baseline."""
         same = np.abs(colour[these, None, :] - colour[None, :, :]).max(axis=2) <= FLAT
-        same &= (line[these, None] == line[None, :]) & high[None, :]
-        same &= np.abs(bottom[these, None] - bottom[None, :]) <= 2
-        return same & (np.abs(top[these, None] - top[None, :]) <= 2) if capped else same
+        same &= line[these, None] == line[None, :]
+        return same, same & high[None, :] & (np.abs(bottom[these, None] - bottom[None, :]) <= 2)
 
+    def capped(these: np.ndarray, on_base: np.ndarray) -> np.ndarray:
+        """Of those on its baseline, those on its cap line too: set as type is."""
+        return on_base & (np.abs(top[these, None] - top[None, :]) <= 2)
+
+    same, on_base = of_its_word(which)
     if not typeset:
-        counted = mates(which, capped=True) | (
-            (np.abs(colour[which, None, :] - colour[None, :, :]).max(axis=2) <= FLAT)
-            & (line[which, None] == line[None, :]) & big[None, :]
-        )  # fmt: skip
+        counted = capped(which, on_base) | (same & big[None, :])
         return letter[which] & (counted.sum(axis=1) >= WORD)
-    on_base = mates(which, capped=False)
     pool = np.flatnonzero(on_base.any(axis=0))
-    capped = np.zeros(len(colour), dtype=int)
-    capped[pool] = mates(pool, capped=True).sum(axis=1)
-    paired = (on_base & (capped[None, :] >= 2)).any(axis=1)
+    typeset_mates = np.zeros(len(colour), dtype=int)
+    typeset_mates[pool] = capped(pool, of_its_word(pool)[1]).sum(axis=1)
+    paired = (on_base & (typeset_mates[None, :] >= 2)).any(axis=1)
     return letter[which] & (on_base.sum(axis=1) >= WORD) & paired
 
 
@@ -640,11 +621,6 @@ def _coarse_discs(image: np.ndarray, refine: bool = False) -> list[Disc]:
         return find_discs(image, refine=refine)
     except ValueError:
         return []
-
-
-def _round(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    return np.hypot(x, y) <= radius
 
 
 def _discs_of(maps: np.ndarray) -> list[Disc]:

@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from search import errors
 from search.data import morphology
+from search.data.pixels import round_kernel
 
 __all__ = [
     "NO_DISC",
@@ -203,8 +204,8 @@ def _coarse_discs(
     # Lines in the page's own colour drawn over a map (a white grid on a white page) cut
     # it into pieces: a closing joins them. What a drawn outline encloses (a grid's rim
     # around a map whose white end is the page's white) is drawn; thin things are not.
-    drawn = ndimage.binary_fill_holes(morphology.closing(drawn, _round(bridge)))
-    opened = morphology.opening(drawn, _round(6))
+    drawn = ndimage.binary_fill_holes(morphology.closing(drawn, round_kernel(bridge)))
+    opened = morphology.opening(drawn, round_kernel(6))
     labels, _ = ndimage.label(opened)
     found = []
     for index, box in enumerate(ndimage.find_objects(labels)):
@@ -383,7 +384,7 @@ def _refine(image: np.ndarray, page: Page, coarse: Disc) -> Disc:
     near = np.hypot(x - cx, y - cy) <= reach
     window = np.ascontiguousarray(image[top:bottom, left:right, :3])
     region = ndimage.binary_fill_holes(_drawn(window, page) & near)
-    region = morphology.opening(region, _round(3))
+    region = morphology.opening(region, round_kernel(3))
     if not region.any():
         return coarse
     start = (cx - left, cy - top, coarse.radius)
@@ -529,8 +530,3 @@ def _reading_order(discs: list[Disc]) -> list[Disc]:
         else:
             rows.append([disc])
     return [disc for row in rows for disc in sorted(row, key=lambda d: d.cx)]
-
-
-def _round(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    return np.hypot(x, y) <= radius

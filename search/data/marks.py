@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from search.data import morphology
+from search.data.pixels import channel_max, label_max
 from search.data.scale import ON_SCALE, ColourScale
 
 __all__ = ["Marks", "find_marks", "texture_level"]
@@ -121,15 +122,15 @@ def _marks_in(
     values = rgb.astype(np.int16)
     opened = morphology.grey_opening(rgb, size)
     closed = morphology.grey_closing(rgb, size)
-    lighter = _channel_max(values - opened.astype(np.int16))
-    darker = _channel_max(closed.astype(np.int16) - values)
+    lighter = channel_max(values - opened.astype(np.int16))
+    darker = channel_max(closed.astype(np.int16) - values)
     least = _least_contrast(np.maximum(lighter, darker), inside, contrast)
     # What lies beneath a mark is the map around it: the median of a window several
     # strokes wide, which thin marks do not move (the opening or closing would take the
     # colour of lettering beside it: the map between white letters is no dark mark).
     beneath = _median(rgb, MEDIAN * size)
-    above = _channel_max(values - beneath.astype(np.int16))
-    below = _channel_max(beneath.astype(np.int16) - values)
+    above = channel_max(values - beneath.astype(np.int16))
+    below = channel_max(beneath.astype(np.int16) - values)
     light = (lighter > least) & (above > least / 2)
     dark = (darker > least) & (below > least / 2) & ~light
     strokes = (light | dark) & inside & ~_blurred_rim(rgb, beneath, band, page)
@@ -163,7 +164,7 @@ def _marks_in(
         & (pixels >= 2 * stroke**2)
     )
     # the plateau of each group: where it stands out most (its edges blend with the map)
-    peak = _label_max(height, labels, count)
+    peak = label_max(height, labels, count)
     plateau = rest & (height >= PLATEAU * np.concatenate([[0], peak])[labels])
     on_plateau = np.bincount(labels[plateau], minlength=count + 1)[1:]
     far = _label_mean(jump, labels, plateau, count, on_plateau)
@@ -206,7 +207,7 @@ def _with_fringe(
     third of what a stroke must; no more, so as little of the map as may be is filled."""
     near = morphology.dilate(found, _diamond(1))
     further = morphology.dilate(found, _diamond(2)) & ~near
-    differs = _channel_max(np.abs(values - beneath.astype(np.int16))) > least / 3
+    differs = channel_max(np.abs(values - beneath.astype(np.int16))) > least / 3
     return near | (further & differs)
 
 
@@ -363,24 +364,6 @@ def _jumps(
     jump[where] = np.abs(scale.position(here) - scale.position(under))
     off[where] = scale.distance(here) > ON_SCALE
     return jump, off
-
-
-def _channel_max(values: np.ndarray) -> np.ndarray:
-    return np.maximum(np.maximum(values[..., 0], values[..., 1]), values[..., 2])
-
-
-def _label_max(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
-    """The largest of `values` (>= 0) over each label 1..count (0 for none)."""
-    inside = labels > 0
-    largest = np.zeros(count + 1, dtype=np.float64)
-    which, value = labels[inside], values[inside]
-    if not len(which):
-        return largest[1:]
-    order = np.argsort(which, kind="stable")
-    which, value = which[order], value[order]
-    starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
-    largest[which[starts]] = np.maximum.reduceat(value, starts)
-    return largest[1:]
 
 
 def _label_mean(

@@ -22,20 +22,11 @@ from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from search.data.preview import COVER, UNSURE, PreviewItem, deidentified_export, draw_preview
 from search.data.scale import learn_scale
 from search.synth import write_synthetic_dataset
-from search.synth.printed import PRINTED_SCALES, PrintedExport, render_printed_export
+from search.synth.printed import PRINTED_SCALES, PrintedExport
 from search.synth.render import colourize
-from search.synth.uptake import draw_patient, uptake_maps
+from tests.search.synth.test_printed import page
 
-TEXTS = ("ROSSI, ANNA", "2024-05-06", "Siemens Symbia T16")
 SEEDS = (0, 1, 2, 3, 5, 8)  # both scales, smooth and stepped, white and grey pages
-
-
-@cache
-def page(seed: int, **options) -> PrintedExport:
-    rng = np.random.default_rng(seed)
-    truth = draw_patient(("Normal", "Ischemia", "Infarction")[seed % 3], rng, 0.5)
-    uptake = uptake_maps(truth, 256, rng, 0.5)["stress"]
-    return render_printed_export(uptake, "stress", TEXTS, rng, **options)
 
 
 def jpeg(image: np.ndarray, quality: int = 85) -> np.ndarray:
