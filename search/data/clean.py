@@ -45,7 +45,7 @@ __all__ = [
     "text_and_unsure",
 ]
 
-CLEANING_VERSION = 5  # bump whenever the output of clean_export changes; part of cache keys
+CLEANING_VERSION = 6  # bump whenever the output of clean_export changes; part of cache keys
 TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
 MIN_CONTRAST = 40  # ... or by this much over a quiet map (see `_contrast`)
 TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)

@@ -50,6 +50,7 @@ WHOLE = 0.985  # a region filling this share of its circle is a whole disc: its 
 TRIALS = 200  # random triples of outline points tried for the circle a disc's outline follows
 EDGE = 0.03  # the page's colour is read along the export's edges, this share deep
 RIM_REACH = 8  # the rim of a map on a light page is looked for this many pixels either side
+RIM_LEVEL = 9  # the map's level at its rim: the samples (half pixels) this far in from the page
 RIM_LINE = 4  # a line stroked along a rim is at most this wide (pixels) ...
 LINE_OFF = 60  # ... and its colour this far off the way from the page's to the map's
 POSITIONS = ("left", "right", "top", "bottom")
@@ -433,12 +434,14 @@ def _rim(
     )  # beyond the image: the page (as if it went on), interpolated to as the rest is
     outer = profile[:, offsets >= RIM_REACH - 2].max(axis=1)
     # coming in from the page: the first sample that stands out from it, and the level
-    # just inside it (two pixels' samples): what the rim is half way to
+    # just inside it (the upper quartile of four pixels' samples): what the rim is half
+    # way to. JPEG halves colour resolution, so a rim's colour ramps over three pixels or
+    # so; the level at the ramp's start alone put the rim 0.6 px beyond where it lies.
     stands = profile >= (outer + 2 * page.tolerance)[:, None]
     first = len(offsets) - 1 - np.argmax(stands[:, ::-1], axis=1)
     rows = np.arange(rays)
-    inward = np.clip(first[:, None] - np.arange(5)[None, :], 0, None)
-    level = np.median(profile[rows[:, None], inward], axis=1)
+    inward = np.clip(first[:, None] - np.arange(RIM_LEVEL)[None, :], 0, None)
+    level = np.percentile(profile[rows[:, None], inward], 75, axis=1)
     clear = stands.any(axis=1) & (level - outer > 2 * page.tolerance) & (first < len(offsets) - 1)
     octants = np.bincount((8 * np.arange(rays) // rays)[clear], minlength=8)
     if clear.sum() < rays / 4 or (octants >= 3).sum() < 6:
