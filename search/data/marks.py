@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from search.data import morphology
+from search.data.grid import grid_lines
 from search.data.pixels import channel_max, label_max
 from search.data.scale import ON_SCALE, ColourScale
 
@@ -102,7 +103,8 @@ def find_marks(
         page = np.median(
             image[window][(distance > radius + 2) & (distance < radius + 6)][:, :3], axis=0
         )
-        here = _marks_in(rgb, disc, stroke, contrast, scale, (distance > radius - RIM, page))
+        rim = (distance > radius - RIM, page)
+        here = _marks_in(rgb, disc, stroke, contrast, scale, rim, (cx - left, cy - top, radius))
         around[window] = here.beneath
         marks[window] |= here.found & disc
         lines[window] |= here.lines & disc
@@ -114,9 +116,11 @@ def find_marks(
 def _marks_in(
     rgb: np.ndarray, inside: np.ndarray, stroke: int, contrast: tuple[float, float],
     scale: ColourScale | None, rim: tuple[np.ndarray, np.ndarray],
+    circle: tuple[float, float, float],
 ) -> Marks:  # fmt: skip
     """The marks in a disc's window (`inside`: the disc, up to its rim; `rim`: its
-    outermost pixels, and the colour of the page beyond)."""
+    outermost pixels, and the colour of the page beyond; `circle`: the disc in the
+    window's pixels)."""
     band, page = rim
     size = 2 * stroke + 1
     values = rgb.astype(np.int16)
@@ -143,16 +147,20 @@ def _marks_in(
     straight = _long(_straight_runs(drawn, RUN * size), 2 * RUN * size)
     lines = _long(_alone(straight, drawn, light, size, CLUTTER), 2 * RUN * size)
     lines = drawn & morphology.dilate(lines, np.ones((3, 3), bool))
+    # a grid's rings and spokes, however faint pixel by pixel, stand out all along them
+    # (found with their anti-aliased edges: their fringe is only what differs from the map)
+    grid = grid_lines([np.maximum(above, 0), np.maximum(below, 0)], circle) & inside
+    grid |= morphology.dilate(grid, _diamond(1)) & _differs(values, beneath, least)
     # a line lost in speckle of its own colour is left in the map, but lettering is not
     # looked for along it: it would join the speckle into "words"
     hidden = drawn & morphology.dilate(straight, np.ones((3, 3), bool))
 
     # glyphs: groups of such pixels (a map's specks beside a digit do not join it)
-    rest = drawn & ~lines
+    rest = drawn & ~lines & ~grid
     labels, count = ndimage.label(rest, structure=np.ones((3, 3), bool))
     radius = math.sqrt(inside.sum() / math.pi)
     if not count:
-        lines = _with_fringe(lines, values, beneath, least)
+        lines = _with_fringe(lines, values, beneath, least) | grid
         return Marks(lines, lines, lines | hidden, np.zeros_like(lines), beneath)
     boxes = ndimage.find_objects(labels)
     tall = np.array([b[0].stop - b[0].start for b in boxes])
@@ -182,10 +190,10 @@ def _marks_in(
         glyphs = _off_rim(glyphs, band, radius)
     found = lines | glyphs
     doubt = np.concatenate([[False], doubtful])[labels]
-    sure = _with_fringe(lines | hidden | (found & dark), values, beneath, least)
-    found = _with_fringe(found, values, beneath, least)
-    lines = _with_fringe(lines, values, beneath, least)
-    return Marks(found, lines, sure, doubt, beneath)
+    sure = _with_fringe(lines | hidden | (found & dark), values, beneath, least) | grid
+    found = _with_fringe(found, values, beneath, least) | grid
+    lines = _with_fringe(lines, values, beneath, least) | grid
+    return Marks(found, lines, sure, doubt & ~grid, beneath)
 
 
 def _median(rgb: np.ndarray, window: int) -> np.ndarray:
@@ -207,8 +215,12 @@ def _with_fringe(
     third of what a stroke must; no more, so as little of the map as may be is filled."""
     near = morphology.dilate(found, _diamond(1))
     further = morphology.dilate(found, _diamond(2)) & ~near
-    differs = channel_max(np.abs(values - beneath.astype(np.int16))) > least / 3
-    return near | (further & differs)
+    return near | (further & _differs(values, beneath, least))
+
+
+def _differs(values: np.ndarray, beneath: np.ndarray, least: float) -> np.ndarray:
+    """Where the colour differs from the map beneath by a third of what a stroke must."""
+    return channel_max(np.abs(values - beneath.astype(np.int16))) > least / 3
 
 
 def _diamond(pixels: int) -> np.ndarray:
