@@ -199,13 +199,17 @@ def test_the_time_budget_stops_the_search_cleanly(ray_session, tmp_path):
 def test_a_trial_failing_beside_paused_ones_does_not_stall_the_search(ray_session, tmp_path):
     """Three trials in the pair's bracket: two reach the rung at 3 epochs and pause for
     the third, which fails; the bracket goes on without it (one of the two to the end)."""
+    from results import load_searches
+
     settings = replace(
         search_settings(tmp_path, backbones=("good",), samples=3),
-        max_failures=0, time_budget_s=60.0,  # a stalled search would end only here
+        max_failures=0, time_budget_s=240.0,  # a stalled search would end only here
     )  # fmt: skip
-    started = time.monotonic()
     results = run(settings, fail_first=True, sleep=0.1, fail_sleep=3.0)
-    assert time.monotonic() - started < 45
+    # ended by its trials, not by the budget (its wall time depends on the machine's load:
+    # a 60 s budget was once reached on a loaded CI machine with the search not stalled)
+    (row,) = load_searches(tmp_path / "runs" / "results").to_dict("records")
+    assert row["status"] == "completed"
     assert sorted(r.error is None for r in results) == [False, True, True]
     assert sorted(r.metrics.get("epoch") for r in results if r.error is None) == [3, 9]
 
