@@ -45,7 +45,7 @@ __all__ = [
     "text_and_unsure",
 ]
 
-CLEANING_VERSION = 6  # bump whenever the output of clean_export changes; part of cache keys
+CLEANING_VERSION = 7  # bump whenever the output of clean_export changes; part of cache keys
 TEXT_CONTRAST = 60  # a stroke brighter than its surroundings by this much may be text
 MIN_CONTRAST = 40  # ... or by this much over a quiet map (see `_contrast`)
 TEXT_LIGHTNESS = 180  # ... if its second-brightest channel reaches this (white, grey, yellow)
@@ -257,9 +257,11 @@ def _overlays(
     # ... unless it is one of a word's letters set as type is: count noise in a
     # white-topped scale's yellow makes white and pale-yellow specks that cluster into
     # rows of large "letters", which no baseline holds
+    eligible = candidate.copy()
     candidate[doubtful] = _in_words(
         found.letters, found.lines, colour, stroke, doubtful, typeset=True
     )
+    candidate |= _parted(found.letters, candidate & ~outside, eligible & ~candidate)
     text = np.concatenate([[False], candidate])[found.letters]
     # A map's jagged rim stands out from the dark beyond it as a stroke would; a "letter"
     # lying wholly within a stroke's reach of the rim is the map's edge, not lettering.
@@ -523,6 +525,29 @@ def _in_words(
     typeset_mates[pool] = capped(pool, of_its_word(pool)[1]).sum(axis=1)
     paired = (on_base & (typeset_mates[None, :] >= 2)).any(axis=1)
     return letter[which] & (on_base.sum(axis=1) >= WORD) & paired
+
+
+def _parted(letters: np.ndarray, text: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+    """Per letter: the `pieces` (of the text's colour, doubted) lying beside a letter of
+    `text` within its rows, a pixel or two from it: the parts of a letter that JPEG parted
+    (a P's bowl from its stem), which on their own are no letter on a baseline."""
+    parted = np.zeros_like(text)
+    these, of = np.flatnonzero(pieces), np.flatnonzero(text)
+    if not len(these) or not len(of):
+        return parted
+    boxes = ndimage.find_objects(letters, max_label=len(text))
+    none = (slice(-99, -99),) * 2  # a label without pixels lies beside nothing
+    rows, cols = zip(*(b or none for b in boxes), strict=True)
+    top, bottom = np.array([r.start for r in rows]), np.array([r.stop for r in rows])
+    left, right = np.array([c.start for c in cols]), np.array([c.stop for c in cols])
+    beside = (
+        (top[these, None] >= top[None, of] - 1)
+        & (bottom[these, None] <= bottom[None, of] + 1)
+        & (left[these, None] <= right[None, of] + 2)
+        & (right[these, None] >= left[None, of] - 2)
+    )
+    parted[these[beside.any(axis=1)]] = True
+    return parted
 
 
 def _letter_colours(
