@@ -261,7 +261,7 @@ def _overlays(
     candidate[doubtful] = _in_words(
         found.letters, found.lines, colour, stroke, doubtful, typeset=True
     )
-    candidate |= _parted(found.letters, candidate & ~outside, eligible & ~candidate)
+    candidate |= _parted(found.letters, candidate & ~outside, eligible & ~candidate, colour)
     text = np.concatenate([[False], candidate])[found.letters]
     # A map's jagged rim stands out from the dark beyond it as a stroke would; a "letter"
     # lying wholly within a stroke's reach of the rim is the map's edge, not lettering.
@@ -527,10 +527,13 @@ def _in_words(
     return letter[which] & (on_base.sum(axis=1) >= WORD) & paired
 
 
-def _parted(letters: np.ndarray, text: np.ndarray, pieces: np.ndarray) -> np.ndarray:
-    """Per letter: the `pieces` (of the text's colour, doubted) lying beside a letter of
-    `text` within its rows, a pixel or two from it: the parts of a letter that JPEG parted
-    (a P's bowl from its stem), which on their own are no letter on a baseline."""
+def _parted(
+    letters: np.ndarray, text: np.ndarray, pieces: np.ndarray, colour: np.ndarray
+) -> np.ndarray:
+    """Per letter: the `pieces` (doubted) lying beside a letter of `text`, within its rows
+    and a pixel or two from its box, no wider than it is high, in its colour (a speck of
+    the map beside a letter is not): the parts of a letter that JPEG parted (a P's bowl
+    from its stem), which on their own are no letter on a baseline."""
     parted = np.zeros_like(text)
     these, of = np.flatnonzero(pieces), np.flatnonzero(text)
     if not len(these) or not len(of):
@@ -545,6 +548,8 @@ def _parted(letters: np.ndarray, text: np.ndarray, pieces: np.ndarray) -> np.nda
         & (bottom[these, None] <= bottom[None, of] + 1)
         & (left[these, None] <= right[None, of] + 2)
         & (right[these, None] >= left[None, of] - 2)
+        & ((right - left)[these, None] <= (bottom - top)[None, of])  # no wider than it is high
+        & (np.abs(colour[these, None, :] - colour[None, of, :]).max(axis=2) <= FLAT)
     )
     parted[these[beside.any(axis=1)]] = True
     return parted
