@@ -531,8 +531,10 @@ def _parted(
     letters: np.ndarray, text: np.ndarray, pieces: np.ndarray, colour: np.ndarray
 ) -> np.ndarray:
     """Per letter: the `pieces` (doubted) lying beside a letter of `text`, within its rows
-    and a pixel or two from its box, no wider than it is high, in its colour (a speck of
-    the map beside a letter is not): the parts of a letter that JPEG parted (a P's bowl
+    and a pixel or two from its box, no wider than it is high, two pixels across at least
+    (a one-pixel sliver of a white-topped map's speckle beside a "letter" of it took a
+    held-back twin past 0.5 %), in its colour (a speck of the map beside a letter is
+    not): the parts of a letter that JPEG parted (a P's bowl
     from its stem), which on their own are no letter on a baseline."""
     parted = np.zeros_like(text)
     these, of = np.flatnonzero(pieces), np.flatnonzero(text)
@@ -549,6 +551,7 @@ def _parted(
         & (left[these, None] <= right[None, of] + 2)
         & (right[these, None] >= left[None, of] - 2)
         & ((right - left)[these, None] <= (bottom - top)[None, of])  # no wider than it is high
+        & (np.minimum(right - left, bottom - top)[these, None] >= 2)  # a stroke, not a sliver
         & (np.abs(colour[these, None, :] - colour[None, of, :]).max(axis=2) <= FLAT)
     )
     parted[these[beside.any(axis=1)]] = True
