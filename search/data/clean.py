@@ -532,9 +532,9 @@ def _parted(
 ) -> np.ndarray:
     """Per letter: the `pieces` (doubted) lying beside a letter of `text`, within its rows
     and a pixel or two from its box, no wider than it is high, two pixels across at least
-    (a one-pixel sliver of a white-topped map's speckle beside a "letter" of it took a
-    held-back twin past 0.5 %), in its colour (a speck of the map beside a letter is
-    not): the parts of a letter that JPEG parted (a P's bowl
+    and no larger than it (slivers and specks of a white-topped map's speckle beside a
+    "letter" of it took held-back twins past 0.5 %), in its colour (a speck of the map
+    beside a letter is not): the parts of a letter that JPEG parted (a P's bowl
     from its stem), which on their own are no letter on a baseline."""
     parted = np.zeros_like(text)
     these, of = np.flatnonzero(pieces), np.flatnonzero(text)
@@ -545,6 +545,7 @@ def _parted(
     rows, cols = zip(*(b or none for b in boxes), strict=True)
     top, bottom = np.array([r.start for r in rows]), np.array([r.stop for r in rows])
     left, right = np.array([c.start for c in cols]), np.array([c.stop for c in cols])
+    pixels = np.bincount(letters.ravel(), minlength=len(text) + 1)[1:]
     beside = (
         (top[these, None] >= top[None, of] - 1)
         & (bottom[these, None] <= bottom[None, of] + 1)
@@ -552,6 +553,7 @@ def _parted(
         & (right[these, None] >= left[None, of] - 2)
         & ((right - left)[these, None] <= (bottom - top)[None, of])  # no wider than it is high
         & (np.minimum(right - left, bottom - top)[these, None] >= 2)  # a stroke, not a sliver
+        & (pixels[these, None] <= pixels[None, of])  # the lesser part of the letter
         & (np.abs(colour[these, None, :] - colour[None, of, :]).max(axis=2) <= FLAT)
     )
     parted[these[beside.any(axis=1)]] = True
