@@ -172,6 +172,8 @@ def _dataset(path, class_set, needed, records, infos, layout, metadata_columns) 
             positions={v: p for v in needed if (p := r.positions.get(v) or layout.get(v))},
             frames={v: r.frames[v] for v in needed if v in r.frames},
             pages={v: page for v in needed if (page := infos[_key(r, v)].page) is not None},
+            territories={v: r.territories[v] for v in needed if v in r.territories},
+            scores={v: r.scores[v] for v in needed if v in r.scores},
         )
         for r in records
     )

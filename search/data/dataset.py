@@ -35,6 +35,9 @@ class Record:
             `<view>_position` column (left, right, top, bottom, or 1..n).
         frames: view -> which frame of a multi-frame DICOM file, from `<view>_frame`.
         pages: view -> which page of a PDF report, from `<view>_page` (1-based).
+        territories: view -> the territories a reader found abnormal, from
+            `<view>_territory` (empty: none); `search.data.annotations`.
+        scores: view -> the reader's 17 segment scores, from `<view>_scores`.
     """
 
     source: str
@@ -46,6 +49,8 @@ class Record:
     positions: dict[str, str] = field(default_factory=dict)
     frames: dict[str, int] = field(default_factory=dict)  # view -> frame of a DICOM file
     pages: dict[str, int] = field(default_factory=dict)  # view -> page of a PDF file
+    territories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    scores: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +66,9 @@ class Patient:
     positions: dict[str, str] = field(default_factory=dict)  # view -> disc of its export
     frames: dict[str, int] = field(default_factory=dict)  # view -> frame of a DICOM file
     pages: dict[str, int] = field(default_factory=dict)  # view -> page of a PDF, always set
+    # a reader's annotations, where the manifest has them (search.data.annotations)
+    territories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    scores: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)

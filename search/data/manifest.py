@@ -3,8 +3,9 @@
 Columns: `patient_id`, one `<view>_path` per view (paths relative to the manifest's
 folder), `label` (class name or index); optional per view, `<view>_position` (which disc
 of a several-map export), `<view>_frame` (which frame of a multi-frame DICOM file) and
-`<view>_page` (which page of a PDF report, 1-based); every other column is patient
-metadata. Row numbers count the header as row 1, as a spreadsheet shows them. Labels may
+`<view>_page` (which page of a PDF report, 1-based), and a reader's annotations
+`<view>_territory` and `<view>_scores` (`search.data.annotations`); every other column is
+patient metadata. Row numbers count the header as row 1, as a spreadsheet shows them. Labels may
 be made optional (a manifest of new patients to predict): then the column may be absent
 and a cell empty, but a label that is written must still be one of the class set's.
 """
@@ -15,6 +16,7 @@ import csv
 import io
 from pathlib import Path
 
+from search.data.annotations import parse_scores, parse_territories
 from search.data.classes import ClassSet
 from search.data.dataset import Record
 from search.data.disc import parse_position
@@ -26,6 +28,8 @@ __all__ = [
     "PAGE_SUFFIX",
     "PATH_SUFFIX",
     "POSITION_SUFFIX",
+    "SCORES_SUFFIX",
+    "TERRITORY_SUFFIX",
     "manifest_text",
     "read_manifest",
 ]
@@ -34,7 +38,9 @@ PATH_SUFFIX = "_path"
 POSITION_SUFFIX = "_position"  # which disc of a several-map export is the view's
 FRAME_SUFFIX = "_frame"  # which frame of a multi-frame DICOM export is the view's
 PAGE_SUFFIX = "_page"  # which page of a PDF report is the view's
-VIEW_SUFFIXES = (POSITION_SUFFIX, FRAME_SUFFIX, PAGE_SUFFIX)  # per view, not metadata
+TERRITORY_SUFFIX = "_territory"  # the territories a reader found abnormal in the view
+SCORES_SUFFIX = "_scores"  # the reader's 17 segment scores of the view
+VIEW_SUFFIXES = (POSITION_SUFFIX, FRAME_SUFFIX, PAGE_SUFFIX, TERRITORY_SUFFIX, SCORES_SUFFIX)
 REQUIRED_COLUMNS = ("patient_id", "label")
 CLASS_SET_HINT = " (choose another with --classes)"  # commands whose class set is fixed drop it
 
@@ -170,6 +176,8 @@ def _record(
         positions=_cells(values, views, POSITION_SUFFIX),
         frames=_cells(values, views, FRAME_SUFFIX),  # text until checked: numbers
         pages=_cells(values, views, PAGE_SUFFIX),  # text until checked: numbers
+        territories=_cells(values, views, TERRITORY_SUFFIX),  # text until checked
+        scores=_cells(values, views, SCORES_SUFFIX),  # text until checked
     )
 
 
@@ -193,13 +201,17 @@ def _row_problems(
                 del numbers[view]  # reported; the check goes on without it
                 message = f"{suffix[1:]} {text!r}: expected {expected}"
                 problems.append(Problem(source, message, row=record.row, field=view + suffix))
-    for view, text in list(record.positions.items()):
-        try:
-            record.positions[view] = parse_position(text)
-        except ValueError as exc:
-            del record.positions[view]  # reported; the check goes on without it
-            field = view + POSITION_SUFFIX
-            problems.append(Problem(source, str(exc), row=record.row, field=field))
+    for cells, suffix, parse in (
+        (record.positions, POSITION_SUFFIX, parse_position),
+        (record.territories, TERRITORY_SUFFIX, parse_territories),
+        (record.scores, SCORES_SUFFIX, parse_scores),
+    ):
+        for view, text in list(cells.items()):
+            try:
+                cells[view] = parse(text)
+            except ValueError as exc:
+                del cells[view]  # reported; the check goes on without it
+                problems.append(Problem(source, str(exc), row=record.row, field=view + suffix))
     if "patient_id" in values and not record.patient_id:
         problems.append(Problem(source, "empty patient_id", row=record.row, field="patient_id"))
     if "label" in values:

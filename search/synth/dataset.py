@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from search.data.annotations import format_scores
 from search.data.classes import ClassSet
 from search.data.manifest import manifest_text
 from search.files import write_atomic
 from search.synth.dicom import dicom_bytes
 from search.synth.printed import PRINTED_SCALES, PrintedExport, render_printed_export
 from search.synth.render import FIRST_NAMES, LAST_NAMES, SCANNERS, render_export
-from search.synth.uptake import PatientTruth, draw_patient, uptake_maps
+from search.synth.uptake import PatientTruth, draw_patient, reader_annotations, uptake_maps
 from search.synth.vendors import COLOUR_MAPS, VENDORS, VendorExport, render_vendor_export
 
 __all__ = [
@@ -153,6 +154,7 @@ def write_synthetic_dataset(
                 "InstitutionName": "Synthetic Hospital",
             }
             row, twin_row = {"patient_id": pid}, {"patient_id": pid}
+            reader = {}  # the reader's annotations, after the other columns
             views = {}
             for stem, drawn in _exports(
                 maps, style, colour_map, (name, study, scanner), rng, canvas
@@ -176,6 +178,9 @@ def write_synthetic_dataset(
                 write_atomic(out / mask_path, _encode(drawn.text_mask, "png"))
                 for view, (cx, cy, radius) in drawn.discs.items():
                     row[f"{view}_path"] = image_path
+                    territories, scores = reader_annotations(truth, view)
+                    reader[f"{view}_territory"] = "+".join(territories) or "none"
+                    reader[f"{view}_scores"] = format_scores(scores)
                     views[view] = {
                         "image": image_path,
                         "disc": {"cx": cx, "cy": cy, "radius": radius},
@@ -194,7 +199,7 @@ def write_synthetic_dataset(
                             "scores": drawn.scores,
                             "jpeg_quality": quality if image_format == "jpeg" else None,
                         }
-            row.update({"label": label, "sex": truth.sex, "scanner": scanner})
+            row.update({"label": label, "sex": truth.sex, "scanner": scanner} | reader)
             rows.append(row)
             twin_rows.append(twin_row | {k: row[k] for k in ("label", "sex", "scanner")})
             write_atomic(out / "truth" / f"{pid}.json", _truth_json(pid, label, truth, views))

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from search.data.segments import TERRITORIES, polar_grid, segment_map
 
-__all__ = ["Defect", "PatientTruth", "draw_patient", "uptake_maps"]
+__all__ = ["Defect", "PatientTruth", "draw_patient", "reader_annotations", "uptake_maps"]
 
 # How often each territory is the culprit (LAD disease is the most common).
 TERRITORY_ODDS = {"LAD": 0.5, "RCA": 0.3, "LCx": 0.2}
@@ -83,6 +83,20 @@ def draw_patient(diagnosis: str, rng: np.random.Generator, difficulty: float) ->
             peri_infarct=float(rng.uniform(0.05, 0.15)) if diagnosis == "Infarction" else 0.0,
         )
     return PatientTruth(diagnosis, sex, defect, float(inferior), float(anterior), variation)
+
+
+def reader_annotations(truth: PatientTruth, view: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(territories, 17 segment scores 0-4) a reader would write for a view from the
+    truth: the defect's territory and segments where the view shows it (ischemia at
+    stress only), scored by its depth (a fifth lower: 2, a third: 3, half: 4)."""
+    defect = truth.defect
+    scores = [0] * 17
+    if defect is None or (view == "rest" and defect.reversible):
+        return (), tuple(scores)
+    depth = defect.severity + (defect.peri_infarct if view == "stress" else 0.0)
+    for segment in defect.segments:
+        scores[segment - 1] = int(np.clip(round(depth * 8), 1, 4))
+    return (defect.territory,), tuple(scores)
 
 
 def _defect_segments(

@@ -94,3 +94,18 @@ def test_bad_options_fail_before_anything_is_written(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         write_synthetic_dataset(tmp_path / "out", TRIAD, 10, **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_readers_annotations_follow_the_truth(synthetic):
+    # a reader sees the defect's territory and segments where the view shows it:
+    # ischemia at stress only, infarction at rest and stress; a normal study, none
+    dataset = load_dataset(synthetic)
+    assert "stress_territory" not in dataset.metadata_columns
+    for p in dataset.patients:
+        truth = json.loads((synthetic.parent / "truth" / f"{p.patient_id}.json").read_text())
+        defect = truth["defect"]
+        for view in ("rest", "stress"):
+            shown = defect is not None and (view == "stress" or not defect["reversible"])
+            assert p.territories[view] == ((defect["territory"],) if shown else ())
+            abnormal = {i + 1 for i, score in enumerate(p.scores[view]) if score}
+            assert abnormal == (set(defect["segments"]) if shown else set())
