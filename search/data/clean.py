@@ -498,9 +498,7 @@ def _in_words(
     if not len(which):
         return np.zeros(0, dtype=bool)
     line = label_max(lines, letters, len(colour))
-    boxes = ndimage.find_objects(letters, max_label=len(colour))
-    top = np.array([b[0].start if b else -99 for b in boxes])
-    bottom = np.array([b[0].stop if b else -99 for b in boxes])
+    top, bottom, _, _ = _letter_boxes(letters, len(colour))
     high = bottom - top >= 2 * stroke + 1
     big = np.bincount(letters.ravel(), minlength=len(colour) + 1)[1:] >= 4 * stroke**2
     letter = big | high
@@ -527,6 +525,16 @@ def _in_words(
     return letter[which] & (on_base.sum(axis=1) >= WORD) & paired
 
 
+def _letter_boxes(letters: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """(top, bottom, left, right) of each letter's box, bottom and right exclusive; a
+    label without pixels gets -99 throughout, beside and on a line with nothing."""
+    none = (slice(-99, -99),) * 2
+    rows, cols = zip(*(b or none for b in ndimage.find_objects(letters, max_label=count)),
+                     strict=True)  # fmt: skip
+    return (np.array([r.start for r in rows]), np.array([r.stop for r in rows]),
+            np.array([c.start for c in cols]), np.array([c.stop for c in cols]))  # fmt: skip
+
+
 def _parted(
     letters: np.ndarray, text: np.ndarray, pieces: np.ndarray, colour: np.ndarray
 ) -> np.ndarray:
@@ -540,11 +548,7 @@ def _parted(
     these, of = np.flatnonzero(pieces), np.flatnonzero(text)
     if not len(these) or not len(of):
         return parted
-    boxes = ndimage.find_objects(letters, max_label=len(text))
-    none = (slice(-99, -99),) * 2  # a label without pixels lies beside nothing
-    rows, cols = zip(*(b or none for b in boxes), strict=True)
-    top, bottom = np.array([r.start for r in rows]), np.array([r.stop for r in rows])
-    left, right = np.array([c.start for c in cols]), np.array([c.stop for c in cols])
+    top, bottom, left, right = _letter_boxes(letters, len(text))
     pixels = np.bincount(letters.ravel(), minlength=len(text) + 1)[1:]
     beside = (
         (top[these, None] >= top[None, of] - 1)
