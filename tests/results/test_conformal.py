@@ -33,7 +33,9 @@ def test_each_class_is_covered_at_one_minus_alpha_even_a_rare_one():
     # a plain (not class-conditional) set would undercover the rare class: its own
     # calibration keeps Infarction, 10 % of patients, at 90 % as well
     assert table.loc["Infarction", "patients"] < 0.15 * len(test[1])
-    assert 1 <= table.loc["all", "mean_set_size"] < 3
+    # a model this sharp leaves few patients doubtful: sets of about one class
+    assert table.loc["all", "mean_set_size"] < 1.2
+    assert table.loc["all", "singleton_share"] > 0.85
 
 
 def test_a_better_model_gives_smaller_sets_and_more_singletons():
