@@ -21,12 +21,19 @@ at least 1 - alpha (by at most 1 / (n + 1) more).
 A class with fewer than 1/alpha - 1 calibration patients cannot be ruled out at that
 level at all (its set-membership quantile is infinite): `too_few` names such classes so
 that finalize can warn.
+
+A calibration travels with its model: `to_json` gives what the model folder stores (the
+level, the seed and each class's calibration scores, exact: JSON writes a float so that
+it reads back the same, so a loaded calibration gives the very sets it gave when made)
+and `ConformalSets.from_json` reads it back, refusing a record that is not one with the
+field and what was expected.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,20 +44,28 @@ from results.intervals import clopper_pearson
 __all__ = ["ConformalSets", "calibrate_sets", "coverage_table", "least_calibration"]
 
 
+FORMAT = "polarmap-conformal/1"
+
+
 @dataclass(frozen=True)
 class ConformalSets:
     """Calibrated class-conditional sets.
 
     Args:
         alpha: the miscoverage level (0.1: each class covered at least 90 % of the time).
-        counts: calibration patients per class index.
+        scores: per class index, its calibration patients' non-conformity scores (1 minus
+            the probability of their own class), sorted.
         seed: passed to crepes (its p-values here are not smoothed: nothing is drawn).
     """
 
     alpha: float
-    counts: tuple[int, ...]
-    classifier: ConformalClassifier
+    scores: tuple[tuple[float, ...], ...] = field(repr=False)
     seed: int
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Calibration patients per class index."""
+        return tuple(len(s) for s in self.scores)
 
     def predict(self, probabilities: np.ndarray) -> np.ndarray:
         """n x k bool: whether each class is in each patient's set (`probabilities`:
@@ -58,9 +73,13 @@ class ConformalSets:
         probabilities = np.asarray(probabilities, dtype=float)
         scores = 1.0 - probabilities
         count, classes = probabilities.shape
+        classifier = ConformalClassifier().fit(
+            np.array([s for own in self.scores for s in own], dtype=float),
+            bins=np.repeat(np.arange(len(self.scores)), self.counts), seed=self.seed,
+        )  # fmt: skip
         sets = np.zeros((count, classes), dtype=bool)
         for index in range(classes):
-            sets[:, index] = self.classifier.predict_set(
+            sets[:, index] = classifier.predict_set(
                 scores, bins=np.full(count, index), confidence=1 - self.alpha,
                 smoothing=False, seed=self.seed,
             )[:, index].astype(bool)  # fmt: skip
@@ -70,6 +89,66 @@ class ConformalSets:
         """The classes with too few calibration patients to be ruled out at `alpha`."""
         least = least_calibration(self.alpha)
         return [index for index, count in enumerate(self.counts) if count < least]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object that `from_json` reads back into these very sets."""
+        return {
+            "format": FORMAT,
+            "alpha": self.alpha,
+            "seed": self.seed,
+            "counts": list(self.counts),
+            "scores": [list(own) for own in self.scores],
+        }
+
+    @classmethod
+    def from_json(cls, record: Any) -> ConformalSets:
+        """The sets `to_json` wrote.
+
+        Raises:
+            ValueError: naming the field that is missing or not what was expected.
+        """
+        if not isinstance(record, dict):
+            raise ValueError(f"conformal calibration: expected a JSON object, got {_kind(record)}")
+        if record.get("format") != FORMAT:
+            raise ValueError(f"conformal format: expected {FORMAT!r}, got {record.get('format')!r}")
+        alpha, seed = _field(record, "alpha"), _field(record, "seed")
+        if not _is_number(alpha) or not 0 < alpha < 1:
+            raise ValueError(f"conformal alpha: expected a level between 0 and 1, got {alpha!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"conformal seed: expected an integer, got {seed!r}")
+        scores = _field(record, "scores")
+        if not isinstance(scores, list) or not scores or not all(
+            isinstance(own, list) and all(_is_number(s) and math.isfinite(s) for s in own)
+            for own in scores
+        ):  # fmt: skip
+            raise ValueError(
+                "conformal scores: expected one list of finite numbers per class, got "
+                f"{_kind(scores)}"
+            )
+        counts = _field(record, "counts")
+        if counts != [len(own) for own in scores]:
+            raise ValueError(
+                f"conformal counts: expected the number of scores of each class, "
+                f"{[len(own) for own in scores]}, got {counts!r}"
+            )
+        return cls(float(alpha), tuple(tuple(sorted(map(float, own))) for own in scores), seed)
+
+
+def _field(record: dict[str, Any], name: str) -> Any:
+    if name not in record:
+        raise ValueError(f"conformal {name}: missing")
+    return record[name]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in a few words (a list of scores would be too long to show)."""
+    if isinstance(value, list):
+        return f"a list of {len(value)}" if value else "an empty list"
+    return repr(value) if value is None or _is_number(value) else type(value).__name__
 
 
 def least_calibration(alpha: float) -> int:
@@ -85,8 +164,8 @@ def calibrate_sets(
     (n x k) and true class indices `labels` (n,).
 
     Raises:
-        ValueError: alpha outside (0, 1), shapes that disagree, or a label with no
-            column.
+        ValueError: alpha outside (0, 1), shapes that disagree, a probability that is not
+            a number, or a label with no column.
     """
     probabilities = np.asarray(probabilities, dtype=float)
     labels = np.asarray(labels, dtype=int)
@@ -97,14 +176,16 @@ def calibrate_sets(
             f"calibration: {len(labels)} labels for probabilities of shape "
             f"{probabilities.shape}; expected one row of class probabilities per label"
         )
+    if not np.isfinite(probabilities).all():
+        raise ValueError("calibration probabilities: expected finite numbers, got NaN or inf")
     classes = probabilities.shape[1]
     if len(labels) and (labels.min() < 0 or labels.max() >= classes):
         raise ValueError(f"calibration labels: expected class indices 0-{classes - 1}")
     scores = 1.0 - probabilities[np.arange(len(labels)), labels]
-    classifier = ConformalClassifier()
-    classifier.fit(scores, bins=labels, seed=seed)
-    counts = tuple(int(c) for c in np.bincount(labels, minlength=classes))
-    return ConformalSets(alpha, counts, classifier, seed)
+    per_class = tuple(
+        tuple(sorted(float(s) for s in scores[labels == index])) for index in range(classes)
+    )
+    return ConformalSets(float(alpha), per_class, seed)
 
 
 def coverage_table(sets: np.ndarray, labels: np.ndarray, classes: list[str]) -> pd.DataFrame:

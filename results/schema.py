@@ -211,6 +211,51 @@ _FINAL_SUBGROUPS = [
     ("value", pa.float64()),
 ]
 
+_FINAL_CONFORMAL = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("seed", pa.int64()),
+    ("alpha", pa.float64()),
+    ("class", pa.string()),
+    ("calibration_patients", pa.int64()),
+    ("too_few", pa.bool_()),
+    ("test_patients", pa.int64()),
+    ("covered", pa.int64()),
+    ("coverage", pa.float64()),
+    ("coverage_low", pa.float64()),
+    ("coverage_high", pa.float64()),
+    ("mean_set_size", pa.float64()),
+    ("singleton_share", pa.float64()),
+]
+
+_FINAL_EXPLANATIONS = [
+    ("search", pa.string()),
+    ("trial_id", pa.string()),
+    ("seed", pa.int64()),
+    ("view", pa.string()),
+    ("check", pa.string()),
+    ("attribution", pa.string()),
+    ("value", pa.float64()),
+    ("low", pa.float64()),
+    ("high", pa.float64()),
+    ("patients", pa.int64()),
+    ("flagged", pa.bool_()),
+    ("seconds", pa.float64()),
+]
+
+_DECISION_CURVES = [
+    ("search", pa.string()),
+    ("model", pa.string()),
+    ("trial_id", pa.string()),
+    ("seed", pa.int64()),
+    ("positive_class", pa.string()),
+    ("patients", pa.int64()),
+    ("threshold", pa.float64()),
+    ("net_benefit", pa.float64()),
+    ("treat_all", pa.float64()),
+    ("treat_none", pa.float64()),
+]
+
 _COMPARISONS = [
     ("search", pa.string()),
     ("kind", pa.string()),
@@ -285,6 +330,9 @@ TABLES = {
     "finals": _FINALS,
     "final_class_metrics": _FINAL_CLASS_METRICS,
     "final_subgroups": _FINAL_SUBGROUPS,
+    "final_conformal": _FINAL_CONFORMAL,
+    "final_explanations": _FINAL_EXPLANATIONS,
+    "decision_curves": _DECISION_CURVES,
     "comparisons": _COMPARISONS,
     "outer_predictions": _OUTER_PREDICTIONS,
     "ensembles": _ENSEMBLES,

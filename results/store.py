@@ -56,8 +56,9 @@ class ResultStore:
         self._write_tables(search, f"trial-{trial_id}.parquet", rows.tables())
 
     def write_finals(self, rows: dict[str, list[dict[str, Any]]]) -> None:
-        """A finalized model's rows (`finals`, `final_class_metrics`, `final_subgroups`), one
-        file per trial and seed (and refit or not), replaced when finalize runs again."""
+        """A finalized model's rows (`finals`, `final_class_metrics`, `final_subgroups`,
+        `final_conformal`, `final_explanations`), one file per trial and seed (and refit or
+        not), replaced when finalize runs again."""
         (final,) = rows["finals"]
         refit = "-refit" if final.get("refit") else ""  # beside the trial's fold ensemble
         name = f"trial-{final['trial_id']}-seed-{final['seed']}{refit}.parquet"
@@ -67,6 +68,11 @@ class ResultStore:
         """A finalize run's paired comparisons, one file per search, replaced when finalize
         runs again."""
         self._write_tables(search, "comparisons.parquet", {"comparisons": records})
+
+    def write_decision_curves(self, search: str, records: list[dict[str, Any]]) -> None:
+        """A finalize run's decision curves (two-class searches), one file per search,
+        replaced when finalize runs again."""
+        self._write_tables(search, "decision-curves.parquet", {"decision_curves": records})
 
     def write_outer_predictions(self, search: str, records: list[dict[str, Any]]) -> None:
         """A nested run's pooled outer-fold predictions, one file, replaced when finalize
@@ -202,8 +208,8 @@ _VERIFIED_PARQUET = ds.ParquetFileFormat(
 )
 # the tables finalize writes (and rewrites when it runs again); the others, ingest
 _FINALIZED = {
-    "finals", "final_class_metrics", "final_subgroups", "comparisons", "outer_predictions",
-    "ensembles",
+    "finals", "final_class_metrics", "final_subgroups", "final_conformal",
+    "final_explanations", "decision_curves", "comparisons", "outer_predictions", "ensembles",
 }  # fmt: skip
 
 

@@ -8,22 +8,25 @@ reporting layer reads these without importing any training code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from results.conformal import ConformalSets
 from results.ensemble_selection import EnsembleSelection
 from search.inference.evaluate import EvaluationFigures
 
 __all__ = [
     "BASELINE_NAME",
+    "CHECK_COLUMNS",
     "ENSEMBLE_NAME",
     "BaselineModel",
     "CamFindings",
     "Comparisons",
+    "Conformal",
     "EnsembleFinal",
     "FinalModel",
     "FinalizedSearch",
@@ -33,6 +36,8 @@ __all__ = [
 ]
 
 BASELINE_NAME = "segment logistic regression"
+CHECK_COLUMNS = ["view", "check", "attribution", "value", "low", "high", "patients", "flagged",
+                 "seconds"]  # fmt: skip
 ENSEMBLE_NAME = "greedy ensemble"
 
 
@@ -50,6 +55,23 @@ class CamFindings:
     panels: dict[str, Path]  # patient -> overlay panel PNG
     misclassified: tuple[str, ...]
     bullseye_files: dict[str, Path]
+    # whether the CAMs can be trusted: localisation against a reader's annotations,
+    # faithfulness (ROAD) and the randomisation check; one row per view, check and
+    # attribution (columns of the `final_explanations` table, less search, trial, seed)
+    checks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CHECK_COLUMNS))
+
+
+@dataclass(frozen=True)
+class Conformal:
+    """A model's class-conditional prediction sets at level 1 - `alpha`, calibrated on its
+    out-of-fold (or validation) patients, and how they did on the test patients."""
+
+    alpha: float
+    calibration: dict[str, int]  # class -> calibration patients
+    too_few: tuple[str, ...]  # classes too small to be left out of any set at alpha
+    sets: np.ndarray  # (test patients, classes) bool
+    coverage: pd.DataFrame  # per class and `all`: `results.conformal.coverage_table`
+    calibrated: ConformalSets  # what the exported model predicts sets with
 
 
 @dataclass
@@ -70,6 +92,7 @@ class FinalModel:
     cross_validated: EvaluationFigures | None = None  # out-of-fold, for a fold ensemble
     members: int = 1  # fold models in the exported ensemble
     refit: bool = False  # one model retrained on every training patient
+    conformal: Conformal | None = None  # its prediction sets on the test patients
 
 
 @dataclass(frozen=True)

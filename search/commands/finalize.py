@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.commands.options import comma_names, positive_int, refused
+from search.commands.options import comma_names, miscoverage, positive_int, refused
 from search.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -54,6 +54,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="skip the greedy ensemble across the search's trials (default: select it on the "
         "search's held-out predictions, retrain its members, test and compare it)",
     )  # fmt: skip
+    finalize.add_argument(
+        "--conformal-alpha", type=miscoverage, default=0.1,
+        help="prediction sets: each class's patients covered at least 1 - alpha of the time, "
+        "calibrated per class on the winner's out-of-fold predictions (default 0.1)",
+    )  # fmt: skip
     finalize.add_argument("--data", type=Path, default=None, help="the data set, if it moved")
     finalize.add_argument("--cache", type=Path, default=None, help="map cache folder")
     finalize.add_argument(
@@ -74,6 +79,7 @@ def run_finalize(args: argparse.Namespace) -> int:
         results=args.results, search=args.search, per=per, top=args.top, seeds=args.seeds,
         threads=args.threads, bootstrap=args.bootstrap, data=args.data, cache=args.cache,
         out=args.out, refit=args.refit, ensemble=args.ensemble,
+        conformal_alpha=args.conformal_alpha,
     )  # fmt: skip
     unwritable = output_problems(settings)
     if unwritable:

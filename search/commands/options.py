@@ -98,6 +98,8 @@ def number_type(
         expected = f"{noun} from {_shown(minimum)} up to (not including) {_shown(below)}"
     elif minimum is not None:
         expected = f"{noun} of at least {_shown(minimum)}"
+    elif above is not None and below is not None:
+        expected = f"{noun} between {_shown(above)} and {_shown(below)}, both excluded"
     elif above is not None:
         expected = f"{noun} more than {_shown(above)}"
     else:
@@ -131,6 +133,7 @@ def _shown(bound: float) -> str:
 positive_int = number_type(int, 1)  # threads, workers, samples, seeds, batch size ...
 non_negative_int = number_type(int, 0)  # fine-tune epochs, retries, unfreeze depth ...
 positive_float = number_type(float, above=0)
+miscoverage = number_type(float, above=0, below=1)  # a conformal level alpha
 # Optuna's samplers take seeds below 2**32 (pair i of a search uses seed + i): 2**31 - 1
 # leaves room for every pair, and every other seeded generator takes it too
 seed_number = number_type(int, 0, 2**31 - 1)

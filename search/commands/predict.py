@@ -1,10 +1,12 @@
 """`polarmap predict` and `polarmap evaluate`: an exported model on new patients (class
-probabilities as CSV) or on a labelled external set (the test figures with intervals)."""
+probabilities as CSV, with each patient's conformal prediction set when the model carries a
+calibration) or on a labelled external set (the test figures with intervals)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from search.commands.options import (
     UsageError,
@@ -15,7 +17,22 @@ from search.commands.options import (
 )
 from search.data import DEFAULT_MIN_SIZE
 
+if TYPE_CHECKING:
+    from results.conformal import ConformalSets
+
 __all__ = ["register"]
+
+SETS_HELP = (
+    "When the model folder holds a conformal calibration (conformal.json, written by "
+    "polarmap finalize), a last column, prediction_set, gives each patient's set: the "
+    "classes the model cannot rule out at level 1 - alpha, joined by '+' in class order "
+    "(empty: every class ruled out). It is calibrated per class on the search's out-of-fold "
+    "patients, so that a patient of each class, drawn like them, has that class in the "
+    "set at least 1 - alpha of the time; alpha is the calibration's (printed with the "
+    "output). A set of one class is a confident call, a larger set a doubt among "
+    "its classes. Models exported without a calibration, and greedy ensembles (whose "
+    "weighted mean no calibration covers), write no sets."
+)
 
 MANIFEST_HELP = (
     "manifest CSV: patient_id, one <view>_path column per view of the model (paths "
@@ -26,13 +43,15 @@ MANIFEST_HELP = (
 def register(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser(
         "predict",
-        help="class probabilities of an exported model for new patients, as CSV",
+        help="class probabilities of an exported model for new patients, as CSV (with "
+        "conformal prediction sets when the model is calibrated)",
         description="Check the manifest against the model (its views must include the "
         "model's; labels are optional, but a label given must be one of the model's "
         "classes), listing every problem before any compute; clean the exports at the "
         "model's input size through the map cache; write one row per patient, in manifest "
         "order: patient_id, label (when the manifest has labels), predicted, "
-        "probability_<class> per class. A binary model calls class 1 from its threshold.",
+        "probability_<class> per class. A binary model calls class 1 from its threshold. "
+        + SETS_HELP,
     )
     _add_common(predict)
     predict.add_argument(
@@ -49,8 +68,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "F1 and ROC AUC (macro and per class, with 95 % intervals over patients: exact with "
         "the counts for proportions, a bootstrap within each class where no closed form "
         "exists), the confusion matrix, the expected calibration error and the patient "
-        "count; writes OUT/predictions.csv, OUT/figures.json and ROC, calibration and "
-        "confusion plots.",
+        "count; writes OUT/predictions.csv (as predict writes it, prediction sets included), "
+        "OUT/figures.json and ROC, calibration and confusion plots.",
     )
     _add_common(evaluate)
     evaluate.add_argument(
@@ -95,7 +114,22 @@ def run_predict(args: argparse.Namespace) -> int:
     write_predictions(args.out, predictions)
     labelled = "" if predictions.labels is None else ", with their labels"
     print(f"wrote {args.out}: {len(predictions)} patients{labelled}")
+    if predictions.conformal is not None:
+        print(_sets_line(predictions.conformal, predictions.class_names))
     return 0
+
+
+def _sets_line(conformal: ConformalSets, class_names: tuple[str, ...]) -> str:
+    """What the prediction_set column promises, and on how many patients per class."""
+    counts = ", ".join(f"{n} {c}" for c, n in zip(class_names, conformal.counts, strict=True))
+    line = (
+        f"prediction_set: the classes not ruled out at {100 * (1 - conformal.alpha):g} % "
+        f"(alpha {conformal.alpha:g}), calibrated per class on out-of-fold patients ({counts})"
+    )
+    too_few = [class_names[i] for i in conformal.too_few()]
+    if too_few:
+        line += f"; always in the set (too few calibration patients): {', '.join(too_few)}"
+    return line
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ disease lie in the diseased territory?
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import torch
 from results.plots import figure_bytes, save_png
 from search.errors import FinalizeError
 from search.explanation.cams import grad_cams
+from search.explanation.localisation import localisation_figures
 from search.explanation.overlays import cam_panel_figure
 from search.explanation.segments import (
     TERRITORY_NAMES,
@@ -31,7 +33,7 @@ from search.explanation.segments import (
     territory_means,
 )
 from search.files import write_atomic, write_json_atomic
-from search.records import CamFindings
+from search.records import CHECK_COLUMNS, CamFindings
 from trainables.ensemble import ModelEnsemble
 from trainables.model import PolarMapNet
 
@@ -51,6 +53,15 @@ class TestPatients:
     views: tuple[str, ...]
     territories: dict[str, str] = field(default_factory=dict)  # id -> true defect territory
     metadata: dict[str, list[str]] = field(default_factory=dict)  # manifest column -> values
+    # a reader's annotations (`<view>_territory`, `<view>_scores`): id -> view -> value
+    reader_territories: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    reader_scores: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
+
+    def annotated(self) -> list[int]:
+        """The patients a reader annotated in any of the views, by index."""
+        return [i for i, pid in enumerate(self.ids)
+                if any(v in self.reader_territories.get(pid, {})
+                       or v in self.reader_scores.get(pid, {}) for v in self.views)]  # fmt: skip
 
 
 def read_defect_territories(truth_folder: Path, ids: tuple[str, ...]) -> dict[str, str]:
@@ -78,11 +89,14 @@ def explain_model(
     class_names: tuple[str, ...],
     folder: Path,
     panels: bool = True,
+    shuffled: PolarMapNet | ModelEnsemble | None = None,
+    seed: int = 0,
 ) -> CamFindings:
     """CAMs of every test patient and view, their 17-segment means, per-class bullseyes,
-    the territory check and (with `panels`) one overlay panel per patient; files go under
-    `folder` (segments.csv, territories.csv, cams.json, bullseye-<class>.png,
-    panels/<patient>.jpg)."""
+    the territory check, the localisation against a reader's annotations (with a
+    label-shuffled twin of the model, `shuffled`, as a reference where given) and (with
+    `panels`) one overlay panel per patient; files go under `folder` (segments.csv,
+    territories.csv, checks.csv, cams.json, bullseye-<class>.png, panels/<patient>.jpg)."""
     folder.mkdir(parents=True, exist_ok=True)
     ids, views = patients.ids, patients.views
     cams = grad_cams(model, patients.x, targets=predicted)  # (N, V, H, W)
@@ -115,7 +129,9 @@ def explain_model(
             drawn[pid] = _save_jpeg(figure, folder / "panels" / f"{pid}.jpg")
 
     write_atomic(folder / "segments.csv", segments.to_csv(index=False))
+    checks = _localisation(model, shuffled, patients, seed)
     write_atomic(folder / "territories.csv", territories.to_csv(index=False))
+    write_atomic(folder / "checks.csv", checks.to_csv(index=False))
     write_json_atomic(
         folder / "cams.json",
         {"explains": "predicted class (panels, bullseyes); true class (territory check)",
@@ -126,7 +142,7 @@ def explain_model(
     )  # fmt: skip
     return CamFindings(
         segments, bullseyes, counts, territories, rate, baseline, len(territories), drawn,
-        misclassified, bullseye_files,
+        misclassified, bullseye_files, checks,
     )  # fmt: skip
 
 
@@ -162,6 +178,35 @@ def _territory_check(model, patients: TestPatients, predicted, class_names):
         }
     )
     return frame[columns], rate, baseline
+
+
+def _localisation(model, shuffled, patients: TestPatients, seed: int) -> pd.DataFrame:
+    """Per view: the pointing game and the segment rank correlation of the true class's
+    CAMs against the reader's annotations, beside the references
+    (`search.explanation.localisation`)."""
+    annotated = patients.annotated()
+    if not annotated:
+        return pd.DataFrame(columns=CHECK_COLUMNS)
+    clock = time.perf_counter()
+    targets = patients.labels[annotated]
+    models = {"grad_cam": model, **({"label_shuffled": shuffled} if shuffled else {})}
+    per_model = {}
+    for name, explained in models.items():
+        cams = grad_cams(explained, patients.x[annotated], targets=targets)
+        per_model[name] = segment_means(cams.reshape(-1, *cams.shape[2:])).reshape(
+            len(annotated), len(patients.views), 17
+        )
+    figures = []
+    for v, view in enumerate(patients.views):
+        ids = [patients.ids[i] for i in annotated]
+        territories = [patients.reader_territories.get(pid, {}).get(view) for pid in ids]
+        scores = [patients.reader_scores.get(pid, {}).get(view) for pid in ids]
+        figures += localisation_figures(view, {k: m[:, v] for k, m in per_model.items()},
+                                        territories, scores, seed=seed)  # fmt: skip
+    seconds = time.perf_counter() - clock
+    frame = pd.DataFrame([{**asdict(f), "flagged": None, "seconds": seconds} for f in figures],
+                         columns=CHECK_COLUMNS)  # fmt: skip
+    return frame
 
 
 def _segment_frame(ids, views, per_view, targets, class_names, explains) -> pd.DataFrame:

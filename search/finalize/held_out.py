@@ -27,8 +27,11 @@ def held_out_patients(prepared: PreparedSearch, backbone: str, views: tuple[str,
     source = Path(prepared.dataset.source)
     truth = source.parent / "truth" if source.is_file() else source / "truth"
     territories = read_defect_territories(truth, ids) if truth.is_dir() else {}
+    by_id = {p.patient_id: p for p in prepared.dataset.patients}
     return TestPatients(ids, normalize_maps(maps, inputs), maps, labels, views, territories,
-                        _test_metadata(prepared, ids))  # fmt: skip
+                        _test_metadata(prepared, ids),
+                        {i: dict(by_id[i].territories) for i in ids if by_id[i].territories},
+                        {i: dict(by_id[i].scores) for i in ids if by_id[i].scores})  # fmt: skip
 
 
 def _test_metadata(prepared: PreparedSearch, ids: tuple[str, ...]) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from results.store import ResultStore
 from search.errors import FinalizeError, SearchStateError, SettingsError
 from search.finalize.baseline import fit_search_baseline
 from search.finalize.comparisons import Candidate, comparison_rows
+from search.finalize.decision import decision_curve_rows
 from search.finalize.greedy import ensemble_rows, finalize_ensemble, select_greedy_ensemble
 from search.finalize.held_out import held_out_patients, labels_of
 from search.finalize.rows import final_rows
@@ -127,10 +128,14 @@ def finalize_search(
     store.write_ensembles(name, ensemble_rows(name, greedy, seed0) if greedy else [])
     comparisons = compare_finals(name, finals, prepared, search_settings.views, settings, greedy)
     store.write_comparisons(name, comparisons.rows)
-    checklist = run_checklist(search_row, searched, prepared, finals, comparisons)
+    labels = labels_of(prepared, comparisons.baseline_model.test_ids)
+    curves = decision_curve_rows(name, finals, comparisons, labels, prepared.data.class_names)
+    store.write_decision_curves(name, curves)
+    checklist = run_checklist(search_row, searched, prepared, finals, comparisons,
+                              pd.DataFrame(curves))  # fmt: skip
     write_checklist(out, checklist, f"search {name}")
     report = write_report(out, name, finals, pd.DataFrame(finals_table), settings.results,
-                          search_row, comparisons, checklist)  # fmt: skip
+                          search_row, comparisons, checklist, pd.DataFrame(curves))  # fmt: skip
     say(f"report: {report}")
     return FinalizedSearch(
         name,

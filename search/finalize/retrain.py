@@ -32,13 +32,14 @@ from search.inference.export import predict_probabilities
 from trainables.config import TrialConfig
 from trainables.ensemble import ModelEnsemble
 from trainables.frozen_store import FrozenWorkStore
-from trainables.pool import FoldedData, TrialData
+from trainables.pool import UNSEEN, FoldedData, TrialData
 from trainables.protocol import TrialResult, run_protocol
 
 __all__ = [
     "Retrained",
     "WinnerKind",
     "WinnerToRetrain",
+    "label_shuffled",
     "out_of_fold",
     "refit_config",
     "retrain",
@@ -130,6 +131,28 @@ def _refit(winner: WinnerToRetrain) -> Retrained:
     labels, probabilities = search_out_of_fold(winner.results, trial, winner.class_names)
     return Retrained(WinnerKind.REFIT, config, result.model.cpu().eval(), best, labels,
                      probabilities)  # fmt: skip
+
+
+def label_shuffled(winner: WinnerToRetrain, seed: int) -> torch.nn.Module:
+    """The winner's twin trained on its training patients with their labels permuted
+    (seeded): the same network, data and epochs, nothing to learn. Its CAMs are the
+    reference a localisation figure must beat (what a model that learned no disease still
+    points at). One model, not a fold ensemble: a cross-validated winner's twin trains once
+    on every training patient for the epochs the winner's cross-validation kept."""
+    rng = np.random.default_rng(seed)
+    data = winner.data
+    if isinstance(data, FoldedData):
+        y = data.y.clone()
+        seen = np.flatnonzero(data.assignment[0] != UNSEEN)
+        y[seen] = data.y[rng.permutation(seen)]
+        twin = replace(data, y=y).everyone()
+        config, keep_last = refit_config(winner.config, winner.trial), True
+    else:
+        twin = replace(data, train_y=data.train_y[rng.permutation(len(data.train_y))],
+                       val_y=data.val_y[rng.permutation(len(data.val_y))])  # fmt: skip
+        config, keep_last = winner.config, False
+    result = run_protocol(config, twin, store=FrozenWorkStore(), keep_last=keep_last)
+    return result.model.cpu().eval()
 
 
 RETRAINERS: dict[WinnerKind, Callable[[WinnerToRetrain], Retrained]] = {

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from results.records import FinalRow
-from search.records import FinalModel
+from search.records import Conformal, FinalModel
 from trainables.metrics import METRICS
 
 __all__ = ["final_rows"]
@@ -54,4 +55,30 @@ def final_rows(search: str, final: FinalModel, search_row: dict) -> dict[str, li
     subgroups = [{"search": search, "trial_id": trial["trial_id"], "seed": final.seed, **r}
                  for r in final.subgroups]  # fmt: skip
     typed = FinalRow.from_row(row).to_row()  # every column; a misspelt key is refused
-    return {"finals": [typed], "final_class_metrics": per_class, "final_subgroups": subgroups}
+    mark = {"search": search, "trial_id": trial["trial_id"], "seed": final.seed}
+    return {"finals": [typed], "final_class_metrics": per_class, "final_subgroups": subgroups,
+            "final_conformal": _conformal_rows(mark, final.conformal),
+            "final_explanations": [{**mark, **_plain(r)}
+                                   for r in final.cams.checks.to_dict("records")]}  # fmt: skip
+
+
+def _conformal_rows(mark: dict, conformal: Conformal | None) -> list[dict]:
+    """Per class and `all`: the calibration count and the test patients' coverage."""
+    if conformal is None:
+        return []
+    calibration = {**conformal.calibration, "all": sum(conformal.calibration.values())}
+    return [
+        {**mark, "alpha": conformal.alpha, "class": r["class"],
+         "calibration_patients": calibration[r["class"]],
+         "too_few": r["class"] in conformal.too_few, "test_patients": r["patients"],
+         "covered": r["covered"], "coverage": r["coverage"],
+         "coverage_low": r["coverage_lower"], "coverage_high": r["coverage_upper"],
+         "mean_set_size": r["mean_set_size"], "singleton_share": r["singleton_share"]}
+        for r in conformal.coverage.to_dict("records")
+    ]  # fmt: skip
+
+
+def _plain(record: dict) -> dict:
+    """NaN and pandas' missing values as None (a null in the table)."""
+    return {k: None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+            for k, v in record.items()}  # fmt: skip

@@ -26,3 +26,4 @@ class FinalizeSettings:
     refit: bool = False  # cross-validated winners: one model on all training patients
     out: Path | None = None  # default: STORAGE/finals/SEARCH beside the tables
     ensemble: bool = True  # the greedy ensemble across the search's trials, as one more
+    conformal_alpha: float = 0.1  # prediction sets cover each class at 1 - alpha

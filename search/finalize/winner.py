@@ -4,6 +4,7 @@ held-out patients, explained (Grad-CAM), and exported with its model card."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,15 +14,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from results.conformal import calibrate_sets, coverage_table, least_calibration
 from search.data.normalize import backbone_input
 from search.explanation.explain import TestPatients, explain_model
-from search.finalize.retrain import Retrained, WinnerToRetrain, retrain
+from search.finalize.retrain import Retrained, WinnerToRetrain, label_shuffled, retrain
 from search.finalize.settings import FinalizeSettings
 from search.inference.evaluate import choose_threshold, evaluate_predictions, predict_classes
 from search.inference.export import ExportedModel, predict_probabilities, save_model
 from search.inference.external import Predictions, write_predictions
 from search.provenance import provenance
-from search.records import FinalModel
+from search.records import Conformal, FinalModel
 from search.reporting.model_card import model_card
 from search.reporting.plots import save_evaluation_plots
 from search.reporting.tables import subgroup_rows
@@ -29,6 +31,8 @@ from search.tuning.prepare import PreparedSearch
 from trainables.config import TrialConfig
 
 __all__ = ["finalize_winner"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,26 +78,59 @@ def finalize_winner(
         device="cuda" if torch.cuda.is_available() else "CPU",
     )  # fmt: skip
     folder = out / f"{trial['backbone']}-{trial['mode']}-{trial['trial_id']}" / f"seed-{seed}"
-    # Panels for the first seed only: the reader looks at one model per winner; the
-    # segment statistics and the territory check are taken for every seed.
+    conformal = _conformal(retrained, tested, patients, data.class_names, settings, seed)
+    # Panels and the label-shuffled twin for the first seed only: the reader looks at one
+    # model per winner; the segment statistics and the territory check are taken for every
+    # seed.
+    first = panels and offset == 0
+    shuffled = label_shuffled(winner, seed) if first and patients.annotated() else None
     cams = explain_model(retrained.model, patients, tested.probabilities, tested.predicted,
-                         data.class_names, folder / "cams",
-                         panels=panels and offset == 0)  # fmt: skip
+                         data.class_names, folder / "cams", panels=first, shuffled=shuffled,
+                         seed=seed)  # fmt: skip
     plots = dict(zip(("roc", "calibration", "confusion"),
                      save_evaluation_plots(figures, folder / "figures"), strict=True))  # fmt: skip
     write_predictions(folder / "test-predictions.csv", Predictions(
         patients.ids, data.class_names, tested.probabilities, tested.predicted,
-        tuple(patients.labels), tested.threshold,
+        tuple(patients.labels), tested.threshold, conformal=conformal.calibrated,
     ))  # fmt: skip
     subgroups = subgroup_rows(patients.labels, tested.probabilities, patients.metadata,
                               tested.threshold)  # fmt: skip
     final = FinalModel(trial, seed, folder, figures, retrained.best, patients.ids,
                        tested.probabilities, tested.predicted, cams, subgroups, plots,
                        cross_validated, retrained.members,
-                       retrained.kind == "refit")  # fmt: skip
+                       retrained.kind == "refit", conformal)  # fmt: skip
     exported = _exported(trial, seed, retrained, tested.threshold, prepared)
-    save_model(folder, retrained.model, exported, model_card(final, exported))
+    save_model(folder, retrained.model, exported, model_card(final, exported),
+               conformal.calibrated)  # fmt: skip
     return final
+
+
+def _conformal(
+    retrained: Retrained,
+    tested: _Tested,
+    patients: TestPatients,
+    class_names: tuple[str, ...],
+    settings: FinalizeSettings,
+    seed: int,
+) -> Conformal:
+    """Prediction sets calibrated per class on the model's out-of-fold (or validation)
+    patients, and their coverage on the test patients; a class too small to be ruled out
+    at the level is warned about."""
+    alpha = settings.conformal_alpha
+    calibrated = calibrate_sets(retrained.validation_probabilities, retrained.validation_labels,
+                                alpha, seed)  # fmt: skip
+    too_few = tuple(class_names[c] for c in calibrated.too_few())
+    for name in too_few:
+        count = calibrated.counts[class_names.index(name)]
+        log.warning(
+            "prediction sets: class %s has %d calibration patients; at alpha %g a class "
+            "needs %d to be ruled out, so every set holds %s", name, count, alpha,
+            least_calibration(alpha), name,
+        )  # fmt: skip
+    sets = calibrated.predict(tested.probabilities)
+    coverage = coverage_table(sets, patients.labels, list(class_names))
+    return Conformal(alpha, dict(zip(class_names, calibrated.counts, strict=True)), too_few,
+                     sets, coverage, calibrated)  # fmt: skip
 
 
 def _test_once(retrained: Retrained, patients: TestPatients, class_names) -> _Tested:

@@ -5,7 +5,10 @@ intervals).
 The manifest is checked against the model before any compute (its views must include the
 model's, its labels must be of the model's classes), every problem listed at once; the
 exports are then cleaned through the map cache at the model's input size and normalized as
-its backbone expects, exactly as in the search. Nothing here prints, and nothing imports Ray.
+its backbone expects, exactly as in the search. A model folder with a conformal calibration
+adds each patient's prediction set to the CSV (the classes the model cannot rule out); a
+weighted ensemble has no calibration of its own (its members' do not cover their weighted
+mean), so its CSV has none. Nothing here prints, and nothing imports Ray.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from results.conformal import ConformalSets
 from search import errors
 from search.data import (
     DEFAULT_MIN_SIZE,
@@ -90,6 +94,7 @@ class Predictions:
         labels: class index per patient (None where unlabelled); None when the manifest
             labels nobody.
         threshold: the binary model's threshold (chosen on validation), else None.
+        conformal: the model's conformal calibration, None when it has none.
     """
 
     patient_ids: tuple[str, ...]
@@ -98,6 +103,13 @@ class Predictions:
     predicted: np.ndarray
     labels: tuple[int | None, ...] | None
     threshold: float | None
+    conformal: ConformalSets | None = None
+
+    @property
+    def sets(self) -> np.ndarray | None:
+        """(patients, classes) bool: each patient's conformal prediction set, None
+        without a calibration."""
+        return None if self.conformal is None else self.conformal.predict(self.probabilities)
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -192,10 +204,12 @@ def predict_manifest(
         x = model_inputs(dataset, exported, cache, workers)
         return predict_probabilities(model, x).numpy()
 
+    conformal = None
     if isinstance(model, WeightedEnsemble):
         probabilities = sum(m.weight * probabilities_of(m.model, m.exported) for m in model.members)
     else:
         probabilities = probabilities_of(model, exported)
+        conformal = exported.conformal
     labels = tuple(p.label for p in dataset.patients)
     return Predictions(
         patient_ids=tuple(p.patient_id for p in dataset.patients),
@@ -204,15 +218,20 @@ def predict_manifest(
         predicted=predict_classes(probabilities, exported.threshold),
         labels=labels if any(label is not None for label in labels) else None,
         threshold=exported.threshold,
+        conformal=conformal,
     )
 
 
 def predictions_csv(predictions: Predictions) -> str:
     """CSV text: patient_id, label (when the manifest has labels), predicted (class name),
-    then probability_<class> per class; probabilities written to float32 precision."""
+    then probability_<class> per class; probabilities written to float32 precision. With a
+    calibration, then prediction_set: the classes of the patient's conformal set, in class
+    order, joined by '+' (empty when the set is)."""
     names = predictions.class_names
+    sets = predictions.sets
     header = ["patient_id"] + (["label"] if predictions.labels is not None else [])
     header += ["predicted"] + [f"probability_{name}" for name in names]
+    header += ["prediction_set"] if sets is not None else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -223,6 +242,8 @@ def predictions_csv(predictions: Predictions) -> str:
             row.append(names[label] if label is not None else "")
         row.append(names[int(predictions.predicted[i])])
         row += [str(np.float32(p)) for p in predictions.probabilities[i]]
+        if sets is not None:
+            row.append("+".join(names[c] for c in np.flatnonzero(sets[i])))
         writer.writerow(row)
     return buffer.getvalue()
 

@@ -71,11 +71,13 @@ def run_checklist(
     prepared,
     finals: Sequence[FinalModel],
     comparisons: Comparisons,
+    curves=None,
 ) -> list[ChecklistItem]:
     """Every item, from the search's row and settings (`search.tuning`'s SearchSettings),
     its prepared data (PreparedSearch: read for its data set and split; not imported, so
-    reporting stays free of training code), the finalized models (winners best first) and
-    the comparisons."""
+    reporting stays free of training code), the finalized models (winners best first),
+    the comparisons and a two-class search's decision curves (rows of `decision_curves`,
+    a DataFrame)."""
     split, dataset, space = prepared.split, prepared.dataset, settings.space
     names = dataset.class_set.names
     counts = Counter(names[label] for label in dataset.labels.values())
@@ -134,11 +136,23 @@ def run_checklist(
          "TRIPOD+AI: model comparison; CLAIM: comparison",
          f"logistic regression on segment means; {len(comparisons.rows)} paired comparisons, "
          f"{sum(r['supported'] for r in comparisons.rows)} supported ({COMPARISON_METHODS})"),
+        ("Uncertainty of each prediction (prediction sets)",
+         "TRIPOD+AI: performance, uncertainty; CLAIM: metrics",
+         "; ".join(_conformal(f) for f in winners)),
+        ("Clinical utility (decision curves)", "TRIPOD+AI: clinical utility",
+         _utility(curves, len(names))),
         ("Failure analysis", "CLAIM: failure analysis",
          "the report's gallery of every misclassified test patient, with its CAM"),
         ("Explanation method", "CLAIM: model interpretation",
          "Grad-CAM (pytorch-grad-cam) on the last feature block; for an ensemble, the mean of "
          "its members' maps; summarized per AHA segment and coronary territory"),
+        ("Explanations checked: localisation against readers' annotations",
+         "CLAIM: model interpretation",
+         "; ".join(_checks(f, ("pointing_game", "segment_rank_correlation")) for f in winners)),
+        ("Explanations checked: faithfulness (ROAD) and model randomisation",
+         "CLAIM: model interpretation",
+         "; ".join(_checks(f, ("road_morf_drop", "road_lerf_drop",
+                               "randomisation_rank_correlation")) for f in winners)),
         ("Code revision and library versions", "TRIPOD+AI: software; CLAIM: software",
          f"git {search_row.get('git_revision') or 'n/a'}; {search_row.get('library_versions')}"),
     ]  # fmt: skip
@@ -272,6 +286,58 @@ def _selection(winners, split) -> str:
         "and input mode (its best epoch's figure; ties to the lower validation loss) "
         "retrained with its settings; the best of them is the search's pick"
     )
+
+
+def _conformal(final: FinalModel) -> str:
+    c = final.conformal
+    if c is None:
+        return f"{_name(final.trial)}: no prediction sets"
+    rows = {r["class"]: r for r in c.coverage.to_dict("records")}
+    covered = ", ".join(
+        f"{name} {r['covered']}/{r['patients']}" for name, r in rows.items() if name != "all"
+    )
+    calibration = ", ".join(f"{k} {v}" for k, v in c.calibration.items())
+    few = f"; too few to rule out: {', '.join(c.too_few)}" if c.too_few else ""
+    return (
+        f"{_name(final.trial)}: class-conditional split-conformal sets at "
+        f"{1 - c.alpha:.0%} (calibrated on {calibration} out-of-fold patients{few}); test "
+        f"coverage {covered}; mean set size {rows['all']['mean_set_size']:.2f}"
+    )
+
+
+def _utility(curves, classes: int) -> str:
+    if curves is None or len(curves) == 0:
+        return f"not applicable: {classes} classes (decision curves need two)"
+    parts = []
+    for model, rows in curves.groupby("model", sort=False):
+        above = rows[(rows["net_benefit"] > rows["treat_all"]) & (rows["net_benefit"] > 0)]
+        span = (f"thresholds {above['threshold'].min():.2f}-{above['threshold'].max():.2f}"
+                if len(above) else "no threshold")  # fmt: skip
+        parts.append(f"{model} above treat-all and treat-none at {span}")
+    return "decision curves in the report; " + "; ".join(parts)
+
+
+def _checks(final: FinalModel, checks: tuple[str, ...]) -> str:
+    """Each check's Grad-CAM value beside its references, from the model's checks."""
+    table = final.cams.checks
+    table = table[table["check"].isin(checks)] if table is not None else table
+    if table is None or table.empty:
+        return f"{_name(final.trial)}: not run (no reader annotations)"
+    shown = []
+    for (check, view), rows in table.groupby(["check", "view"], sort=False):
+        values = ", ".join(
+            f"{r['attribution'].replace('_', ' ')} {r['value']:.2f}"
+            + ("" if r["low"] != r["low"] else f" [{r['low']:.2f}, {r['high']:.2f}]")
+            + (" FLAGGED" if _flagged(r["flagged"]) else "")
+            for r in rows.to_dict("records")
+        )
+        shown.append(f"{check.replace('_', ' ')} ({view}, {rows['patients'].iloc[0]} "
+                     f"patients): {values}")  # fmt: skip
+    return f"{_name(final.trial)}: " + "; ".join(shown)
+
+
+def _flagged(value) -> bool:
+    return value is not None and value == value and bool(value)  # None and NaN: not flagged
 
 
 def _performance(final: FinalModel) -> str:

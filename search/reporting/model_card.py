@@ -8,7 +8,7 @@ import json
 
 from search.inference.evaluate import EvaluationFigures
 from search.inference.export import ExportedModel
-from search.records import CamFindings, FinalModel
+from search.records import CamFindings, Conformal, FinalModel
 from trainables.metrics import METRICS
 from trainables.weight_files import weights_source
 
@@ -74,6 +74,7 @@ def model_card(final: FinalModel, exported: ExportedModel) -> str:
         f"With {f.count} test patients the intervals are wide: read them before the values.",
         "",
         *_card_cv_lines(final.cross_validated),
+        *_card_conformal_lines(final.conformal),
         *_card_cam_lines(final.cams),
         "",
         f"Versions: {json.dumps(exported.provenance.get('libraries', {}), sort_keys=True)}; "
@@ -93,6 +94,29 @@ def _card_cv_lines(cv: EvaluationFigures | None) -> list[str]:
         "",
         *_figures_table(cv),
     ]
+    return [*lines, ""]
+
+
+def _card_conformal_lines(conformal: Conformal | None) -> list[str]:
+    if conformal is None:
+        return []
+    counts = ", ".join(f"{name} {count}" for name, count in conformal.calibration.items())
+    total = conformal.coverage[conformal.coverage["class"] == "all"].iloc[0]
+    lines = [
+        f"## Prediction sets (level {1 - conformal.alpha:.0%}, alpha {conformal.alpha:g})",
+        "",
+        "`predict` writes, beside the probabilities, each patient's set: the classes the "
+        "model cannot rule out, calibrated per class (Mondrian split-conformal, crepes) on "
+        f"patients it did not train on ({counts}; its out-of-fold or validation "
+        "predictions), so that each class's patients are covered at least "
+        f"{1 - conformal.alpha:.0%} of the time. On the test patients: coverage "
+        f"{total['coverage']:.3f} ({int(total['covered'])}/{int(total['patients'])}), "
+        f"mean set size {total['mean_set_size']:.2f}, one class only "
+        f"{total['singleton_share']:.0%}.",
+    ]
+    if conformal.too_few:
+        lines.append(f"Too few calibration patients to ever rule out: "
+                     f"{', '.join(conformal.too_few)} (every set holds it).")  # fmt: skip
     return [*lines, ""]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from results.plots import save_png
@@ -15,6 +16,7 @@ __all__ = [
     "EVALUATION_PLOTS",
     "calibration_figure",
     "confusion_figure",
+    "decision_curve_figure",
     "roc_figure",
     "save_evaluation_plots",
 ]
@@ -95,3 +97,26 @@ def save_evaluation_plots(figures: EvaluationFigures, folder: str | Path) -> lis
     folder.mkdir(parents=True, exist_ok=True)
     drawn = {name: draw(figures) for name, draw in EVALUATION_PLOTS.items()}
     return [save_png(figure, folder / f"{name}.png") for name, figure in drawn.items()]
+
+
+def decision_curve_figure(curves: pd.DataFrame) -> Figure:
+    """Net benefit against the threshold risk, one line per model (rows of the
+    `decision_curves` table), with acting on everyone and on no one; the y axis is cut
+    below at -0.05 where acting on everyone falls away."""
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = figure.add_subplot()
+    first = curves[curves["model"] == curves["model"].iloc[0]]
+    for model, rows in curves.groupby("model", sort=False):
+        ax.plot(rows["threshold"], rows["net_benefit"], marker=".", label=str(model))
+    ax.plot(first["threshold"], first["treat_all"], color="grey", linestyle="--",
+            label=f"treat all as {first['positive_class'].iloc[0]}")  # fmt: skip
+    ax.plot(first["threshold"], first["treat_none"], color="black", linewidth=1,
+            label="treat none")  # fmt: skip
+    top = max(float(curves["net_benefit"].max()), float(first["treat_all"].max()), 0.05)
+    ax.set_ylim(-0.05, top * 1.1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("threshold risk at which one would act")
+    ax.set_ylabel("net benefit")
+    ax.set_title(f"decision curves, {int(first['patients'].iloc[0])} test patients")
+    ax.legend(loc="upper right", fontsize=7)
+    return figure

@@ -6,8 +6,6 @@ text burned into the raw exports appears."""
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,7 +23,14 @@ from search.provenance import provenance
 from search.records import BASELINE_NAME, Comparisons, EnsembleFinal, FinalModel
 from search.reporting.checklist import TO_BE_WRITTEN, ChecklistItem, checklist_frame
 from search.reporting.comparison_text import plain_sentence
+from search.reporting.html_parts import data_uri as _data_uri
+from search.reporting.html_parts import escaped as _e
+from search.reporting.html_parts import figure_file as _figure_file
+from search.reporting.html_parts import figure_html as _figure_bytes
+from search.reporting.html_parts import html_table
+from search.reporting.html_parts import with_interval as _with_interval
 from search.reporting.tables import TABLE_METRICS, backbone_mode_table, over_seeds
+from search.reporting.trust import conformal_parts, decision_curve_parts, explanation_parts
 from trainables.weight_files import weights_source
 
 __all__ = [
@@ -78,11 +83,13 @@ def write_report(
     search_row: dict,
     comparisons: Comparisons | None = None,
     checklist: list[ChecklistItem] | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> Path:
     """Write `out/report.html` for the finalized models `finals` (FinalModel) of `search`,
     whose rows of the `finals` table are `finals_table` and whose tables are under
-    `results`, with the baseline and the paired comparisons (`pipeline.Comparisons`);
-    returns its path."""
+    `results`, with the baseline and the paired comparisons (`pipeline.Comparisons`) and
+    a two-class search's decision curves (rows of the `decision_curves` table); returns
+    its path."""
     summary = over_seeds(finals_table)
     winners = _group_by_winner(finals)
     parts = [
@@ -112,6 +119,7 @@ def write_report(
         )
         if comparisons.ensemble is not None:
             parts += ensemble_parts(comparisons.ensemble)
+    parts += decision_curve_parts(curves)
     for key, models in winners.items():
         parts.append(_winner_section(key, models, results))
     if checklist is not None:
@@ -332,6 +340,7 @@ def _winner_section(key: tuple[str, str, str], models: list[FinalModel], results
         parts += ["<h3>Subgroups</h3>", "<p>Macro figures within each value of the "
                   "manifest's metadata columns, mean over seeds. Groups are small.</p>",
                   html_table(subgroups)]  # fmt: skip
+    parts += conformal_parts(first)
     parts += _cam_parts(models)
     parts += [
         "<h3>Model cards</h3>",
@@ -418,6 +427,7 @@ def _cam_parts(models: list[FinalModel]) -> list[str]:
     else:
         parts.append("<p>No ground truth of defect territories (truth/*.json) for these "
                      "patients: no territory check.</p>")  # fmt: skip
+    parts += explanation_parts(first)
     wrong = [pid for pid in cams.misclassified if pid in cams.panels]
     parts.append(f"<h3>Misclassified test patients ({len(cams.misclassified)} of "
                  f"{first.figures.count}, seed {first.seed})</h3>")  # fmt: skip
@@ -453,43 +463,5 @@ def _gallery(paths: list[Path]) -> str:
     return f"<div class='gallery'>{images}</div>"
 
 
-def _figure_file(path: Path, caption: str) -> str:
-    return _figure_bytes(Path(path).read_bytes(), caption)
-
-
-def _figure_bytes(data: bytes, caption: str, width: int = 420) -> str:
-    return (f"<figure><img src='{_data_uri(data)}' width='{width}' alt='{_e(caption)}'>"
-            f"<figcaption>{_e(caption)}</figcaption></figure>")  # fmt: skip
-
-
-def _data_uri(data: bytes, suffix: str = ".png") -> str:
-    kind = "jpeg" if suffix.lower() in (".jpg", ".jpeg") else "png"
-    return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
-
-
-def _with_interval(
-    value: float, interval: tuple[float, float] | None, count: tuple[int, int] | None = None
-) -> str:
-    """ "0.000 (0/1) [0.000, 0.975]": the value, a proportion's counts, its interval."""
-    if count is not None and not count[1]:
-        return "n/a (0/0)"
-    if value != value:  # NaN
-        return "n/a"
-    shown = f"{value:.3f}" + (f"\u00a0({count[0]}/{count[1]})" if count else "")
-    if not interval:
-        return shown
-    # Non-breaking inside the interval: a narrow cell wraps before "[", nowhere else.
-    return f"{shown} [{interval[0]:.3f},\u00a0{interval[1]:.3f}]"
-
-
-def html_table(frame: pd.DataFrame) -> str:
-    table = frame.to_html(index=False, border=0, na_rep="n/a", escape=True)
-    return f"<div class='scroll'>{table}</div>"
-
-
 def _anchor(key: tuple[str, ...]) -> str:
     return "winner-" + "-".join("".join(ch if ch.isalnum() else "-" for ch in k) for k in key)
-
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)

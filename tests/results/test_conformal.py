@@ -1,13 +1,16 @@
 """Class-conditional conformal sets: each class covered at 1 - alpha on exchangeable
 patients (a rare one too), smaller sets for a better model, a warning for a class too
-small to calibrate, the same set for a patient every time."""
+small to calibrate, the same set for a patient every time; a calibration stored as JSON
+reads back into the very same sets, and a bad record is refused naming its field."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
-from results.conformal import calibrate_sets, coverage_table, least_calibration
+from results.conformal import ConformalSets, calibrate_sets, coverage_table, least_calibration
 
 CLASSES = ["Infarction", "Ischemia", "Normal"]
 
@@ -76,3 +79,50 @@ def test_a_patients_set_is_the_same_whatever_the_seed():
 def test_bad_calibration_input_is_refused_with_what_was_expected(alpha, labels, message):
     with pytest.raises(ValueError, match=message):
         calibrate_sets(np.full((2, 3), 1 / 3), np.array(labels), alpha=alpha)
+
+
+def test_a_calibration_read_back_from_json_gives_the_same_sets():
+    probabilities, labels = patients(300, 8)
+    probabilities = probabilities.astype(np.float32)  # as a model gives them
+    calibrated = calibrate_sets(probabilities, labels, alpha=0.1, seed=5)
+    text = json.dumps(calibrated.to_json())  # as a model folder stores it
+    loaded = ConformalSets.from_json(json.loads(text))
+    assert loaded == calibrated and loaded.counts == calibrated.counts
+    # the calibration patients themselves: each score sits on a set's very boundary
+    test = np.concatenate([probabilities, patients(500, 9)[0]])
+    sets = calibrated.predict(test)
+    assert np.array_equal(loaded.predict(test), sets)
+    assert 0 < sets.sum(axis=1).mean() < 3  # sets neither all empty nor all full
+
+
+def _record(**change):
+    record = calibrate_sets(*patients(60, 10), alpha=0.2).to_json()
+    return {**record, **change}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [(["polarmap-conformal/1"], "conformal calibration: expected a JSON object, got a list of 1"),
+     (_record(format="polarmap-model/2"), "conformal format: expected 'polarmap-conformal/1'"),
+     ({k: v for k, v in _record().items() if k != "alpha"}, "conformal alpha: missing"),
+     (_record(alpha=1.5), "conformal alpha: expected a level between 0 and 1, got 1.5"),
+     (_record(alpha="0.1"), "conformal alpha: expected a level between 0 and 1, got '0.1'"),
+     (_record(seed=0.5), "conformal seed: expected an integer, got 0.5"),
+     (_record(scores=[]), "conformal scores: expected one list of finite numbers per class"),
+     (_record(scores=[[0.1], ["a"]]), "conformal scores: expected one list of finite"),
+     (_record(scores=[[0.1], [float("nan")]]), "conformal scores: expected one list of finite"),
+     (_record(counts=[1, 2, 3]), r"conformal counts: expected the number of scores of each "
+      r"class, \[\d+, \d+, \d+\], got \[1, 2, 3\]")],
+    ids=["a-list", "format", "no-alpha", "alpha-out-of-range", "alpha-text", "seed",
+         "no-classes", "a-score-text", "a-score-nan", "counts"],
+)  # fmt: skip
+def test_a_bad_calibration_record_is_refused_naming_its_field(record, message):
+    with pytest.raises(ValueError, match=message):
+        ConformalSets.from_json(record)
+
+
+def test_probabilities_that_are_not_numbers_are_refused():
+    probabilities = np.full((2, 3), 1 / 3)
+    probabilities[1, 2] = np.nan
+    with pytest.raises(ValueError, match="calibration probabilities: expected finite"):
+        calibrate_sets(probabilities, np.array([0, 1]))

@@ -55,7 +55,7 @@ def test_a_trial_id_in_two_searches_must_be_told_apart(example_store, config, ma
 
 @pytest.mark.slow
 def test_a_real_searchs_files_are_typed_as_the_schema_says(finished_search):
-    finalize_tables = ("comparisons", "ensembles", "outer_predictions")
+    finalize_tables = ("comparisons", "ensembles", "outer_predictions", "decision_curves")
     search_tables = [t for t in TABLES if not t.startswith("final") and t not in finalize_tables]
     for table in search_tables:  # the others are written by `polarmap finalize`
         files = sorted(finished_search.results.glob(f"{table}/search=my-search/*.parquet"))

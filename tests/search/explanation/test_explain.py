@@ -147,7 +147,7 @@ def test_files_and_findings_follow_the_predicted_class(tmp_path):
 
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(
-        ["segments.csv", "territories.csv", "cams.json"]
+        ["segments.csv", "territories.csv", "checks.csv", "cams.json"]
         + [f"bullseye-{CLASSES[c]}.png" for c in set(predicted)]
     )
     assert not (folder / "panels").exists()

@@ -2,7 +2,8 @@
 test_resnet, random weights): the CSV holds what the model computes on the cleaned maps,
 in manifest order; the figures are evaluate_predictions' own; a manifest that does not fit
 the model is refused with its file, row and field before anything is computed or written;
-a binary model calls its positive class from its threshold."""
+a binary model calls its positive class from its threshold; a model saved with a conformal
+calibration keeps it, and predict writes each patient's set beside the probabilities."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from results.conformal import ConformalSets, calibrate_sets
 from search.cli import main
 from search.data import BINARY, TRIAD, load_dataset, parse_mode
 from search.data.map_cache import MapCache
@@ -27,7 +29,9 @@ from search.inference.external import (
     evaluation_table,
     load_manifest_for_model,
     predict_manifest,
+    predictions_csv,
 )
+from search.inference.weighted import WeightedEnsemble, WeightedMember
 from tests.conftest import read_rows, write_rows
 from trainables.config import HeadSpec, TrialConfig
 from trainables.data import select_views
@@ -40,9 +44,11 @@ SIZE = 64  # not test_resnet's 160: cheaper to clean and run, and predict must t
 
 
 def export_model(folder: Path, class_names: tuple[str, ...], views=("rest", "stress"),
-                 threshold: float | None = None, seed: int = 0) -> Path:  # fmt: skip
+                 threshold: float | None = None, seed: int = 0,
+                 conformal: ConformalSets | None = None) -> Path:  # fmt: skip
     """A model folder as finalize writes it, of an untrained test_resnet whose last layer
-    is scaled up so that its probabilities differ visibly between patients."""
+    is scaled up so that its probabilities differ visibly between patients (the same
+    weights for the same seed)."""
     torch.manual_seed(seed)
     config = TrialConfig(BACKBONE, views=tuple(views), head=HeadSpec.uniform(16, 1, 0.0))
     model = PolarMapNet(create_backbone(BACKBONE), len(views), len(class_names), config.head)
@@ -55,7 +61,7 @@ def export_model(folder: Path, class_names: tuple[str, ...], views=("rest", "str
         threshold=threshold,
         provenance={"search": "test", "seed": seed},
     )
-    return save_model(folder, model.eval(), exported, "# test model\n")
+    return save_model(folder, model.eval(), exported, "# test model\n", conformal)
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +168,101 @@ def test_a_binary_model_calls_its_positive_class_from_its_threshold(
     called = np.array([r["predicted"] == "CAD" for r in rows])
     np.testing.assert_array_equal(called, cad >= threshold)
     assert called.sum() != argmax_calls
+
+
+# -- conformal prediction sets ------------------------------------------------------------
+
+
+def calibration(n: int = 60, classes: int = 3, seed: int = 0) -> ConformalSets:
+    """A calibration on made-up out-of-fold probabilities."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    probabilities = rng.dirichlet(np.ones(classes), size=n)
+    return calibrate_sets(probabilities, labels, alpha=0.2, seed=seed)
+
+
+def test_a_models_calibration_is_saved_and_loaded_with_it(tmp_path):
+    conformal = calibration()
+    folder = export_model(tmp_path / "model", TRIAD.names, conformal=conformal)
+    _, exported = load_model(folder)
+    assert exported.conformal == conformal
+    assert "conformal" not in json.loads((folder / "config.json").read_text())
+    assert not list(folder.glob(".*.tmp"))  # written through a temporary name
+    # exported again without one: the old calibration is not this model's, and goes
+    export_model(folder, TRIAD.names)
+    assert not (folder / "conformal.json").exists() and load_model(folder)[1].conformal is None
+    with pytest.raises(ValueError, match="conformal calibration of 2 classes for a model of 3"):
+        export_model(tmp_path / "other", TRIAD.names, conformal=calibration(classes=2))
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [(lambda text: text[: len(text) // 2], "not valid JSON"),
+     (lambda text: text.replace('"alpha": 0.2', '"alpha": 2'),
+      "not a conformal calibration (conformal alpha: expected a level between 0 and 1"),
+     (lambda text: json.dumps(calibration(classes=2).to_json()),
+      "a calibration of 2 classes for a model of 3")],
+    ids=["cut-short", "alpha", "classes"],
+)  # fmt: skip
+def test_a_damaged_calibration_is_named_in_the_error(
+    shared, tmp_path, capsys, manifest, damage, expected
+):
+    from search.errors import FinalizeError
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
+        (folder / name).write_bytes((shared["model"] / name).read_bytes())
+    path = folder / "conformal.json"
+    path.write_text(damage(json.dumps(calibration().to_json())))
+    with pytest.raises(FinalizeError) as caught:
+        load_model(folder)
+    assert str(caught.value).startswith(f"{path}: {expected}")
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", str(folder), str(manifest), "--out", str(tmp_path / "p.csv")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {expected}" in err and "Traceback" not in err
+
+
+def test_predict_writes_each_patients_set_for_a_calibrated_model(
+    shared, manifest, tmp_path, capsys
+):
+    # calibrated on the very patients it predicts: each sits on its class's boundary
+    probabilities = model_probabilities(shared["model"], manifest, shared["cache"])
+    labels = np.array(list(load_dataset(manifest).labels.values()))
+    conformal = calibrate_sets(probabilities, labels, alpha=0.3)
+    folder = export_model(tmp_path / "calibrated", TRIAD.names, conformal=conformal)
+    out = tmp_path / "sets.csv"
+    args = ["--cache", str(shared["cache"]), "--workers", "1", "--out", str(out)]
+    assert main(["predict", str(folder), str(manifest), *args]) == 0
+    printed = capsys.readouterr().out
+    assert "prediction_set: the classes not ruled out at 70 % (alpha 0.3)" in printed
+    assert "calibrated per class on out-of-fold patients (" in printed
+
+    rows = read_csv(out)
+    assert list(rows[0]) == ["patient_id", "label", "predicted"] + [
+        f"probability_{c}" for c in TRIAD.names
+    ] + ["prediction_set"]  # fmt: skip
+    written = probabilities_of(rows, TRIAD.names).astype(np.float32)
+    np.testing.assert_array_equal(written, probabilities)  # the sets' very input
+    expected = [
+        "+".join(c for c, inside in zip(TRIAD.names, row, strict=True) if inside)
+        for row in conformal.predict(probabilities)
+    ]
+    assert [r["prediction_set"] for r in rows] == expected
+    assert len(set(expected)) > 1  # patients' sets differ
+
+
+def test_a_weighted_ensemble_writes_no_sets_even_of_calibrated_members(shared, manifest, tmp_path):
+    folder = export_model(tmp_path / "calibrated", TRIAD.names, conformal=calibration())
+    model, exported = load_model(folder)
+    member = WeightedMember(model, exported, 1.0, folder)
+    ensemble = WeightedEnsemble(tmp_path, TRIAD.names, None, (member,))
+    dataset = load_manifest_for_model(manifest, ensemble)
+    predictions = predict_manifest(ensemble, ensemble, dataset, shared["cache"], workers=1)
+    assert predictions.conformal is None and predictions.sets is None
+    assert "prediction_set" not in predictions_csv(predictions).splitlines()[0]
 
 
 # -- evaluate -----------------------------------------------------------------------------
