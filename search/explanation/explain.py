@@ -22,7 +22,8 @@ import torch
 from results.plots import figure_bytes, save_png
 from search.errors import FinalizeError
 from search.explanation.cams import grad_cams
-from search.explanation.localisation import localisation_figures
+from search.explanation.faithfulness import randomisation_check, road_curves
+from search.explanation.localisation import bootstrap_interval, localisation_figures
 from search.explanation.overlays import cam_panel_figure
 from search.explanation.segments import (
     TERRITORY_NAMES,
@@ -91,11 +92,16 @@ def explain_model(
     panels: bool = True,
     shuffled: PolarMapNet | ModelEnsemble | None = None,
     seed: int = 0,
+    faithfulness: bool = False,
+    shuffled_seconds: float = 0.0,
 ) -> CamFindings:
     """CAMs of every test patient and view, their 17-segment means, per-class bullseyes,
     the territory check, the localisation against a reader's annotations (with a
-    label-shuffled twin of the model, `shuffled`, as a reference where given) and (with
-    `panels`) one overlay panel per patient; files go under `folder` (segments.csv,
+    label-shuffled twin of the model, `shuffled`, as a reference where given), with
+    `faithfulness` ROAD and the randomisation check of the predicted class's CAMs
+    (`search.explanation.faithfulness`, on a seeded sample of patients), and (with
+    `panels`) one overlay panel per patient (`shuffled_seconds`: what training the twin
+    cost, counted in the localisation's cost); files go under `folder` (segments.csv,
     territories.csv, checks.csv, cams.json, bullseye-<class>.png, panels/<patient>.jpg)."""
     folder.mkdir(parents=True, exist_ok=True)
     ids, views = patients.ids, patients.views
@@ -129,7 +135,10 @@ def explain_model(
             drawn[pid] = _save_jpeg(figure, folder / "panels" / f"{pid}.jpg")
 
     write_atomic(folder / "segments.csv", segments.to_csv(index=False))
-    checks = _localisation(model, shuffled, patients, seed)
+    checks = _localisation(model, shuffled, patients, seed, shuffled_seconds)
+    if faithfulness:
+        checks = pd.concat([checks, _faithfulness(model, patients.x, cams, predicted, seed)],
+                           ignore_index=True)  # fmt: skip
     write_atomic(folder / "territories.csv", territories.to_csv(index=False))
     write_atomic(folder / "checks.csv", checks.to_csv(index=False))
     write_json_atomic(
@@ -180,7 +189,9 @@ def _territory_check(model, patients: TestPatients, predicted, class_names):
     return frame[columns], rate, baseline
 
 
-def _localisation(model, shuffled, patients: TestPatients, seed: int) -> pd.DataFrame:
+def _localisation(
+    model, shuffled, patients: TestPatients, seed: int, shuffled_seconds: float = 0.0
+) -> pd.DataFrame:
     """Per view: the pointing game and the segment rank correlation of the true class's
     CAMs against the reader's annotations, beside the references
     (`search.explanation.localisation`)."""
@@ -203,10 +214,37 @@ def _localisation(model, shuffled, patients: TestPatients, seed: int) -> pd.Data
         scores = [patients.reader_scores.get(pid, {}).get(view) for pid in ids]
         figures += localisation_figures(view, {k: m[:, v] for k, m in per_model.items()},
                                         territories, scores, seed=seed)  # fmt: skip
-    seconds = time.perf_counter() - clock
+    seconds = time.perf_counter() - clock + shuffled_seconds
     frame = pd.DataFrame([{**asdict(f), "flagged": None, "seconds": seconds} for f in figures],
                          columns=CHECK_COLUMNS)  # fmt: skip
     return frame
+
+
+def _faithfulness(model, x, cams, predicted, seed: int) -> pd.DataFrame:
+    """ROAD (most and least relevant first, Grad-CAM against random maps) and the
+    randomisation check, views taken together: the table's rows."""
+    road = road_curves(model, x, cams, predicted, seed=seed)
+    rows = []
+    for (attribution, order), curve in road.curves.items():
+        rows.append(_check_row(f"road_{order}_drop", attribution, curve.patient_drops,
+                               seed, road.seconds))  # fmt: skip
+    randomised = randomisation_check(model, x, predicted, seed=seed, cams=cams)
+    correlations = randomised.correlations
+    compared = np.isfinite(correlations).any(axis=1)  # a patient whose CAM ranks anything
+    per_patient = [row[np.isfinite(row)].mean() for row in correlations[compared]]
+    rows.append(_check_row("randomisation_rank_correlation", "grad_cam", per_patient, seed,
+                           randomised.seconds, flagged=randomised.flagged))  # fmt: skip
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+def _check_row(check, attribution, per_patient, seed, seconds, flagged=None) -> dict:
+    """One row of the checks: the mean over patients with its bootstrap interval."""
+    values = np.asarray(per_patient, dtype=np.float64)
+    low, high = bootstrap_interval(values, seed=seed)
+    mean = float(values.mean()) if len(values) else float("nan")
+    return {"view": "all", "check": check, "attribution": attribution, "value": mean,
+            "low": low, "high": high, "patients": len(values), "flagged": flagged,
+            "seconds": seconds}  # fmt: skip
 
 
 def _segment_frame(ids, views, per_view, targets, class_names, explains) -> pd.DataFrame:

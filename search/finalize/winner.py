@@ -83,10 +83,12 @@ def finalize_winner(
     # model per winner; the segment statistics and the territory check are taken for every
     # seed.
     first = panels and offset == 0
+    twin_clock = time.perf_counter()
     shuffled = label_shuffled(winner, seed) if first and patients.annotated() else None
     cams = explain_model(retrained.model, patients, tested.probabilities, tested.predicted,
                          data.class_names, folder / "cams", panels=first, shuffled=shuffled,
-                         seed=seed)  # fmt: skip
+                         seed=seed, faithfulness=first,
+                         shuffled_seconds=time.perf_counter() - twin_clock)  # fmt: skip
     plots = dict(zip(("roc", "calibration", "confusion"),
                      save_evaluation_plots(figures, folder / "figures"), strict=True))  # fmt: skip
     write_predictions(folder / "test-predictions.csv", Predictions(

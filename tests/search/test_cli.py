@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 
+from results import load_table
 from results.store import ResultStore
 from search.cli import build_parser, main
+from search.reporting.trust import CHECK_SENTENCES
 from tests.conftest import read_rows, write_example_dataset
 
 POLARMAP = Path(sys.executable).parent / "polarmap"
@@ -165,6 +169,30 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
     assert "240 maps of 224 x 224 px (rest, stress): 240 cleaned now" in out
     assert f"cache: {cache}" in out and "stratified 2-fold over train + validation" in out
     assert "Normal             72         18         36         36" in out
+    # issue 31: every winner's prediction sets, CAM checks, and predict writing the sets
+    results = tmp_path / "run" / "runs" / "results"
+    conformal = load_table(results, "final_conformal")
+    assert conformal["trial_id"].nunique() == 2 and (conformal["alpha"] == 0.1).all()
+    for row in conformal[conformal["test_patients"] > 0].to_dict("records"):
+        assert row["coverage_high"] >= 0.9, row  # each class covered within its interval
+    checks = load_table(results, "final_explanations")
+    for trial_id, rows in checks.groupby("trial_id"):
+        done = set(zip(rows["check"], rows["attribution"], strict=True))
+        assert {("road_morf_drop", "grad_cam"), ("road_lerf_drop", "random"),
+                ("randomisation_rank_correlation", "grad_cam"),
+                ("pointing_game", "label_shuffled"),
+                ("pointing_game", "most_common_territory")} <= done, trial_id  # fmt: skip
+    for sentence in CHECK_SENTENCES.values():
+        assert html.escape(sentence, quote=True) in page
+    assert "Prediction sets: when the model does not know" in page
+    checklist = (tmp_path / "run" / "finals" / "checklist.md").read_text()
+    assert "Uncertainty of each prediction (prediction sets)" in checklist
+    assert "pointing game (stress" in checklist and "randomisation rank correlation" in checklist
+    model = next((tmp_path / "run" / "finals").glob("efficientnet_lite0-stress-*/seed-*"))
+    assert main(["predict", str(model), str(tmp_path / "run" / "data" / "manifest.csv"),
+                 "--out", str(tmp_path / "sets.csv"), "--cache", str(cache)]) == 0  # fmt: skip
+    written = pd.read_csv(tmp_path / "sets.csv", keep_default_na=False)
+    assert written["prediction_set"].str.fullmatch(r"[A-Za-z+]*").all() and len(written) == 120
 
 
 def test_synth_command_writes_a_checked_data_set(tmp_path, capsys):

@@ -292,3 +292,43 @@ def test_territory_check_explains_the_true_class_not_the_predicted_one(tmp_path)
     assert list(table["match"]) == [
         h == t for h, t in zip(table["hottest_territory"], table["true_territory"], strict=True)
     ]
+
+
+def test_the_checks_follow_the_readers_annotations_per_view_and_run_faithfulness(tmp_path):
+    """The lit-territory maps with a reader's annotations: the true class's CAM points at
+    the marked territory in each view the reader marked (views without a mark are left
+    out), beside the most-common-territory reference; with `faithfulness`, ROAD and the
+    randomisation check add their rows, views taken together."""
+    net = make_monotone(make_net(seed=0))
+    lit = ["LAD", "RCA", "RCA", "LCx", None]
+    x = torch.stack([lit_territory(t) for t in lit])
+    labels = np.array([0, 1, 0, 1, 2])
+    patients = dataclasses.replace(
+        patients_of(x, labels),
+        reader_territories={"P00": {"stress": ("LAD",), "rest": ("LAD",)},
+                            "P01": {"stress": ("RCA",)}, "P02": {"stress": ("LAD", "RCA")},
+                            "P03": {"stress": ("LAD",)}, "P04": {"stress": ()}},
+        reader_scores={"P00": {"stress": tuple(int(s in TERRITORIES["LAD"]) for s in
+                                               range(1, 18))}},
+    )  # fmt: skip
+    predicted = labels.copy()
+
+    findings = explain_model(net, patients, probabilities_for(predicted), predicted, CLASSES,
+                             tmp_path, panels=False, faithfulness=True)  # fmt: skip
+
+    checks = findings.checks.set_index(["view", "check", "attribution"])
+    stress = checks.loc[("stress", "pointing_game", "grad_cam")]
+    assert stress["value"] == pytest.approx(0.75) and stress["patients"] == 4  # P03 missed
+    common = checks.loc[("stress", "pointing_game", "most_common_territory")]
+    assert common["value"] == pytest.approx(0.75)  # LAD is marked for P00, P02 and P03
+    assert checks.loc[("rest", "pointing_game", "grad_cam"), "patients"] == 1
+    ranked = checks.loc[("stress", "segment_rank_correlation", "grad_cam")]
+    assert ranked["patients"] == 1 and ranked["value"] > 0.5
+    for order in ("morf", "lerf"):
+        for attribution in ("grad_cam", "random"):
+            row = checks.loc[("all", f"road_{order}_drop", attribution)]
+            assert row["patients"] == 5 and row["low"] <= row["value"] <= row["high"]
+    randomised = checks.loc[("all", "randomisation_rank_correlation", "grad_cam")]
+    assert isinstance(randomised["flagged"], bool | np.bool_) and randomised["seconds"] > 0
+    written = pd.read_csv(tmp_path / "checks.csv")
+    assert len(written) == len(findings.checks)
