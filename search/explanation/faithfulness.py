@@ -7,7 +7,7 @@ truth, so they run on every model:
   faster than random attributions under MoRF and slower under LeRF. Only pixels inside
   the polar map's disc are ranked or removed: the corners are background in every map, and
   ranking them would let any attribution "remove" pixels that carry nothing.
-- model randomisation (Adebayo et al. 2018): re-initialise the head and the backbone's top
+- model randomisation (Adebayo et al. 2018): randomise the head and the backbone's top
   stage (where the CAM is taken); CAMs that barely change describe the input, not what the
   model learned.
 
@@ -64,7 +64,7 @@ PERCENTILES = (10, 20, 30)
 
 # Patients sampled by each check (the same patients for both with the same seed). With 6,
 # both checks of a 3-member efficientnet_lite0 ensemble at 224 px take about 20 s on two
-# CPU threads, about 14 s when the caller passes the CAMs it already has.
+# CPU threads, about 16 s when the caller passes the CAMs it already has.
 MAX_PATIENTS = 6
 
 # Mean rank correlation between original and randomised CAMs at or above which the CAMs
@@ -138,7 +138,7 @@ class RandomisationResult:
 
     correlations: np.ndarray  # (P, V)
     patients: tuple[int, ...]  # indices into the caller's x
-    layers: tuple[str, ...]  # re-initialised modules of each PolarMapNet
+    layers: tuple[str, ...]  # randomised modules of each PolarMapNet
     seconds: float
     threshold: float = CORRELATION_THRESHOLD
 
@@ -233,7 +233,7 @@ def randomisation_check(
     max_patients: int = MAX_PATIENTS,
     cams: np.ndarray | None = None,
 ) -> RandomisationResult:
-    """Grad-CAMs of a copy whose head and top backbone stage are re-initialised (each
+    """Grad-CAMs of a copy whose head and top backbone stage are randomised (each
     member's, for an ensemble), rank-correlated with the model's own. The model is not
     changed; the copy is seeded with `seed`, which also draws the patient sample (the same
     patients as `road_curves` with the same seed and `max_patients`).

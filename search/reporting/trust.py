@@ -44,13 +44,16 @@ def explanation_parts(first: FinalModel) -> list[str]:
         return ["<p>No checks of the Grad-CAMs were run for this model.</p>"]
     parts = ["<h3>Can the Grad-CAMs be trusted?</h3>",
              "<p>Each figure: mean over test patients with its 95 % bootstrap interval "
-             "and the patients it rests on, beside references that learned nothing "
-             "about where disease is. Only a clear gap to them means something.</p>"]  # fmt: skip
+             "(none where every resample agrees) and the patients it rests on, beside "
+             "references that learned nothing about where disease is. Only a clear gap "
+             "to them means something.</p>"]  # fmt: skip
     listed = "".join(f"<li><strong>{escaped(c.replace('_', ' '))}</strong>: {escaped(s)}</li>"
                      for c, s in CHECK_SENTENCES.items() if c in set(checks["check"]))  # fmt: skip
     parts.append(f"<ul>{listed}</ul>")
     table = checks.assign(
-        shown=[with_interval(v, (lo, hi) if lo == lo else None) + f" ({int(n)})"
+        # an interval only where resamples differ as shown: one patient, or patients that
+        # all agree, leave none (the patient count beside it says why)
+        shown=[with_interval(v, (lo, hi) if f"{lo:.3f}" != f"{hi:.3f}" else None) + f" ({int(n)})"
                for v, lo, hi, n in zip(checks["value"], checks["low"], checks["high"],
                                        checks["patients"], strict=True)],
         attribution=checks["attribution"].map(lambda a: _ATTRIBUTIONS.get(a, a)),
