@@ -41,15 +41,6 @@ SIZE = 64
 PNG, JPEG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: threads only add overhead (seconds on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_net(views: int = 2, seed: int = 0) -> PolarMapNet:
     torch.manual_seed(seed)
     backbone = timm.create_model("test_resnet", pretrained=False, num_classes=0)

@@ -29,15 +29,6 @@ from trainables.model import PolarMapNet
 TERRITORY_ORDER = ("LAD", "RCA", "LCx", "LAD", "RCA", "LCx")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: threads only add overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def evidence_net(seed: int = 0) -> PolarMapNet:
     """Class 0's logit grows with every pooled feature and the others' shrink: its
     probability rises with the lit area, and its CAM is hot where the map is lit."""
