@@ -101,9 +101,8 @@ def finalize_winner(
                        tested.probabilities, tested.predicted, cams, subgroups, plots,
                        cross_validated, retrained.members,
                        retrained.kind == "refit", conformal)  # fmt: skip
-    exported = _exported(trial, seed, retrained, tested.threshold, prepared)
-    save_model(folder, retrained.model, exported, model_card(final, exported),
-               conformal.calibrated)  # fmt: skip
+    exported = _exported(trial, seed, retrained, tested.threshold, prepared, conformal)
+    save_model(folder, retrained.model, exported, model_card(final, exported))
     return final
 
 
@@ -154,9 +153,10 @@ def _exported(
     retrained: Retrained,
     threshold: float | None,
     prepared: PreparedSearch,
+    conformal: Conformal,
 ) -> ExportedModel:
     """What the model's folder says of it (config.json): its configuration, classes,
-    input size, threshold and where it came from."""
+    input size, threshold and where it came from; and its calibration (conformal.json)."""
     config, split = retrained.config, prepared.split
     return ExportedModel(
         trial=config.to_flat(),
@@ -168,4 +168,5 @@ def _exported(
                     "test_fingerprint": split.test_fingerprint,
                     "split": {part: len(getattr(split, part)) for part in ("train", "val", "test")},
                     "data_fingerprint": prepared.dataset.fingerprint, **provenance()},
+        conformal=conformal.calibrated,
     )  # fmt: skip

@@ -70,21 +70,16 @@ class ExportedModel:
         return tuple(self.trial["views"])
 
 
-def save_model(
-    folder: Path,
-    model: Classifier,
-    exported: ExportedModel,
-    card: str,
-    conformal: ConformalSets | None = None,
-) -> Path:
-    """Write the model folder (each file whole or not at all); returns it. `conformal`
-    (default: `exported.conformal`) goes to conformal.json; without one, a conformal.json
-    left from an earlier export is removed, as it would not be this model's.
+def save_model(folder: Path, model: Classifier, exported: ExportedModel, card: str) -> Path:
+    """Write the model folder (each file whole or not at all); returns it. The model's
+    calibration (`exported.conformal`) goes to conformal.json; without one, a
+    conformal.json left from an earlier export is removed, as it would not be this
+    model's.
 
     Raises:
         ValueError: the calibration is not of the model's number of classes.
     """
-    conformal = exported.conformal if conformal is None else conformal
+    conformal = exported.conformal
     if conformal is not None and len(conformal.counts) != len(exported.class_names):
         raise ValueError(
             f"conformal calibration of {len(conformal.counts)} classes for a model of "

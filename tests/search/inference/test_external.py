@@ -60,8 +60,9 @@ def export_model(folder: Path, class_names: tuple[str, ...], views=("rest", "str
         input_size=SIZE,
         threshold=threshold,
         provenance={"search": "test", "seed": seed},
+        conformal=conformal,
     )
-    return save_model(folder, model.eval(), exported, "# test model\n", conformal)
+    return save_model(folder, model.eval(), exported, "# test model\n")
 
 
 @pytest.fixture(scope="module")
