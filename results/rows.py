@@ -21,7 +21,7 @@ from trainables.epoch_keys import (
     val_key,
 )
 
-__all__ = ["TrialRows", "trial_rows"]
+__all__ = ["TrialRows", "epoch_figures", "trial_rows"]
 
 
 class TrialRows:
@@ -170,6 +170,24 @@ def _epoch_row(record: dict[str, Any]) -> dict[str, Any]:
         "best_selection": _float(record.get("best_selection")),
         "epoch_seconds": _float(record.get("epoch_seconds")),
         "node_id": record.get("node_id"),
+    }
+
+
+# an epochs row's columns that say where and when, not how well
+_NOT_FIGURES = ("epoch", "stage", "stage_epoch", "node_id")
+
+
+def epoch_figures(record: dict[str, Any]) -> dict[str, float]:
+    """One epoch's figures, as trackers (MLflow, TensorBoard) show them: training loss
+    and accuracy, the validation metrics' fold means (`val_<m>`), their fold SDs
+    (`val_<m>_sd`), out-of-fold figures, the best selection so far and the epoch's
+    seconds; from a report or from a row of the epochs table (its columns are named as
+    the report's keys). Figures a report lacks, or that are not finite, are left out."""
+    row = _epoch_row(record)
+    return {
+        key: value
+        for key, value in row.items()
+        if key not in _NOT_FIGURES and isinstance(value, float) and math.isfinite(value)
     }
 
 

@@ -136,12 +136,17 @@ class FinishedSearch:
     def experiment(self) -> Path:
         return self.storage / self.name
 
+    @property
+    def mlflow(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow' / 'mlflow.db'}"
+
 
 @pytest.fixture(scope="session")
 def finished_search(tmp_path_factory) -> FinishedSearch:
     """A real search on Ray, run once per session for the tests that read what a search
     leaves: test_resnet, stress and dual, 3 trials a pair, 1 + 2 epochs, in the default
-    storage folder (`polarmap-runs`) under `root`, named `my-search`."""
+    storage folder (`polarmap-runs`) under `root`, named `my-search`, shown in MLflow (an
+    SQLite store in `root/mlflow`)."""
     from search.cli import main
 
     root = tmp_path_factory.mktemp("finished-search")
@@ -151,7 +156,7 @@ def finished_search(tmp_path_factory) -> FinishedSearch:
         "search", "run", "--data", str(manifest), "--space", "tiny", "--backbones",
         "test_resnet", "--modes", "stress,dual", "--split", "50/25/25", "--samples", "3",
         "--warmup-epochs", "1", "--finetune-epochs", "2", "--storage", str(storage),
-        "--name", "my-search", "--quiet",
+        "--name", "my-search", "--quiet", "--mlflow", str(root / "mlflow"),
     ]  # fmt: skip
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(printed):

@@ -20,6 +20,7 @@ from search.commands.options import (
     add_cache_option,
     argtype,
     fold_count,
+    mlflow_uri,
     positive_int,
     seed_number,
 )
@@ -31,6 +32,7 @@ from search.data.normalize import backbone_input
 from search.data.preprocess import PreprocessSpec, preprocess_dataset
 from search.files import write_json_atomic
 from search.synth import write_synthetic_dataset
+from search.tracking.viewers import viewer_commands
 from search.tuning import SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
 from spaces import get_space
@@ -77,6 +79,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=3,
         help="cross-validation folds of each trial (default 3)",
     )
+    demo.add_argument(
+        "--mlflow", default=None, metavar="URI",
+        help="also show the search and the finalized models in MLflow: a tracking server, "
+        "an SQLite store (sqlite:///mlflow.db) or a folder (docs/tracking.md)",
+    )  # fmt: skip
     demo.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
     demo.set_defaults(func=run_demo)
 
@@ -121,6 +128,7 @@ def run_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         split=spec,
         cache=args.cache,
+        mlflow=mlflow_uri(args.mlflow),
     )
     prepared = prepare_search(settings, check_search(settings))
     print(format_plan(settings, prepared, measure=False))
@@ -149,6 +157,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"retrained, tested and exported in {finals_folder}.\n"
         f"Report (open it in a browser): {report}"
     )
+    print(viewer_commands(settings.experiment, settings.mlflow))
     return 0
 
 

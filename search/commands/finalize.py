@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.commands.options import comma_names, miscoverage, positive_int, refused
+from search.commands.options import comma_names, miscoverage, mlflow_uri, positive_int, refused
 from search.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -59,6 +59,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="prediction sets: each class's patients covered at least 1 - alpha of the time, "
         "calibrated per class on the winner's out-of-fold predictions (default 0.1)",
     )  # fmt: skip
+    finalize.add_argument(
+        "--mlflow", default=None, metavar="URI",
+        help="also write a run per winner and ensemble (test figures, intervals, model card, "
+        "weights) and the report to MLflow (default: the store the search was shown in, if "
+        "any; docs/tracking.md)",
+    )  # fmt: skip
     finalize.add_argument("--data", type=Path, default=None, help="the data set, if it moved")
     finalize.add_argument("--cache", type=Path, default=None, help="map cache folder")
     finalize.add_argument(
@@ -79,7 +85,7 @@ def run_finalize(args: argparse.Namespace) -> int:
         results=args.results, search=args.search, per=per, top=args.top, seeds=args.seeds,
         threads=args.threads, bootstrap=args.bootstrap, data=args.data, cache=args.cache,
         out=args.out, refit=args.refit, ensemble=args.ensemble,
-        conformal_alpha=args.conformal_alpha,
+        conformal_alpha=args.conformal_alpha, mlflow=mlflow_uri(args.mlflow),
     )  # fmt: skip
     unwritable = output_problems(settings)
     if unwritable:

@@ -39,6 +39,7 @@ __all__ = [
     "comma_names",
     "fold_count",
     "gpu_count",
+    "mlflow_uri",
     "non_negative_int",
     "number_type",
     "positive_float",
@@ -351,3 +352,12 @@ def check_from_args(args: argparse.Namespace) -> CheckReport:
         layout=args.layout,
         crops=dict(getattr(args, "crop", None) or []),
     )
+
+
+def mlflow_uri(where: str | None) -> str | None:
+    """`--mlflow`'s tracking URI, checked (MLflow installed, a local store's folder made)."""
+    if not where:
+        return None
+    from search.tracking.mlflow_runs import check_mlflow
+
+    return check_mlflow(where)

@@ -20,6 +20,7 @@ from search.commands.options import (
     add_split_options,
     comma_names,
     gpu_count,
+    mlflow_uri,
     non_negative_int,
     number_type,
     positive_float,
@@ -29,6 +30,7 @@ from search.commands.options import (
 )
 from search.errors import SearchStateError
 from search.layout import StorageLayout
+from search.tracking.viewers import viewer_commands
 from search.tuning import SearchProblems, SearchSettings, check_search, prepare_search
 from search.tuning.estimate import format_plan
 from spaces import PRESETS, get_space
@@ -89,9 +91,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         "be the same data: patients, labels and images are checked)",
     )
     resume.add_argument("--address", default=None, help="a running Ray cluster")
+    _add_mlflow_option(resume, "(default: the store the search started with, if any)")
     _add_outer_parallel(resume)
     resume.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
     resume.set_defaults(func=resume_search_command, parser=resume)
+
+
+def _add_mlflow_option(parser, default: str) -> None:
+    parser.add_argument(
+        "--mlflow",
+        default=None,
+        metavar="URI",
+        help="also show the search in MLflow: a tracking server (http://HOST:5000), an "
+        f"SQLite store (sqlite:///mlflow.db) or a folder (docs/tracking.md) {default}",
+    )
 
 
 def _add_outer_parallel(parser) -> None:
@@ -169,6 +182,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         search=True,
     )
     add_cache_option(parser)
+    _add_mlflow_option(parser, "(default: none)")
     parser.add_argument("--quiet", action="store_true", help="log lines instead of a live view")
 
 
@@ -219,6 +233,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         cache=args.cache.expanduser().resolve() if args.cache else None,
         disc_layout=args.layout,
         outer_parallel=args.outer_parallel,
+        mlflow=mlflow_uri(args.mlflow),
     )
 
 
@@ -245,6 +260,10 @@ def resume_search_command(args: argparse.Namespace) -> int:
         settings = replace(settings, address=args.address)
     if args.outer_parallel:
         settings = replace(settings, outer_parallel=args.outer_parallel)
+    if args.mlflow:
+        settings = replace(settings, mlflow=mlflow_uri(args.mlflow))
+    elif settings.mlflow:
+        mlflow_uri(settings.mlflow)  # still installed
     return run_settings(settings, resume=True, quiet=args.quiet)
 
 
@@ -273,6 +292,7 @@ def run_settings(settings: SearchSettings, dry_run=False, resume=False, quiet=Fa
     print(format_plan(settings, prepared, measure=dry_run))
     if dry_run:
         return 0
+    print(viewer_commands(settings.experiment, settings.mlflow))
     if nested:
         return _run_nested(settings, dataset, prepared, resume, quiet)
     from search.tuning.runner import run_search

@@ -26,6 +26,7 @@ from search.finalize.held_out import held_out_patients, labels_of
 from search.finalize.rows import final_rows
 from search.finalize.search_state import check_finished, check_same_data, load_search
 from search.finalize.settings import FinalizeSettings
+from search.finalize.tracking import log_finals
 from search.finalize.winner import finalize_winner
 from search.finalize.winners import select_winners
 from search.inference.evaluate import evaluate_predictions
@@ -136,6 +137,10 @@ def finalize_search(
     write_checklist(out, checklist, f"search {name}")
     report = write_report(out, name, finals, pd.DataFrame(finals_table), settings.results,
                           search_row, comparisons, checklist, pd.DataFrame(curves))  # fmt: skip
+    mlflow = settings.mlflow or searched.mlflow
+    if mlflow:
+        log_finals(mlflow, name, search_row, finals, finals_table, greedy, out)
+        say(f"MLflow: the finalized models are runs under search {name} at {mlflow}")
     say(f"report: {report}")
     return FinalizedSearch(
         name,

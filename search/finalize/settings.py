@@ -27,3 +27,4 @@ class FinalizeSettings:
     out: Path | None = None  # default: STORAGE/finals/SEARCH beside the tables
     ensemble: bool = True  # the greedy ensemble across the search's trials, as one more
     conformal_alpha: float = 0.1  # prediction sets cover each class at 1 - alpha
+    mlflow: str | None = None  # tracking URI; None: the search's own, if it had one

@@ -7,7 +7,11 @@ writes) stops the search at its first error, met here or by a trial copying its
 checkpoint there, and the search ends with one line saying what to do (`watch`, a
 `StorageWatch`): no retry could succeed. Any other table that cannot be written costs a
 warning, not the search: `polarmap results ingest` rebuilds the tables from the search's
-folder afterwards."""
+folder afterwards.
+
+The recorder also tells the search's trackers (`search.tracking`: TensorBoard, the Optuna
+journal, MLflow) each report and each ended trial's rows, so that they show what the
+tables hold; a tracker that fails is one warning."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from ray.tune.experiment import Trial
 from results.rows import trial_rows
 from results.store import ResultStore
 from search.layout import StorageLayout
+from search.tracking import Trackers
 from search.tuning.ray_folders import TrialFolder, checkpoint_records, error_message, with_log
 from search.tuning.storage_errors import StorageWatch
 from trainables.report_log import report_lines
@@ -33,8 +38,9 @@ ENDED = (Trial.TERMINATED, Trial.ERROR)
 
 
 class ResultsRecorder(Callback):
-    def __init__(self, results_root: str, search: str):
+    def __init__(self, results_root: str, search: str, trackers: Trackers | None = None):
         self.results_root, self.search = results_root, search
+        self.trackers = trackers or Trackers()
         self.store = ResultStore(results_root)
         layout = StorageLayout.of_results(results_root)
         self.watch = StorageWatch(layout.storage, layout.experiment(search))
@@ -51,6 +57,7 @@ class ResultsRecorder(Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result, **info):
         self._records.setdefault(trial.trial_id, []).append(dict(result))
+        self.trackers.trial_epoch(trial.trial_id, trial.config, result)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info):
         self._write(trial, None)
@@ -64,7 +71,9 @@ class ResultsRecorder(Callback):
         self.watch.note_failed_trial(trial.trial_id, _last_failure(trial.error_file))
         self._write(trial, error_message(trial.error_file))
 
-    def _write(self, trial: Trial, error: str | None) -> None:
+    def _write(self, trial: Trial, error: str | None, tables: bool = True) -> None:
+        """Write the trial's rows into the tables (unless not `tables`: they hold them
+        already) and tell the trackers."""
         try:
             # every report up to the last checkpoint (its log), then those Ray wrote down,
             # then this run's: later copies of an epoch win, so Ray's own fields are kept
@@ -75,25 +84,36 @@ class ResultsRecorder(Callback):
             rows = trial_rows(
                 self.search, trial.trial_id, trial.config, records, error, trial.num_failures
             )
-            self.store.write_trial(rows)
-        except Exception as exc:  # the search's own state is intact; the tables can be rebuilt
-            doing = f"writing the trial rows of trial {trial.trial_id}"
-            if self.watch.note(exc, doing, ours=True):
-                return  # the search stops after this step, and says why
-            log.warning(
-                "trial %s could not be written to the result tables in %s (%s: %s); the "
-                "search goes on, and `polarmap results ingest` rebuilds the tables from its "
-                "folder",
-                trial.trial_id,
-                self.results_root,
-                type(exc).__name__,
-                exc,
-            )
+        except Exception as exc:
+            self._could_not_write(trial, exc)
+            return
+        try:
+            if tables:
+                self.store.write_trial(rows)
+        except Exception as exc:
+            self._could_not_write(trial, exc)
+        self.trackers.trial_ended(trial.trial_id, trial.config, rows)
+
+    def _could_not_write(self, trial: Trial, exc: Exception) -> None:
+        """The search's own state is intact; the tables can be rebuilt."""
+        doing = f"writing the trial rows of trial {trial.trial_id}"
+        if self.watch.note(exc, doing, ours=True):
+            return  # the search stops after this step, and says why
+        log.warning(
+            "trial %s could not be written to the result tables in %s (%s: %s); the "
+            "search goes on, and `polarmap results ingest` rebuilds the tables from its "
+            "folder",
+            trial.trial_id,
+            self.results_root,
+            type(exc).__name__,
+            exc,
+        )
 
     def _write_unrecorded_ends(self, trials: list[Trial]) -> None:
         """The rows of the trials that ended before this run (a resumed search) but are
         missing from the tables: the storage took no more as they ended, or the driver
-        died just then."""
+        died just then. The trackers are told of every ended trial again: one may have
+        missed its end (a driver killed before it was written; they write each once)."""
         ended = [t for t in trials if t.status in ENDED]
         if not ended:
             return
@@ -102,8 +122,10 @@ class ResultsRecorder(Callback):
         except Exception:  # tables unreadable: the search's end says how to rebuild them
             return
         for trial in ended:
-            if trial.trial_id not in recorded:
-                self._write(trial, _saved_error(trial) if trial.status == Trial.ERROR else None)
+            if trial.trial_id in recorded and not self.trackers:
+                continue
+            error = _saved_error(trial) if trial.status == Trial.ERROR else None
+            self._write(trial, error, tables=trial.trial_id not in recorded)
 
 
 def _reported(trial_folder: str | None) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import ray
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from results.records import SearchStatus
@@ -36,6 +37,7 @@ from search.tuning.scheduler import PairHyperBand, PairScheduler
 from search.tuning.searcher import PairSearcher
 from search.tuning.settings import SearchSettings, pair_brackets
 from search.tuning.suggest import shared_config, suggest_trial
+from search.tuning.trackers import search_trackers
 from trainables.tune import polarmap_trainable
 
 __all__ = [
@@ -61,6 +63,10 @@ RAY_DEFAULTS = {  # how this project runs Ray Tune
     # Ray's own experiment box and TensorBoard hint, printed whatever `verbose` says by
     # its newer output engine; the progress view is the search's own
     "RAY_AIR_NEW_OUTPUT": "0",
+    # Ray's own loggers are named in the callbacks instead (`_ray_loggers`): its CSV and
+    # JSON ones, not its TensorBoard one, whose files of every raw report would sit beside
+    # the search's own curves (`search.tracking.tensorboard`)
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
 }
 
 log = logging.getLogger(__name__)
@@ -120,8 +126,9 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
     resume = resume and not anew
     store.write_search(search_row)
     progress = SearchProgress(settings, quiet=quiet)
-    recorder = ResultsRecorder(settings.results, settings.name)
-    callbacks = [progress, recorder]
+    trackers = search_trackers(settings, prepared, search_row)
+    recorder = ResultsRecorder(settings.results, settings.name, trackers)
+    callbacks = [progress, recorder, *_ray_loggers()]
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, data=prepared.data, frozen_store=str(frozen_store_dir())),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
@@ -140,6 +147,7 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
         with StopSignals(then=_graceful_tune_stop) as stop, recorder.watch:
             results = tuner.fit()
     except BaseException as exc:  # the tables say the search did not finish; resume can go on
+        _end_trackers(trackers, SearchStatus.INTERRUPTED)
         search_row.update(ended=datetime.now(UTC), status=SearchStatus.INTERRUPTED)
         try:
             store.write_search(search_row)
@@ -150,7 +158,19 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
         raise
     progress.finish()
     status = _record_the_end(settings, results, store, search_row, stop.received is not None)
+    _end_trackers(trackers, status)
     return SearchRun(results, status, stop.received)
+
+
+def _ray_loggers() -> list:
+    """Ray's loggers the search keeps: result.json per trial (which the result recorder
+    and `results ingest` read) and progress.csv."""
+    return [CSVLoggerCallback(), JsonLoggerCallback()]
+
+
+def _end_trackers(trackers, status: SearchStatus) -> None:
+    trackers.search_ended(str(status))
+    trackers.close()
 
 
 def tolerate_deleted_checkpoints() -> None:

@@ -79,6 +79,8 @@ class SearchSettings:
         nested_in: an outer fold's search: the nested run it belongs to (its name).
         outer_parallel: a nested run's outer searches at once (None: all of them on a
             cluster, one at a time on this machine, where they would share its slots).
+        mlflow: the MLflow tracking URI the driver writes the search's runs to (None:
+            none); absolute (`search.tracking.mlflow_runs.tracking_uri`).
     """
 
     space: SearchSpace
@@ -102,6 +104,7 @@ class SearchSettings:
     disc_layout: dict[str, str] = field(default_factory=dict)
     nested_in: str | None = None
     outer_parallel: int | None = None
+    mlflow: str | None = None
 
     @property
     def pairs(self) -> list[str]:

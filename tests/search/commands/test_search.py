@@ -150,6 +150,19 @@ def files_and_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def still(folder: Path, quiet_s: float = 5.0, limit_s: float = 90.0) -> dict[str, bytes]:
+    """`folder`'s files once nothing has changed them for `quiet_s`: a Ray worker of a
+    killed driver, outside its process group, can finish writing a checkpoint after it."""
+    deadline, seen = time.monotonic() + limit_s, files_and_bytes(folder)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = files_and_bytes(folder)
+        if now == seen:
+            return now
+        seen = now
+    raise AssertionError(f"{folder} still changed {limit_s:g} s after the search was killed")
+
+
 @pytest.mark.slow
 @pytest.mark.alone  # kills at a chosen moment, within a deadline
 def test_a_killed_search_moved_elsewhere_resumes_there_every_trial_exactly_once(
@@ -181,6 +194,7 @@ def test_a_killed_search_moved_elsewhere_resumes_there_every_trial_exactly_once(
         time.sleep(0.5)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
     driver.wait()
+    still(started_in / "runs")  # the killed search's last writes have landed
     before = trial_epochs(experiment)
     kept = set(store.table("trials", search=name)["trial_id"].to_pylist())
     finished_before = {t for t in before if t.split("_")[2] in kept}

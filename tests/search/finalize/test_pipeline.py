@@ -167,6 +167,32 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
     assert len(load_table(finished_search.results, "finals", "my-search")) == 4
     assert len(load_table(finished_search.results, "comparisons", "my-search")) == 6 * pairs
     assert printed.rstrip().endswith(f"report: {out / 'report.html'}")
+    # the search was shown in MLflow: finalize's runs are there too, each once
+    from collections import Counter
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(finished_search.mlflow)
+    experiment = client.get_experiment_by_name("polarmap-search").experiment_id
+    found = client.search_runs([experiment], "tags.`polarmap.search` = 'my-search'")
+    assert max(Counter(r.data.tags["polarmap.key"] for r in found).values()) == 1
+    runs = {r.data.tags["polarmap.key"]: r for r in found}
+    for row in finals.to_dict("records"):
+        winner, seed = (
+            runs[f"final:{row['trial_id']}"],
+            runs[f"final:{row['trial_id']}:seed-{row['seed']}"],
+        )
+        assert winner.data.tags["mlflow.parentRunId"] == runs["search"].info.run_id
+        assert seed.data.tags["mlflow.parentRunId"] == winner.info.run_id
+        for figure in ("test_balanced_accuracy", "test_balanced_accuracy_low", "test_roc_auc_high"):
+            assert seed.data.metrics[figure] == pytest.approx(row[figure])
+        saved = {a.path for a in client.list_artifacts(seed.info.run_id, "model")}
+        assert {"model/MODEL_CARD.md", "model/model.safetensors"} <= saved
+    report = {a.path for a in client.list_artifacts(runs["search"].info.run_id, "finals")}
+    assert report == {"finals/report.html", "finals/checklist.md"}
+    if len(ensemble):
+        assert runs["final:ensemble"].data.metrics["test_balanced_accuracy"] == pytest.approx(
+            ensemble["test_balanced_accuracy"].iloc[0])  # fmt: skip
 
 
 def test_the_report_is_one_self_contained_page(finished_search, tmp_path):
