@@ -132,6 +132,7 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     prepared = prepare_search(settings, check_search(settings))
     print(format_plan(settings, prepared, measure=False))
+    print(viewer_commands(settings.experiment, settings.mlflow))
     from search.tuning.runner import run_search
 
     if run_search(settings, prepared, quiet=args.quiet).interrupted:
@@ -157,7 +158,6 @@ def run_demo(args: argparse.Namespace) -> int:
         f"retrained, tested and exported in {finals_folder}.\n"
         f"Report (open it in a browser): {report}"
     )
-    print(viewer_commands(settings.experiment, settings.mlflow))
     return 0
 
 

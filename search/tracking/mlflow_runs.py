@@ -81,10 +81,12 @@ def tracking_uri(where: str) -> str:
 
 def check_mlflow(where: str) -> str:
     """The tracking URI for `--mlflow WHERE`, checked before any compute: MLflow is
-    installed, and a local store's folder can be made.
+    installed, the URI holds no password, and a local store opens (made when new). A
+    server is not asked: one that does not answer is a warning once the search runs.
 
     Raises:
-        SettingsError: MLflow is missing, or the store's folder cannot be made.
+        SettingsError: MLflow is missing, the URI holds a password, or a local store
+            cannot be made or opened.
     """
     try:
         import mlflow  # noqa: F401
@@ -106,7 +108,23 @@ def check_mlflow(where: str) -> str:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SettingsError(f"--mlflow {where}: cannot make {folder} ({exc})") from exc
+        _open_store(where, uri)
     return uri
+
+
+def _open_store(where: str, uri: str) -> None:
+    """Open a local store now, making its tables when new: before the search, not in
+    its first moments, where a driver killed meanwhile would leave them half made."""
+    from mlflow.tracking import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its store set-up chatter
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:
+        raise SettingsError(
+            f"--mlflow {where}: the store {uri} cannot be opened ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
 
 
 class MlflowRuns:
@@ -255,8 +273,7 @@ class MlflowTracker(Tracker):
         self._later(self._log_epochs, trial_id, config, [report])
 
     def trial_ended(self, trial_id: str, config: dict[str, Any], rows: TrialRows) -> None:
-        self._later(self._log_epochs, trial_id, config, rows.epochs)
-        self._later(self._end_trial, trial_id, rows.trial)
+        self._later(self._end, trial_id, config, rows)
 
     def search_ended(self, status: str) -> None:
         self._later(self._end_search, status)
@@ -341,6 +358,21 @@ class MlflowTracker(Tracker):
                 tags={LOGGED_TAG: epoch, "polarmap.stage": report.get("stage")},
             )  # fmt: skip
             self._logged[trial_id] = epoch
+
+    def _end(self, trial_id: str, config: dict[str, Any], rows: TrialRows) -> None:
+        """Every epoch the run lacks, then its end; nothing for a run that holds them
+        and this end already (a resumed search tells every ended trial again)."""
+        found = self._store().runs.get(f"trial:{trial_id}")
+        last = max((int(r.get("epoch") or 0) for r in rows.epochs), default=0)
+        if (
+            found is not None
+            and found.info.status != "RUNNING"
+            and found.data.tags.get("polarmap.status") == str(rows.trial.get("status"))
+            and int(found.data.tags.get(LOGGED_TAG) or 0) >= last
+        ):
+            return
+        self._log_epochs(trial_id, config, rows.epochs)
+        self._end_trial(trial_id, rows.trial)
 
     def _end_trial(self, trial_id: str, trial: dict[str, Any]) -> None:
         runs, status = self._store(), str(trial.get("status"))

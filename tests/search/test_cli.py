@@ -19,6 +19,7 @@ from results.store import ResultStore
 from search.cli import build_parser, main
 from search.reporting.trust import CHECK_SENTENCES
 from tests.conftest import read_rows, write_example_dataset
+from tests.search.tracking.test_optuna_journal import dashboard_studies, serve_dashboard
 
 POLARMAP = Path(sys.executable).parent / "polarmap"
 
@@ -139,6 +140,7 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
     pair and folds than `make demo`)."""
     cache = tmp_path / "cache"
     args = ["demo", "--out", str(tmp_path / "run"), "--cache", str(cache), "--quiet"]
+    args += ["--mlflow", str(tmp_path / "mlflow")]
     assert main([*args, "--patients", "120", "--samples", "2", "--folds", "2"]) == 0
     record = json.loads((tmp_path / "run" / "split.json").read_text())
     assert len(record["patients"]["test"]) == 1 + 5 + 18  # 20 % of 5, 25 and 90
@@ -193,6 +195,27 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
                  "--out", str(tmp_path / "sets.csv"), "--cache", str(cache)]) == 0  # fmt: skip
     written = pd.read_csv(tmp_path / "sets.csv", keep_default_na=False)
     assert written["prediction_set"].str.fullmatch(r"[A-Za-z+]*").all() and len(written) == 120
+    # issue 32: the demo search in optuna-dashboard (over HTTP), TensorBoard and MLflow
+    assert f"tensorboard --logdir {runs[0]}" in out
+    with serve_dashboard(runs[0] / "optuna.journal") as url:
+        studies = {study["study_name"]: study for study in dashboard_studies(url)}
+    assert sorted(studies) == ["efficientnet_lite0/dual", "efficientnet_lite0/stress"]
+    assert all(len(study["trials"]) == 2 for study in studies.values())
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    curves = EventMultiplexer()
+    curves.AddRunsFromDirectory(str(runs[0]))
+    curves.Reload()
+    assert len(curves.Runs()) == 4  # one per trial, nothing of Ray's own
+    for run in curves.Runs():
+        assert run.startswith("tensorboard/efficientnet_lite0-")
+        assert curves.Scalars(run, "warmup/val_roc_auc_sd")  # the folds' SD, each epoch
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    tracked = client.search_runs([client.get_experiment_by_name("polarmap-search").experiment_id])
+    keys = sorted(r.data.tags["polarmap.key"].split(":")[0] for r in tracked)
+    assert keys == ["final"] * 4 + ["pair"] * 2 + ["search"] + ["trial"] * 4  # 2 winners, 1 seed
 
 
 def test_synth_command_writes_a_checked_data_set(tmp_path, capsys):

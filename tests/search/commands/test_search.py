@@ -178,7 +178,7 @@ def test_a_killed_search_moved_elsewhere_resumes_there_every_trial_exactly_once(
     command = [
         sys.executable, "-m", "search", "search", "run", "--data", data, *SMALL,
         "--modes", "stress", "--samples", "6", "--warmup-epochs", "3", "--finetune-epochs",
-        "6", "--storage", "runs", "--name", name,
+        "6", "--storage", "runs", "--name", name, "--mlflow", str(tmp_path / "mlflow"),
     ]  # fmt: skip
     driver = subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -234,6 +234,35 @@ def test_a_killed_search_moved_elsewhere_resumes_there_every_trial_exactly_once(
         max(experiment.glob("experiment_state-*.json")).read_text()
     )  # fmt: skip
     assert state  # Ray's own record of the experiment survived the kill
+    # MLflow (the store the search started with): the same runs went on, each epoch once
+    runs = mlflow_runs(tmp_path / "mlflow" / "mlflow.db", name)
+    assert sorted(runs) == sorted(
+        ["search", "pair:test_resnet/stress", *(f"trial:{t}" for t in recorded.index)]
+    )
+    assert {run.info.status for run in runs.values()} == {"FINISHED"}
+    for trial_id, epochs in recorded_epochs.items():
+        logged = mlflow_steps(tmp_path / "mlflow" / "mlflow.db", runs[f"trial:{trial_id}"])
+        assert logged == epochs, (trial_id, logged, epochs)  # no gap, no twin
+
+
+def mlflow_runs(store: Path, search: str) -> dict:
+    """A search's MLflow runs by key; fails on a key held by two runs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("polarmap-search").experiment_id
+    found = client.search_runs([experiment], f"tags.`polarmap.search` = '{search}'")
+    keys = [run.data.tags["polarmap.key"] for run in found]
+    assert len(keys) == len(set(keys)), keys
+    return dict(zip(keys, found, strict=True))
+
+
+def mlflow_steps(store: Path, run) -> list[int]:
+    """The epochs a trial's run holds its training loss at, in order, repeats kept."""
+    from mlflow.tracking import MlflowClient
+
+    history = MlflowClient(f"sqlite:///{store}").get_metric_history(run.info.run_id, "train_loss")
+    return sorted(m.step for m in history)
 
 
 @pytest.mark.slow

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -251,7 +250,7 @@ def _dashboard_command() -> str:
     beside = Path(sys.executable).parent / "optuna-dashboard"
     found = str(beside) if beside.exists() else shutil.which("optuna-dashboard")
     if found is None:
-        pytest.skip("optuna-dashboard is not installed (the `tracking` extra)")
+        raise AssertionError("optuna-dashboard is not installed: `make setup` installs it")
     return found
 
 

@@ -213,6 +213,30 @@ def test_object_storage_holds_whole_event_files(s3_storage: str, tmp_path: Path)
     assert shown["finetune/val_roc_auc"][4] == pytest.approx(report(4)["val_roc_auc"])
 
 
+def test_tensorboard_reads_the_curves_from_s3_itself(s3_storage: str, monkeypatch):
+    """`tensorboard --logdir s3://...` as docs/tracking.md says: its own S3 reader, the
+    endpoint in $S3_ENDPOINT."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    base, _, query = s3_storage.partition("?")
+    tracker = TensorBoardTracker(f"{base}/search-1?{query}")
+    tracker.trial_ended("t1", RESNET, rows(range(1, 4)))
+    tracker.close()
+    endpoint = dict(part.split("=") for part in query.split("&"))["endpoint_override"]
+    monkeypatch.setenv("S3_ENDPOINT", f"http://{endpoint}")
+    from tensorboard.compat.tensorflow_stub.io import gfile
+
+    # TensorBoard reads $S3_ENDPOINT as it starts; this process started it already
+    monkeypatch.setattr(gfile.get_filesystem("s3://runs"), "_s3_endpoint", f"http://{endpoint}")
+    shown = EventMultiplexer()
+    shown.AddRunsFromDirectory(f"{base}/search-1")
+    shown.Reload()
+    assert list(shown.Runs()) == ["tensorboard/resnet18-finetune/t1"]
+    curve = shown.Scalars("tensorboard/resnet18-finetune/t1", "finetune/val_roc_auc")
+    assert [e.step for e in curve] == [3]
+    assert curve[0].value == pytest.approx(report(3)["val_roc_auc"])
+
+
 def download(experiment: str, target: Path) -> Path:
     """The experiment's objects, copied into `target` as files."""
     import pyarrow.fs as pafs
