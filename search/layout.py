@@ -6,6 +6,8 @@ agree on them and a reader can find every output from one page:
     STORAGE/                 --storage: a folder, or a URI such as s3://bucket/runs
       NAME/                  one search: Ray's experiment folder and its record file
         polarmap-search.json the settings, space and searches row it started with
+        tensorboard/         every trial's curves, for `tensorboard --logdir STORAGE/NAME`
+        optuna.journal       each pair's Optuna study, for `optuna-dashboard`
       results/               the Parquet result tables of every search in STORAGE
       finals/NAME/           the finalized models and report of search NAME
 

@@ -38,10 +38,25 @@ def test_the_trainables_load_without_ray():
 
 
 @pytest.mark.parametrize(
-    "statement", ["import spaces", "import search.data", "import search.tuning"]
+    "statement",
+    [
+        "import spaces",
+        "import search.data",
+        "import search.tuning",
+        "import search.tracking.tensorboard, search.tracking.optuna_journal",
+    ],
 )
 def test_the_ray_free_layers_stay_ray_free(statement):
     assert "ray" not in imported_after(statement)
+
+
+def test_mlflow_is_imported_only_when_a_command_asks_for_it():
+    loaded = imported_after(
+        "import search.cli, search.tuning.runner, search.tuning.trackers, "
+        "search.tracking.mlflow_runs, search.finalize.pipeline, search.finalize.tracking"
+    )
+    assert "ray" in loaded and "search" in loaded  # the whole search, loaded
+    assert "mlflow" not in loaded
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess:

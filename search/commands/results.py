@@ -1,12 +1,13 @@
-"""`polarmap results ingest|leaderboard|curves|summary`: the result tables rebuilt from a
-search's folder, and what analysts read from them first, as text tables and PNG plots."""
+"""`polarmap results ingest|leaderboard|curves|summary|mlflow`: the result tables rebuilt
+from a search's folder, what analysts read from them first, as text tables and PNG plots,
+and searches of the tables shown in MLflow afterwards."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from search.commands.options import UsageError, positive_int
+from search.commands.options import UsageError, mlflow_uri, positive_int
 
 __all__ = ["register", "show_results"]
 
@@ -36,6 +37,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     summary.add_argument("results", help="tables root, e.g. polarmap-runs/results")
     summary.add_argument("--search", default=None, help="one search only")
     summary.set_defaults(func=run_summary, parser=summary)
+    mlflow = actions.add_parser(
+        "mlflow",
+        help="show searches of the tables in MLflow afterwards (docs/tracking.md)",
+        description="Write searches already in the result tables to MLflow, as a search "
+        "run with --mlflow writes them live: a search started without it, one whose "
+        "tracking server was down, or last month's, to compare. Runs already there are "
+        "gone on with; nothing is written twice.",
+    )
+    mlflow.add_argument("results", help="tables root, e.g. polarmap-runs/results or s3://...")
+    mlflow.add_argument("--mlflow", required=True, metavar="URI", help="the MLflow store")
+    mlflow.add_argument("--search", default=None, help="one search only (default: every one)")
+    mlflow.set_defaults(func=run_mlflow, parser=mlflow)
 
 
 def _reader(actions, name: str, help: str) -> argparse.ArgumentParser:
@@ -48,6 +61,21 @@ def _reader(actions, name: str, help: str) -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--no-plot", action="store_true", help="print the tables only")
     return parser
+
+
+def run_mlflow(args: argparse.Namespace) -> int:
+    from results import load_table
+    from search.tracking.backfill import show_in_mlflow
+
+    uri = mlflow_uri(args.mlflow)
+    searches = load_table(args.results, "searches")
+    names = [args.search] if args.search else sorted(set(searches.get("search", [])))
+    if not names:
+        raise UsageError(_nothing(args))
+    for name in names:
+        count = show_in_mlflow(uri, args.results, name)
+        print(f"search {name}: {count} trials in MLflow at {uri}")
+    return 0
 
 
 def run_ingest(args: argparse.Namespace) -> int:

@@ -52,7 +52,8 @@ def _log_finals(uri, search, search_row, finals, finals_rows, ensemble, out: Pat
     from search.tracking.mlflow_runs import MlflowRuns
 
     runs = MlflowRuns(uri, search)
-    search_run = runs.search_run(search_row)
+    new = "search" not in runs.runs  # a search not shown in MLflow as it ran
+    search_run = runs.search_run(search_row, reopen=False)
     for name in REPORT_ARTIFACTS:
         if (out / name).is_file():
             runs.client.log_artifact(search_run, str(out / name), "finals")
@@ -61,7 +62,7 @@ def _log_finals(uri, search, search_row, finals, finals_rows, ensemble, out: Pat
         winner = f"final:{trial['trial_id']}"
         runs.run_id(
             winner, f"final {trial['backbone']}/{trial['mode']} {trial['trial_id']}",
-            parent="search", params=json.loads(trial.get("config") or "{}"),
+            parent="search", params=json.loads(trial.get("config") or "{}"), reopen=False,
             tags={"polarmap.trial_id": trial["trial_id"], "polarmap.kind": "winner"},
         )  # fmt: skip
         seed_run = runs.run_id(
@@ -80,6 +81,8 @@ def _log_finals(uri, search, search_row, finals, finals_rows, ensemble, out: Pat
         runs.end(f"final:{trial_id}", "FINISHED")
     if ensemble is not None:
         _log_ensemble(runs, ensemble)
+    if new:
+        runs.end("search", "FINISHED")  # finalize finalizes finished searches only
 
 
 def _log_ensemble(runs, ensemble: EnsembleFinal) -> None:

@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -173,20 +174,25 @@ class MlflowRuns:
         parent: str | None = None,
         params: dict[str, Any] | None = None,
         tags: dict[str, str] | None = None,
+        reopen: bool = True,
+        started: datetime | None = None,
     ) -> str:
         """The run of `key`, made (named `name`, under the run of `parent`, with
-        `params` and `tags`) when the store has none; a finished run found again is
-        marked running."""
+        `params` and `tags`, started at `started` or now) when the store has none; a
+        finished run found again is marked running when `reopen` (a resumed search)."""
         run = self.runs.get(key)
         if run is not None:
-            if run.info.status != "RUNNING" and not key.startswith("final:"):
+            if reopen and run.info.status != "RUNNING":
                 self.client.update_run(run.info.run_id, status="RUNNING")
                 self.runs[key] = self.client.get_run(run.info.run_id)
             return run.info.run_id
         all_tags = {SEARCH_TAG: self.search, KEY_TAG: key, **(tags or {})}
         if parent is not None:
             all_tags[PARENT_TAG] = self.runs[parent].info.run_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        start = int(started.timestamp() * 1000) if started else None
+        run = self.client.create_run(
+            self.experiment_id, start_time=start, run_name=name, tags=all_tags
+        )
         if params:
             self.log(run.info.run_id, params=params)
         self.runs[key] = self.client.get_run(run.info.run_id)
@@ -221,20 +227,26 @@ class MlflowRuns:
         if run is not None:
             self.client.set_terminated(run.info.run_id, status=status)
 
-    def search_run(self, search_row: dict[str, Any] | None) -> str:
+    def search_run(self, search_row: dict[str, Any] | None, reopen: bool = True) -> str:
+        """The search's run (made with its settings, from its searches row, when new;
+        started when the search started)."""
         row = search_row or {}
+        started = row.get("started")
         return self.run_id(
             "search",
             self.search,
             params={k: row.get(k) for k in SEARCH_PARAMS},
             tags={f"polarmap.{k}": row.get(k) for k in SEARCH_TAGS},
+            reopen=reopen,
+            started=started if isinstance(started, datetime) else None,
         )
 
 
 class MlflowTracker(Tracker):
     """Shows a running search in MLflow (see the module's docstring). `search_row` is its
     row of the searches table (its settings, as params of the search run); `places` says
-    where its experiment folder and tables are (tags of the search run)."""
+    where its experiment folder and tables are (tags of the search run). Without
+    `background`, each call writes at once and raises what MLflow raises."""
 
     name = "MLflow"
 
@@ -244,10 +256,11 @@ class MlflowTracker(Tracker):
         search_row: dict[str, Any],
         places: dict[str, str] | None = None,
         experiment: str | None = None,
+        background: bool = True,
     ):
-        self.uri, self.experiment = uri, experiment
+        self.uri, self.experiment, self.background = uri, experiment, background
         self.search = search_row["search"]
-        kept = (*SEARCH_PARAMS, *SEARCH_TAGS)
+        kept = (*SEARCH_PARAMS, *SEARCH_TAGS, "started")
         self.search_row = {k: v for k, v in search_row.items() if k in kept}
         self.places = dict(places or {})
         self._reset()
@@ -260,7 +273,7 @@ class MlflowTracker(Tracker):
         self._failed = False
 
     def __getstate__(self) -> dict[str, Any]:  # pickled with the recorder: settings only
-        kept = ("uri", "experiment", "search", "search_row", "places")
+        kept = ("uri", "experiment", "search", "search_row", "places", "background")
         return {k: self.__dict__[k] for k in kept}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -294,6 +307,9 @@ class MlflowTracker(Tracker):
         self._thread = self._queue = None
 
     def _later(self, do: Callable[..., None], *args: Any) -> None:
+        if not self.background:  # `show_in_mlflow`: at once, its errors the caller's
+            do(*args)
+            return
         if self._failed:
             return
         if self._thread is None:

@@ -140,6 +140,7 @@ class StudyJournal(Tracker):
         """Open the journal on first use in this process and learn which trials it holds."""
         if self._storage is not None:
             return
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # as the searcher: no chatter
         self._local = self._local_file()
         self._storage = JournalStorage(JournalFileBackend(self._local))
         self._written = _written_trials(self._storage)

@@ -177,6 +177,7 @@ def test_the_command_writes_the_finals_tables(finished_search, tmp_path, capsys)
     found = client.search_runs([experiment], "tags.`polarmap.search` = 'my-search'")
     assert max(Counter(r.data.tags["polarmap.key"] for r in found).values()) == 1
     runs = {r.data.tags["polarmap.key"]: r for r in found}
+    assert runs["search"].info.status == "FINISHED"  # finalize leaves it as it found it
     for row in finals.to_dict("records"):
         winner, seed = (
             runs[f"final:{row['trial_id']}"],
