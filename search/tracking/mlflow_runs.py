@@ -283,7 +283,7 @@ class MlflowTracker(Tracker):
     # -- what the recorder tells it; done in the writer's thread, in order
 
     def trial_epoch(self, trial_id: str, config: dict[str, Any], report: dict[str, Any]) -> None:
-        self._later(self._log_epochs, trial_id, config, [report])
+        self._later(self._log_epochs, trial_id, config, [dict(report)])
 
     def trial_ended(self, trial_id: str, config: dict[str, Any], rows: TrialRows) -> None:
         self._later(self._end, trial_id, config, rows)
@@ -314,13 +314,15 @@ class MlflowTracker(Tracker):
             return
         if self._thread is None:
             self._queue = queue.Queue()
-            self._thread = threading.Thread(target=self._write, name="mlflow-writer", daemon=True)
+            self._thread = threading.Thread(
+                target=self._write, args=(self._queue,), name="mlflow-writer", daemon=True
+            )
             self._thread.start()
         self._queue.put((do, args))
 
-    def _write(self) -> None:
+    def _write(self, tasks: queue.Queue) -> None:
         while True:
-            item = self._queue.get()
+            item = tasks.get()
             if item is None:
                 return
             if self._failed:

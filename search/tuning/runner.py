@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import ray
 from ray import tune
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from results.records import SearchStatus
@@ -63,10 +63,6 @@ RAY_DEFAULTS = {  # how this project runs Ray Tune
     # Ray's own experiment box and TensorBoard hint, printed whatever `verbose` says by
     # its newer output engine; the progress view is the search's own
     "RAY_AIR_NEW_OUTPUT": "0",
-    # Ray's own loggers are named in the callbacks instead (`_ray_loggers`): its CSV and
-    # JSON ones, not its TensorBoard one, whose files of every raw report would sit beside
-    # the search's own curves (`search.tracking.tensorboard`)
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
 }
 
 log = logging.getLogger(__name__)
@@ -164,8 +160,26 @@ def _tune(settings, prepared, resume, quiet, trainable) -> SearchRun:
 
 def _ray_loggers() -> list:
     """Ray's loggers the search keeps: result.json per trial (which the result recorder
-    and `results ingest` read) and progress.csv."""
-    return [CSVLoggerCallback(), JsonLoggerCallback()]
+    and `results ingest` read) and progress.csv; not its TensorBoard one."""
+    return [CSVLoggerCallback(), JsonLoggerCallback(), _NoRawTensorBoardFiles()]
+
+
+class _NoRawTensorBoardFiles(TBXLoggerCallback):
+    """In place of Ray's TensorBoard logger, which Ray adds when no callback is one:
+    its files of every raw report (per fold, per class) would sit beside the search's own
+    curves (`search.tracking.tensorboard`) and say the same less clearly. Writes nothing."""
+
+    def __init__(self):  # needs no tensorboardX writer
+        self._trial_writer, self._trial_result = {}, {}
+
+    def log_trial_start(self, trial) -> None:
+        pass
+
+    def log_trial_result(self, iteration: int, trial, result) -> None:
+        pass
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        pass
 
 
 def _end_trackers(trackers, status: SearchStatus) -> None:

@@ -214,8 +214,14 @@ def test_demo_runs_the_main_job(tmp_path, capsys):
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
     tracked = client.search_runs([client.get_experiment_by_name("polarmap-search").experiment_id])
-    keys = sorted(r.data.tags["polarmap.key"].split(":")[0] for r in tracked)
-    assert keys == ["final"] * 4 + ["pair"] * 2 + ["search"] + ["trial"] * 4  # 2 winners, 1 seed
+    keys = sorted(r.data.tags["polarmap.key"] for r in tracked)
+    ensemble = ["final:ensemble"] if len(load_table(results, "ensembles")) else []
+    winners = sorted(set(conformal["trial_id"]))
+    assert keys == sorted(
+        [*ensemble, *(f"final:{t}" for t in winners), *(f"final:{t}:seed-0" for t in winners),
+         "pair:efficientnet_lite0/dual", "pair:efficientnet_lite0/stress", "search",
+         *(f"trial:{t}" for t in trials["trial_id"].to_pylist())]
+    )  # fmt: skip
 
 
 def test_synth_command_writes_a_checked_data_set(tmp_path, capsys):

@@ -73,6 +73,7 @@ def test_tensorboard_reads_every_trials_curves(finished_search, tracked):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     _, _, trials, epochs = tracked
+    assert not list(finished_search.experiment.glob("*/events.out.tfevents*"))  # none of Ray's
     for trial_id, rows in epochs.groupby("trial_id"):
         row = trials.loc[trial_id]
         folder = finished_search.experiment / "tensorboard" / f"{row['backbone']}-{row['mode']}"
