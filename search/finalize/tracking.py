@@ -57,7 +57,8 @@ def _log_finals(uri, search, search_row, finals, finals_rows, ensemble, out: Pat
     for name in REPORT_ARTIFACTS:
         if (out / name).is_file():
             runs.client.log_artifact(search_run, str(out / name), "finals")
-    for final, row in zip(finals, finals_rows, strict=True):
+    figures = [_figures(row) for row in finals_rows]
+    for final, seed_figures in zip(finals, figures, strict=True):
         trial = final.trial
         winner = f"final:{trial['trial_id']}"
         runs.run_id(
@@ -69,12 +70,10 @@ def _log_finals(uri, search, search_row, finals, finals_rows, ensemble, out: Pat
             f"{winner}:seed-{final.seed}", f"seed {final.seed}", parent=winner,
             params={"seed": final.seed}, tags={"polarmap.model_dir": str(final.folder)},
         )  # fmt: skip
-        runs.log(seed_run, metrics=_figures(row))
-        for name in MODEL_ARTIFACTS:
-            if (final.folder / name).is_file():
-                runs.client.log_artifact(seed_run, str(final.folder / name), "model")
+        runs.log(seed_run, metrics=seed_figures)
+        _log_model_files(runs, seed_run, final.folder, "model")
         runs.end(f"{winner}:seed-{final.seed}", "FINISHED")
-    for trial_id, seeds in _by_winner(finals, finals_rows).items():
+    for trial_id, seeds in _by_winner(finals, figures).items():
         # the winner's figures averaged over its seeds (their intervals are the seeds' runs')
         means = {k: sum(s[k] for s in seeds) / len(seeds) for k in _common(seeds)}
         runs.log(runs.runs[f"final:{trial_id}"].info.run_id, metrics={**means, "seeds": len(seeds)})
@@ -97,20 +96,25 @@ def _log_ensemble(runs, ensemble: EnsembleFinal) -> None:
         params={"members": ",".join(weights), "weights": json.dumps(weights)},
         tags={"polarmap.kind": "ensemble", "polarmap.model_dir": str(ensemble.folder)},
     )  # fmt: skip
-    runs.log(run, metrics={**_finite(metrics), "test_patients": float(f.count)})
+    runs.log(run, metrics={**metrics, "test_patients": f.count})
     for trial_id, folder in ensemble.member_folders.items():
-        for name in MODEL_ARTIFACTS:
-            if (Path(folder) / name).is_file():
-                runs.client.log_artifact(run, str(Path(folder) / name), f"members/{trial_id}")
+        _log_model_files(runs, run, Path(folder), f"members/{trial_id}")
     runs.end("final:ensemble", "FINISHED")
 
 
-def _by_winner(finals, finals_rows) -> dict[str, list[dict[str, float]]]:
-    """Each winner's seeds' test figures (not their intervals)."""
+def _log_model_files(runs, run_id: str, folder: Path, under: str) -> None:
+    """A model folder's `MODEL_ARTIFACTS`, as artifacts of the run under `under`."""
+    for name in MODEL_ARTIFACTS:
+        if (folder / name).is_file():
+            runs.client.log_artifact(run_id, str(folder / name), under)
+
+
+def _by_winner(finals, figures) -> dict[str, list[dict[str, float]]]:
+    """Each winner's seeds' test figures (not their intervals), from each model's
+    figures (`_figures`), in the order of `finals`."""
     seeds: dict[str, list[dict[str, float]]] = {}
-    for final, row in zip(finals, finals_rows, strict=True):
-        figures = _figures(row)
-        tests = {k: v for k, v in figures.items() if k.startswith("test_") and not _bound(k)}
+    for final, model in zip(finals, figures, strict=True):
+        tests = {k: v for k, v in model.items() if k.startswith("test_") and not _bound(k)}
         seeds.setdefault(final.trial["trial_id"], []).append(tests)
     return seeds
 
@@ -125,15 +129,10 @@ def _common(seeds: list[dict[str, float]]) -> set[str]:
 
 def _figures(row: dict[str, Any]) -> dict[str, float]:
     """A finals row's figures: test and cross-validated metrics with their intervals,
-    ECE, threshold, patient counts."""
-    return _finite(
-        {
-            k: v
-            for k, v in row.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and k != "seed"
-        }
-    )
-
-
-def _finite(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+    ECE, threshold, patient counts (finite numbers; the seed is a param)."""
+    return {
+        k: float(v)
+        for k, v in row.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and k != "seed"
+        and math.isfinite(v)
+    }  # fmt: skip

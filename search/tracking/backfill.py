@@ -16,7 +16,7 @@ from results.records import SearchStatus
 from results.rows import TrialRows
 from search.errors import SearchStateError
 
-__all__ = ["show_in_mlflow"]
+__all__ = ["recorded_trials", "show_in_mlflow"]
 
 
 def show_in_mlflow(uri: str, results: str | os.PathLike[str], search: str) -> int:
@@ -33,21 +33,29 @@ def show_in_mlflow(uri: str, results: str | os.PathLike[str], search: str) -> in
         raise SearchStateError(f"{results}: the result tables hold no search {search!r}")
     search_row = _plain(searches.to_dict("records")[-1])
     tracker = MlflowTracker(uri, search_row, {"results": str(results)}, background=False)
-    trials = load_table(results, "trials", search).to_dict("records")
-    epochs = load_table(results, "epochs", search)
-    by_trial = {trial_id: rows for trial_id, rows in epochs.groupby("trial_id")}
-    for trial in trials:
-        rows = by_trial.get(trial["trial_id"])
-        ended = (
-            []
-            if rows is None
-            else [_plain(r) for r in rows.sort_values("epoch").to_dict("records")]
-        )
-        config = json.loads(trial["config"]) if trial.get("config") else {}
-        tracker.trial_ended(trial["trial_id"], config, TrialRows(_plain(trial), ended, []))
+    trials = recorded_trials(results, search)
+    for trial_id, (config, rows) in trials.items():
+        tracker.trial_ended(trial_id, config, rows)
     if search_row.get("status") != SearchStatus.RUNNING:
         tracker.search_ended(str(search_row.get("status")))
     return len(trials)
+
+
+def recorded_trials(
+    results: str | os.PathLike[str], search: str
+) -> dict[str, tuple[dict[str, Any], TrialRows]]:
+    """Each trial of `search` in the tables at `results`: its flat config and its rows
+    (its trials row, its epochs rows in order), as a tracker is told them when it ends."""
+    epochs = load_table(results, "epochs", search)
+    by_trial = dict(tuple(epochs.groupby("trial_id"))) if not epochs.empty else {}
+    recorded = {}
+    for trial in load_table(results, "trials", search).to_dict("records"):
+        rows = by_trial.get(trial["trial_id"])
+        ordered = [] if rows is None else rows.sort_values("epoch").to_dict("records")
+        config = json.loads(trial["config"]) if trial.get("config") else {}
+        rows = TrialRows(_plain(trial), [_plain(r) for r in ordered], [])
+        recorded[trial["trial_id"]] = (config, rows)
+    return recorded
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ MLflow is imported only when a search asks for it (`--mlflow`)."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -211,13 +212,15 @@ class MlflowRuns:
         params: dict[str, Any] | None = None,
         tags: dict[str, Any] | None = None,
     ) -> None:
-        """One batch: written together, or (the server refusing it) not at all."""
+        """One batch: written together, or (the server refusing it) not at all. Metrics
+        that are missing or not finite are left out; so are params and tags that are None."""
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
+        figures = {k: float(v) for k, v in (metrics or {}).items() if _finite(v)}
         self.client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
+            metrics=[Metric(k, v, now, step) for k, v in figures.items()],
             params=[Param(k, _text(v)) for k, v in (params or {}).items() if v is not None],
             tags=[RunTag(k, _text(v)) for k, v in (tags or {}).items() if v is not None],
         )
@@ -395,12 +398,10 @@ class MlflowTracker(Tracker):
     def _end_trial(self, trial_id: str, trial: dict[str, Any]) -> None:
         runs, status = self._store(), str(trial.get("status"))
         key = f"trial:{trial_id}"
-        summary = {  # what it kept; best_selection is an epoch's figure, logged per epoch
-            k: v
-            for k, v in trial.items()
-            if k.startswith("best_") and k != "best_selection" and isinstance(v, int | float)
-            and v == v
-        }  # fmt: skip
+        # what it kept; best_selection is an epoch's figure, logged per epoch
+        summary = {
+            k: v for k, v in trial.items() if k.startswith("best_") and k != "best_selection"
+        }
         runs.log(
             runs.runs[key].info.run_id,
             metrics=summary,
@@ -436,6 +437,11 @@ def _flat_params(config: dict[str, Any]) -> dict[str, Any]:
 def _text(value: Any) -> str:
     """A param's or tag's value as MLflow keeps it (params hold up to 6000 characters)."""
     return str(value)[:6000]
+
+
+def _finite(value: Any) -> bool:
+    """A number MLflow should keep as a metric: not missing, not a flag, finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _quoted(text: str) -> str:

@@ -49,11 +49,9 @@ from search.tracking.viewers import JOURNAL_FILE
 from spaces import Ranges, suggest_config
 from trainables.config import PAIR_KEY
 
-__all__ = ["JOURNAL_NAME", "StudyJournal", "journal_path"]
+__all__ = ["StudyJournal", "journal_path"]
 
 log = logging.getLogger(__name__)
-
-JOURNAL_NAME = JOURNAL_FILE
 
 # the state of the journal's trial for each status the trials table gives; an interrupted
 # trial is not written (a resume goes on with it)
@@ -69,8 +67,8 @@ def journal_path(experiment: str | os.PathLike[str]) -> str:
     s3://bucket/runs/name?endpoint_override=...) is: an absolute path, or a URI."""
     experiment = str(experiment)
     if "://" in experiment:
-        return join_location(experiment, JOURNAL_NAME)
-    return os.path.join(os.path.abspath(os.path.expanduser(experiment)), JOURNAL_NAME)
+        return join_location(experiment, JOURNAL_FILE)
+    return os.path.join(os.path.abspath(os.path.expanduser(experiment)), JOURNAL_FILE)
 
 
 class StudyJournal(Tracker):
@@ -156,7 +154,7 @@ class StudyJournal(Tracker):
             return path
         self._remote = (fs, path)
         self._temporary = tempfile.TemporaryDirectory(prefix="polarmap-optuna-journal-")
-        local = Path(self._temporary.name) / JOURNAL_NAME
+        local = Path(self._temporary.name) / JOURNAL_FILE
         stored = fs.get_file_info(path).type == pafs.FileType.File
         local.write_bytes(read_file(fs, path) if stored else b"")
         return str(local)

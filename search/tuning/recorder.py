@@ -26,6 +26,7 @@ from results.rows import trial_rows
 from results.store import ResultStore
 from search.layout import StorageLayout
 from search.tracking import Trackers
+from search.tracking.backfill import recorded_trials
 from search.tuning.ray_folders import TrialFolder, checkpoint_records, error_message, with_log
 from search.tuning.storage_errors import StorageWatch
 from trainables.report_log import report_lines
@@ -71,9 +72,8 @@ class ResultsRecorder(Callback):
         self.watch.note_failed_trial(trial.trial_id, _last_failure(trial.error_file))
         self._write(trial, error_message(trial.error_file))
 
-    def _write(self, trial: Trial, error: str | None, tables: bool = True) -> None:
-        """Write the trial's rows into the tables (unless not `tables`: they hold them
-        already) and tell the trackers."""
+    def _write(self, trial: Trial, error: str | None) -> None:
+        """Write the trial's rows into the tables and tell the trackers."""
         try:
             # every report up to the last checkpoint (its log), then those Ray wrote down,
             # then this run's: later copies of an epoch win, so Ray's own fields are kept
@@ -88,8 +88,7 @@ class ResultsRecorder(Callback):
             self._could_not_write(trial, exc)
             return
         try:
-            if tables:
-                self.store.write_trial(rows)
+            self.store.write_trial(rows)
         except Exception as exc:
             self._could_not_write(trial, exc)
         self.trackers.trial_ended(trial.trial_id, trial.config, rows)
@@ -121,11 +120,15 @@ class ResultsRecorder(Callback):
             recorded = set(self.store.table("trials", search=self.search)["trial_id"].to_pylist())
         except Exception:  # tables unreadable: the search's end says how to rebuild them
             return
+        try:  # the trackers are told the others' rows as the tables hold them
+            told = recorded_trials(self.results_root, self.search) if self.trackers else {}
+        except Exception:  # as unreadable as above: the trackers miss their ends
+            told = {}
         for trial in ended:
-            if trial.trial_id in recorded and not self.trackers:
-                continue
-            error = _saved_error(trial) if trial.status == Trial.ERROR else None
-            self._write(trial, error, tables=trial.trial_id not in recorded)
+            if trial.trial_id not in recorded:
+                self._write(trial, _saved_error(trial) if trial.status == Trial.ERROR else None)
+            elif trial.trial_id in told:
+                self.trackers.trial_ended(trial.trial_id, *told[trial.trial_id])
 
 
 def _reported(trial_folder: str | None) -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ from optuna.trial import TrialState
 
 from results.rows import TrialRows, trial_rows
 from search.files import open_location, read_file
-from search.tracking.optuna_journal import JOURNAL_NAME, StudyJournal, journal_path
+from search.tracking.optuna_journal import StudyJournal, journal_path
+from search.tracking.viewers import JOURNAL_FILE
 from spaces import get_space
 
 SPACE = get_space("tiny")  # width 16|32|64, depth 1..2, dropout 0..0.5, a 1..2, unfreeze 8..
@@ -95,7 +96,7 @@ def test_each_pair_has_its_study_told_as_the_searcher_tells_it(tmp_path):
     end_trials(tracker, TRIALS)
     tracker.close()
 
-    journal = experiment / JOURNAL_NAME
+    journal = experiment / JOURNAL_FILE
     assert journal_path(str(experiment)) == str(journal)
     storage = JournalStorage(JournalFileBackend(str(journal)))
     assert sorted(optuna.get_all_study_names(storage)) == [DUAL, STRESS]
@@ -144,7 +145,7 @@ def test_a_trial_without_a_score_fails_and_an_unheld_value_is_left_out(tmp_path)
     odd = ended("t7", trial_config(STRESS, 48, 1, 0.2, 1.5, 9), [0.3, 0.4, 0.5])  # width 48?
     tracker.trial_ended("t7", *odd)
 
-    trials = by_trial_id(load(tmp_path / JOURNAL_NAME, STRESS))
+    trials = by_trial_id(load(tmp_path / JOURNAL_FILE, STRESS))
     assert trials["t6"].state == TrialState.FAIL
     assert trials["t7"].state == TrialState.COMPLETE
     assert "width" not in trials["t7"].params and trials["t7"].params["depth"] == 1
@@ -162,7 +163,7 @@ def test_a_resumed_search_adds_each_trial_once(tmp_path):
     end_trials(resumed, TRIALS)
     resumed.close()
 
-    journal = tmp_path / JOURNAL_NAME
+    journal = tmp_path / JOURNAL_FILE
     assert trial_ids(journal, STRESS) == ["t1", "t2"]
     assert trial_ids(journal, DUAL) == ["t3", "t5"]
 
@@ -172,7 +173,7 @@ def test_optuna_dashboard_shows_each_pair_s_study(tmp_path):
     end_trials(tracker, TRIALS)
     tracker.close()
 
-    with serve_dashboard(tmp_path / JOURNAL_NAME) as url:
+    with serve_dashboard(tmp_path / JOURNAL_FILE) as url:
         studies = {s["study_name"]: s for s in dashboard_studies(url)}
 
     assert sorted(studies) == [DUAL, STRESS]
